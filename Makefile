@@ -1,0 +1,102 @@
+# vdctl: one binary (build/vdctl) linking the orchestrator library.
+#
+#   make            build vdctl, the example server and the tests
+#   make setup      install packages, start dockerd/libvirtd, build images
+#   make run        the main job: set up, build, apply examples/quickstart.yaml
+#   make test       set up, build, run every test (unit, integration, fuzz)
+#   make check      run the tests without set-up (on a ready machine)
+#   make images     build the example workload's Docker image and VM images
+#   make fuzz       run each fuzz target for FUZZ_SECONDS (default 600)
+
+VERSION := 0.1.0
+CC ?= gcc
+PKGS := libvirt libcurl yaml-0.1 jansson
+
+WARN := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes -Wshadow \
+	-Wpointer-arith -Wcast-qual -Wsign-compare
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN)
+CFLAGS ?=
+override CFLAGS += $(BASE_CFLAGS) -Iinclude -MMD -MP
+B := build
+
+# pkg-config is asked only when building the library, so `make setup` runs
+# on a machine that has none of the -dev packages yet.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+
+LIB_SRC := $(sort $(wildcard orchestrator/*.c))
+CLI_SRC := $(sort $(wildcard cli/*.c))
+SVC_SRC := $(sort $(wildcard examples/svc/*.c))
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+INTEG_SRC := $(sort $(wildcard tests/integration/test_*.c))
+TESTLIB_SRC := $(sort $(wildcard tests/lib/*.c))
+
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(B)/%.o)
+TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(B)/%.o)
+UNIT_BIN := $(UNIT_SRC:%.c=$(B)/%)
+INTEG_BIN := $(INTEG_SRC:%.c=$(B)/%)
+
+LIBORCH := $(B)/liborchestrator.a
+
+.PHONY: all setup run test check images fuzz clean tests
+all: $(B)/vdctl $(B)/svc tests
+
+$(B)/orchestrator/%.o: orchestrator/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+
+$(B)/cli/%.o: cli/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -DVD_VERSION='"$(VERSION)"' -DVD_GIT_REV='"$(GIT_REV)"' -c -o $@ $<
+
+$(B)/tests/lib/%.o: tests/lib/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests/lib -c -o $@ $<
+
+$(LIBORCH): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/vdctl: $(CLI_OBJ) $(LIBORCH)
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(LIBORCH) $(PKG_LIBS) -lm -lpthread
+
+# The example workload: static, so it runs in a FROM-scratch image and in a
+# busybox initramfs.
+$(B)/svc: $(SVC_SRC) $(wildcard examples/svc/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -static -pthread -o $@ $(SVC_SRC)
+
+tests: $(UNIT_BIN) $(INTEG_BIN)
+
+$(B)/tests/%: tests/%.c $(LIBORCH) $(TESTLIB_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests/lib -o $@ $< $(TESTLIB_OBJ) $(LIBORCH) \
+		$(PKG_LIBS) -lcmocka -lm -lpthread
+
+setup:
+	scripts/setup.sh
+	$(MAKE) --no-print-directory images
+
+images: $(B)/svc
+	scripts/images.sh
+
+run: setup
+	$(MAKE) --no-print-directory all
+	scripts/run.sh
+
+test: setup
+	$(MAKE) --no-print-directory all
+	tests/run.sh
+
+check: all
+	tests/run.sh
+
+fuzz: all
+	tests/fuzz/run.sh $${FUZZ_SECONDS:-600}
+
+clean:
+	rm -rf $(B)
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

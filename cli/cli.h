@@ -1,0 +1,96 @@
+/*
+ * vdctl's command table.
+ *
+ * To add a command:
+ *   1. write cli/<name>.c defining
+ *      int cmd_<name>(int argc, char **argv, struct vd_error *err);
+ *      argv[0] is the command's name; `--help` prints its usage on stdout;
+ *   2. declare it below;
+ *   3. add a row to the table in cli/main.c, with its flags;
+ *   4. describe it in man/vdctl.1.
+ * A command returns the exit status (0, or 1 for diff's "changes"), or -1
+ * with err filled; main prints the error once and exits with err->code.
+ */
+#ifndef VD_CLI_H
+#define VD_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vd/apply.h"
+#include "vd/error.h"
+#include "vd/manifest.h"
+
+enum vd_cmd_flags {
+	VD_CMD_MANIFEST = 1 << 0,   /* reads a manifest */
+	VD_CMD_ENGINE = 1 << 1,     /* talks to dockerd or libvirtd */
+	VD_CMD_CONTROLLER = 1 << 2, /* talks to the controller */
+};
+
+struct vd_cmd {
+	const char *name;
+	int (*fn)(int argc, char **argv, struct vd_error *err);
+	unsigned flags;
+	const char *summary;
+};
+
+/* The table, NULL-name terminated (cli/main.c). */
+extern const struct vd_cmd vd_commands[];
+
+/* Fill err with an exit-2 usage error for command CMD; returns -1. */
+int cli_usage_error(struct vd_error *err, const char *cmd, const char *fmt, ...)
+	VD_PRINTF(3, 4);
+
+/* Global options: where the engines and the state directory are. */
+struct cli_globals {
+	const char *state_dir;   /* --state-dir, else $VDCTL_STATE_DIR, else /var/lib/vdctl */
+	const char *docker_host; /* --docker-host, else $DOCKER_HOST */
+	const char *libvirt_uri; /* --libvirt-uri, else $VDCTL_LIBVIRT_URI */
+};
+extern struct cli_globals cli_globals;
+
+/* The node configuration the global options describe. */
+void cli_node(struct vd_node_config *node);
+const char *cli_state_dir(void);
+
+/* Load manifests as one set, printing every diagnostic on stderr; -1 with
+ * an exit-2 error when there is any. */
+int cli_load(char *const *paths, size_t n, struct vd_manifest **m, struct vd_error *err);
+
+/* Options shared by the commands that change replicas: --wait/--no-wait,
+ * --timeout DURATION, --parallel N. cli_run_option() takes one getopt
+ * result (its values are CLI_OPT_*); returns 1 if it was one of them, 0 if
+ * not, -1 on a bad value. */
+enum { CLI_OPT_WAIT = 1000, CLI_OPT_NO_WAIT, CLI_OPT_TIMEOUT, CLI_OPT_PARALLEL };
+#define CLI_RUN_OPTIONS \
+	{ "wait", no_argument, NULL, CLI_OPT_WAIT }, \
+	{ "no-wait", no_argument, NULL, CLI_OPT_NO_WAIT }, \
+	{ "timeout", required_argument, NULL, CLI_OPT_TIMEOUT }, \
+	{ "parallel", required_argument, NULL, CLI_OPT_PARALLEL }
+#define CLI_RUN_USAGE \
+	"   --wait          wait until new replicas pass their health check (default)\n" \
+	"   --no-wait       do not wait after the last step\n" \
+	"   --timeout DUR   how long to wait for health, e.g. 90s, 5m (default 2m)\n" \
+	"   --parallel N    engine calls at once (default 8)\n"
+void cli_apply_defaults(struct vd_apply_opts *o, struct vd_node_config *node);
+int cli_run_option(const char *cmd, int c, const char *arg, struct vd_apply_opts *o,
+		   struct vd_error *err);
+
+/* Load what apply recorded for one service (NULL: all of them). */
+int cli_load_recorded(const char *service, struct vd_manifest **m, struct vd_error *err);
+
+/* Apply services loaded from the state directory (after a change made to
+ * them), keeping the manifest identity each was recorded with. */
+int cli_apply_recorded(struct vd_manifest *m, struct vd_apply_opts *o, struct vd_error *err);
+
+int cmd_apply(int argc, char **argv, struct vd_error *err);
+int cmd_delete(int argc, char **argv, struct vd_error *err);
+int cmd_diff(int argc, char **argv, struct vd_error *err);
+int cmd_get(int argc, char **argv, struct vd_error *err);
+int cmd_help(int argc, char **argv, struct vd_error *err);
+int cmd_resize(int argc, char **argv, struct vd_error *err);
+int cmd_scale(int argc, char **argv, struct vd_error *err);
+int cmd_version(int argc, char **argv, struct vd_error *err);
+int cmd_validate(int argc, char **argv, struct vd_error *err);
+
+#endif

@@ -1,0 +1,123 @@
+/*
+ * What several commands share: the node configuration from the global
+ * options, loading manifests with their diagnostics, and the run options.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "vd/state.h"
+#include "vd/units.h"
+
+void
+cli_node(struct vd_node_config *node)
+{
+	memset(node, 0, sizeof(*node));
+	node->docker_endpoint = cli_globals.docker_host;
+	node->libvirt_uri = cli_globals.libvirt_uri;
+	node->state_dir = cli_state_dir();
+}
+
+const char *
+cli_state_dir(void)
+{
+	return cli_globals.state_dir ? cli_globals.state_dir : vd_state_dir_default();
+}
+
+int
+cli_load(char *const *paths, size_t n, struct vd_manifest **m, struct vd_error *err)
+{
+	struct vd_diags diags = VD_DIAGS_INIT;
+
+	if (vd_manifest_load((const char *const *)paths, n, m, &diags, err) < 0) {
+		vd_diags_print(&diags, stderr);
+		vd_diags_clear(&diags);
+		return -1;
+	}
+	return 0;
+}
+
+void
+cli_apply_defaults(struct vd_apply_opts *o, struct vd_node_config *node)
+{
+	cli_node(node);
+	memset(o, 0, sizeof(*o));
+	o->node = node;
+	o->state_dir = node->state_dir;
+	o->out = stdout;
+	o->run.node = node;
+	o->run.wait = true;
+	o->run.stop_grace_s = -1;
+	o->run.progress = stdout;
+}
+
+int
+cli_run_option(const char *cmd, int c, const char *arg, struct vd_apply_opts *o,
+	       struct vd_error *err)
+{
+	struct vd_error why = VD_ERROR_INIT;
+	int64_t v;
+
+	switch (c) {
+	case CLI_OPT_WAIT:
+		o->run.wait = true;
+		return 1;
+	case CLI_OPT_NO_WAIT:
+		o->run.wait = false;
+		return 1;
+	case CLI_OPT_TIMEOUT:
+		if (vd_parse_duration_ms(arg, &v, &why) < 0 || v <= 0)
+			return cli_usage_error(err, cmd, "invalid --timeout '%s': %s", arg,
+					       why.msg[0] ? why.msg : "must be more than 0");
+		o->run.timeout_ms = v;
+		return 1;
+	case CLI_OPT_PARALLEL:
+		if (vd_parse_int64(arg, 1, 64, &v, &why) < 0)
+			return cli_usage_error(err, cmd, "invalid --parallel '%s': %s", arg, why.msg);
+		o->run.parallel = (int)v;
+		return 1;
+	}
+	return 0;
+}
+
+int
+cli_apply_recorded(struct vd_manifest *m, struct vd_apply_opts *o, struct vd_error *err)
+{
+	struct vd_apply_result res;
+	struct vd_desired *want = NULL;
+	char **idents = calloc(m->nservices + 1, sizeof(*idents));
+	char **made = NULL;
+	char buf[4096];
+	int ret;
+
+	if (!idents)
+		return vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
+	/* keep the identity of the manifest each service came from */
+	for (size_t i = 0; i < m->nservices; i++)
+		if (vd_state_manifest_of(o->state_dir, m->services[i].name, buf, sizeof(buf)) == 0)
+			idents[i] = strdup(buf);
+	o->quiet_undeclared = true;
+	ret = vd_desired_from_manifest(m, idents, &want, &made, err);
+	if (ret == 0)
+		ret = vd_apply(want, m->nservices, o, &res, err);
+	vd_desired_free(want, made, m->nservices);
+	for (size_t i = 0; i < m->nservices; i++)
+		free(idents[i]);
+	free(idents);
+	return ret;
+}
+
+int
+cli_load_recorded(const char *service, struct vd_manifest **m, struct vd_error *err)
+{
+	struct vd_diags diags = VD_DIAGS_INIT;
+
+	if (vd_state_load(cli_state_dir(), service, m, &diags, err) < 0) {
+		vd_diags_print(&diags, stderr);
+		vd_diags_clear(&diags);
+		return -1;
+	}
+	return 0;
+}

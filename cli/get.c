@@ -1,0 +1,159 @@
+/*
+ * vdctl get [SERVICE]: the replicas the engines hold, like `docker ps`.
+ */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "vd/health.h"
+#include "vd/state.h"
+#include "vd/units.h"
+
+static const char usage[] =
+	"usage: vdctl get [-o table|json] [SERVICE]\n"
+	"\n"
+	"List the replicas vdctl made, on every backend that answers: service,\n"
+	"replica, backend, state, health (one check now, as the service's manifest\n"
+	"says), cpus, memory, the address it answers on, and how long it has run.\n"
+	"\n"
+	"options:\n"
+	"   -o, --output FORMAT   table (the default) or json\n"
+	"   -h, --help            show this help\n"
+	"\n"
+	"exit status: 0 listed; 2 bad arguments; 3 no engine answered\n";
+
+static const char *
+age(int64_t started_ns, char *buf, size_t size)
+{
+	struct timespec now;
+	int64_t s;
+
+	if (!started_ns)
+		return "-";
+	clock_gettime(CLOCK_REALTIME, &now);
+	s = now.tv_sec - started_ns / 1000000000;
+	if (s < 0)
+		s = 0;
+	if (s < 120)
+		snprintf(buf, size, "%llds", (long long)s);
+	else if (s < 7200)
+		snprintf(buf, size, "%lldm", (long long)s / 60);
+	else if (s < 172800)
+		snprintf(buf, size, "%lldh", (long long)s / 3600);
+	else
+		snprintf(buf, size, "%lldd", (long long)s / 86400);
+	return buf;
+}
+
+/* One health check of a running replica, as its recorded service says;
+ * a TCP check when nothing is recorded. */
+static const char *
+health(const struct vd_manifest *recorded, const struct vd_replica *r)
+{
+	const struct vd_service *svc = recorded ? vd_manifest_find(recorded, r->labels.service) : NULL;
+	struct vd_service tcp;
+
+	if (r->state != VD_STATE_RUNNING)
+		return "-";
+	if (!svc) {
+		memset(&tcp, 0, sizeof(tcp));
+		tcp.health.kind = VD_HEALTH_TCP;
+		svc = &tcp;
+	}
+	return vd_health_result_name(vd_health_check(svc, r->host, r->host_port, 1000));
+}
+
+int
+cmd_get(int argc, char **argv, struct vd_error *err)
+{
+	static const struct option options[] = {
+		{ "output", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct vd_node_config node;
+	struct vd_replica_list l = { NULL, 0 };
+	struct vd_manifest *recorded = NULL;
+	struct vd_diags diags = VD_DIAGS_INIT;
+	struct vd_error ignore = VD_ERROR_INIT;
+	const char *service = NULL;
+	bool json = false;
+	json_t *out = NULL;
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "o:h", options, NULL)) != -1) {
+		switch (c) {
+		case 'o':
+			if (strcmp(optarg, "json") == 0)
+				json = true;
+			else if (strcmp(optarg, "table") != 0)
+				return cli_usage_error(err, "get", "unknown output '%s' (table, json)",
+						       optarg);
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		default:
+			return cli_usage_error(err, "get", "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (argc - optind > 1)
+		return cli_usage_error(err, "get", "give at most one SERVICE");
+	if (optind < argc)
+		service = argv[optind];
+	cli_node(&node);
+	if (vd_observe(&node, 0, &l, err) < 0)
+		return -1;
+	/* the recorded services say how to check health; without them, TCP */
+	if (vd_state_load(node.state_dir, NULL, &recorded, &diags, &ignore) < 0)
+		recorded = NULL;
+	vd_diags_clear(&diags);
+	if (json)
+		out = json_array();
+	else
+		printf("%-20s %-8s %-8s %-8s %-12s %-5s %-9s %-21s %s\n", "SERVICE", "REPLICA",
+		       "BACKEND", "STATE", "HEALTH", "CPUS", "MEMORY", "ADDRESS", "AGE");
+	for (size_t i = 0; i < l.n; i++) {
+		const struct vd_replica *r = &l.v[i];
+		char cpus[16], mem[32], addr[96], a[32];
+		const char *h;
+
+		if (service && strcmp(r->labels.service, service) != 0)
+			continue;
+		h = health(recorded, r);
+		vd_format_milli_cpus(r->milli_cpus, cpus, sizeof(cpus));
+		vd_format_size(r->memory_bytes, mem, sizeof(mem));
+		if (r->host_port)
+			snprintf(addr, sizeof(addr), strchr(r->host, ':') ? "[%s]:%d" : "%s:%d",
+				 r->host, r->host_port);
+		else
+			snprintf(addr, sizeof(addr), "-");
+		if (json) {
+			json_array_append_new(out, json_pack(
+				"{s:s, s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:i, s:I, s:s*}",
+				"service", r->labels.service, "index", r->labels.index, "name", r->name,
+				"backend", vd_backend_name(r->backend), "state",
+				vd_replica_state_name(r->state), "health", h, "milli_cpus",
+				(json_int_t)r->milli_cpus, "memory_bytes", (json_int_t)r->memory_bytes,
+				"host", r->host, "port", r->host_port, "started_ns",
+				(json_int_t)r->started_ns, "id", r->id));
+		} else {
+			printf("%-20s %-8d %-8s %-8s %-12s %-5s %-9s %-21s %s\n", r->labels.service,
+			       r->labels.index, vd_backend_name(r->backend),
+			       vd_replica_state_name(r->state), h, cpus, mem, addr,
+			       age(r->started_ns, a, sizeof(a)));
+		}
+	}
+	if (json) {
+		json_dumpf(out, stdout, JSON_INDENT(2));
+		putchar('\n');
+		json_decref(out);
+	}
+	vd_manifest_free(recorded);
+	vd_replica_list_clear(&l);
+	return 0;
+}

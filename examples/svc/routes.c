@@ -1,0 +1,406 @@
+/*
+ * The endpoints of the example workload.
+ *
+ * Each route fills a struct svc_reply and never does I/O on the connection,
+ * so both serving models share them.  /timeout is the exception that only
+ * validates: it sets reply->wait_ms and the model waits its own way (a
+ * worker sleeps, the event loop arms a timer), then calls svc_finish_wait.
+ * /timeout, /heavy and /alloc answer with started_us and finished_us on
+ * CLOCK_MONOTONIC and the worker index, which lets tests prove what ran
+ * concurrently without reading a wall clock.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/sysinfo.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "svc.h"
+
+#define MAX_MS	600000L
+#define MAX_MB	65536L
+
+static void do_ping(const char *, struct svc_reply *, int);
+static void do_healthz(const char *, struct svc_reply *, int);
+static void do_info(const char *, struct svc_reply *, int);
+static void do_timeout(const char *, struct svc_reply *, int);
+static void do_heavy(const char *, struct svc_reply *, int);
+static void do_alloc(const char *, struct svc_reply *, int);
+
+static const struct route {
+	const char	*path;
+	void		(*fn)(const char *, struct svc_reply *, int);
+} routes[] = {
+	{ "/ping", do_ping },
+	{ "/healthz", do_healthz },
+	{ "/info", do_info },
+	{ "/timeout", do_timeout },
+	{ "/heavy", do_heavy },
+	{ "/alloc", do_alloc },
+};
+
+/* ------------------------------------------------------------- replies */
+
+static void
+reply_text(struct svc_reply *rep, int status, const char *text)
+{
+	rep->status = status;
+	rep->type = "text/plain";
+	rep->bodylen = strlen(text);
+	memcpy(rep->body, text, rep->bodylen);
+}
+
+static void __attribute__((format(printf, 3, 4)))
+reply_json(struct svc_reply *rep, int status, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(rep->body, sizeof(rep->body), fmt, ap);
+	va_end(ap);
+	rep->status = status;
+	rep->type = "application/json";
+	rep->bodylen = n < 0 ? 0 : (size_t)n < sizeof(rep->body) ?
+	    (size_t)n : sizeof(rep->body) - 1;
+}
+
+#define reply_error(rep, status, msg) \
+	reply_json(rep, status, "{\"error\":\"%s\"}\n", msg)
+
+/* The body of /timeout, /heavy and /alloc, once the work is done. */
+static void
+reply_timing(struct svc_reply *rep, const char *unit, int worker)
+{
+	reply_json(rep, 200, "{\"%s\":%ld,\"worker\":%d,\"started_us\":%llu,"
+	    "\"finished_us\":%llu}\n", unit, rep->arg, worker,
+	    (unsigned long long)rep->started_us,
+	    (unsigned long long)svc_now_us());
+}
+
+/*
+ * The number name=N in query, from 0 to max, into *out; returns -1 when it
+ * is missing or is not such a number.
+ */
+static int
+query_num(const char *query, const char *name, long max, long *out)
+{
+	size_t n = strlen(name);
+	const char *p = query;
+	char *end;
+	long v;
+
+	while (*p != '\0') {
+		if (strncmp(p, name, n) == 0 && p[n] == '=') {
+			p += n + 1;
+			if (*p < '0' || *p > '9')
+				return -1;
+			errno = 0;
+			v = strtol(p, &end, 10);
+			if (errno != 0 || (*end != '\0' && *end != '&') ||
+			    v > max)
+				return -1;
+			*out = v;
+			return 0;
+		}
+		p += strcspn(p, "&");
+		if (*p == '&')
+			p++;
+	}
+	return -1;
+}
+
+/* -------------------------------------------------------------- routes */
+
+/*
+ * Answer req into rep.  worker is the sync worker index, 0 in async.  When
+ * rep->wait_ms is >= 0 on return, the caller waits that long from
+ * rep->started_us and then calls svc_finish_wait.
+ */
+void
+svc_route(const struct svc_request *req, struct svc_reply *rep, int worker)
+{
+	size_t i, pathlen = strcspn(req->target, "?");
+	const char *query = req->target + pathlen;
+
+	atomic_fetch_add(&svc_requests, 1);
+	rep->wait_ms = -1;
+	rep->arg = 0;
+	rep->map = NULL;
+	rep->started_us = svc_now_us();
+	if (*query == '?')
+		query++;
+	switch (req->reject) {
+	case 0:
+		break;
+	case 411:
+		reply_error(rep, 411, "chunked request bodies are not supported");
+		return;
+	case 414:
+		reply_error(rep, 414, "request target too long");
+		return;
+	case 431:
+		reply_error(rep, 431, "request headers too large");
+		return;
+	default:
+		reply_error(rep, 400, "malformed request");
+		return;
+	}
+	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		if (strlen(routes[i].path) != pathlen ||
+		    memcmp(routes[i].path, req->target, pathlen) != 0)
+			continue;
+		if (!req->get)
+			reply_error(rep, 405, "method not allowed");
+		else
+			routes[i].fn(query, rep, worker);
+		return;
+	}
+	reply_error(rep, 404, "not found");
+}
+
+void
+svc_finish_wait(struct svc_reply *rep, int worker)
+{
+	reply_timing(rep, "ms", worker);
+}
+
+/* Give back what a reply holds once it is sent: the /alloc mapping. */
+void
+svc_reply_release(struct svc_reply *rep)
+{
+	if (rep->map != NULL)
+		munmap(rep->map, rep->maplen);
+	rep->map = NULL;
+}
+
+static void
+do_ping(const char *query, struct svc_reply *rep, int worker)
+{
+	(void)query;
+	(void)worker;
+	reply_text(rep, 200, "pong\n");
+}
+
+static void
+do_healthz(const char *query, struct svc_reply *rep, int worker)
+{
+	(void)query;
+	(void)worker;
+	reply_text(rep, 200, "ok\n");
+}
+
+static void
+do_timeout(const char *query, struct svc_reply *rep, int worker)
+{
+	(void)worker;
+	if (query_num(query, "ms", MAX_MS, &rep->arg) == -1)
+		reply_error(rep, 400, "ms must be a whole number up to 600000");
+	else
+		rep->wait_ms = rep->arg;
+}
+
+static uint64_t
+thread_cpu_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Spend ms of this thread's CPU time: a CPU quota stretches it. */
+static void
+do_heavy(const char *query, struct svc_reply *rep, int worker)
+{
+	volatile unsigned long sink = 0;
+	uint64_t until;
+	unsigned long i;
+
+	if (query_num(query, "ms", MAX_MS, &rep->arg) == -1) {
+		reply_error(rep, 400, "ms must be a whole number up to 600000");
+		return;
+	}
+	until = thread_cpu_us() + (uint64_t)rep->arg * 1000;
+	while (thread_cpu_us() < until)
+		for (i = 0; i < 1000; i++)
+			sink += i;
+	reply_timing(rep, "ms", worker);
+}
+
+/* Map and touch mb MiB, kept until the reply is sent: memory limits and the
+ * OOM killer see it. */
+static void
+do_alloc(const char *query, struct svc_reply *rep, int worker)
+{
+	size_t len, off, page = (size_t)sysconf(_SC_PAGESIZE);
+	char *p, msg[128];
+
+	if (query_num(query, "mb", MAX_MB, &rep->arg) == -1) {
+		reply_error(rep, 400, "mb must be a whole number up to 65536");
+		return;
+	}
+	len = (size_t)rep->arg << 20;
+	if (len > 0) {
+		p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED) {
+			snprintf(msg, sizeof(msg), "cannot map %ld MiB: %s",
+			    rep->arg, strerror(errno));
+			reply_error(rep, 500, msg);
+			return;
+		}
+		for (off = 0; off < len; off += page)
+			p[off] = 1;
+		rep->map = p;
+		rep->maplen = len;
+	}
+	reply_timing(rep, "mb", worker);
+}
+
+/* ---------------------------------------------------------------- /info */
+
+/* Read the small file path into buf as a string; -1 when it is absent. */
+static int
+read_small(const char *path, char *buf, size_t len)
+{
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	return 0;
+}
+
+/* MemTotal as JSON: /proc/meminfo, else sysinfo(2) when /proc is missing. */
+static void
+mem_total(char *out, size_t len)
+{
+	unsigned long long kb;
+	struct sysinfo si;
+	char buf[256];
+
+	if (read_small("/proc/meminfo", buf, sizeof(buf)) == 0 &&
+	    sscanf(buf, "MemTotal: %llu kB", &kb) == 1)
+		snprintf(out, len, "%llu", kb * 1024);
+	else if (sysinfo(&si) == 0)
+		snprintf(out, len, "%llu",
+		    (unsigned long long)si.totalram * si.mem_unit);
+	else
+		snprintf(out, len, "null");
+}
+
+/* The cgroup (v1, else v2) memory limit as JSON, null when unlimited. */
+static void
+cgroup_memory_limit(char *out, size_t len)
+{
+	static const char *const paths[] = {
+		"/sys/fs/cgroup/memory/memory.limit_in_bytes",
+		"/sys/fs/cgroup/memory.max",
+	};
+	unsigned long long v;
+	char buf[64], *end;
+	size_t i;
+
+	snprintf(out, len, "null");
+	for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		if (read_small(paths[i], buf, sizeof(buf)) == -1)
+			continue;
+		v = strtoull(buf, &end, 10);
+		if (end != buf && v < 1ULL << 62)
+			snprintf(out, len, "%llu", v);
+		return;
+	}
+}
+
+/* The cgroup CPU quota in CPUs (1.5) as JSON, null when unlimited. */
+static void
+cgroup_cpu_limit(char *out, size_t len)
+{
+	static const char *const v1[] = {
+		"/sys/fs/cgroup/cpu",
+		"/sys/fs/cgroup/cpu,cpuacct",
+	};
+	long long quota = -1, period = 0;
+	char path[64], buf[64];
+	size_t i;
+
+	if (read_small("/sys/fs/cgroup/cpu.max", buf, sizeof(buf)) == 0) {
+		if (sscanf(buf, "%lld %lld", &quota, &period) != 2)
+			quota = -1;
+	} else {
+		for (i = 0; i < sizeof(v1) / sizeof(v1[0]); i++) {
+			snprintf(path, sizeof(path), "%s/cpu.cfs_quota_us",
+			    v1[i]);
+			if (read_small(path, buf, sizeof(buf)) == -1)
+				continue;
+			quota = strtoll(buf, NULL, 10);
+			snprintf(path, sizeof(path), "%s/cpu.cfs_period_us",
+			    v1[i]);
+			if (read_small(path, buf, sizeof(buf)) == 0)
+				period = strtoll(buf, NULL, 10);
+			break;
+		}
+	}
+	if (quota > 0 && period > 0)
+		snprintf(out, len, "%g", (double)quota / (double)period);
+	else
+		snprintf(out, len, "null");
+}
+
+/* s as the inside of a JSON string, cut to fit out. */
+static void
+json_escape(char *out, size_t len, const char *s)
+{
+	size_t o = 0;
+	unsigned char ch;
+
+	for (; *s != '\0' && o + 7 < len; s++) {
+		ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\') {
+			out[o++] = '\\';
+			out[o++] = (char)ch;
+		} else if (ch < 0x20)
+			o += (size_t)snprintf(out + o, len - o, "\\u%04x", ch);
+		else
+			out[o++] = (char)ch;
+	}
+	out[o] = '\0';
+}
+
+static void
+do_info(const char *query, struct svc_reply *rep, int worker)
+{
+	char id[256], mem[32], cgmem[32], cgcpu[32];
+	const char *name = getenv("REPLICA_ID");
+	struct utsname uts;
+
+	(void)query;
+	(void)worker;
+	if (name == NULL || *name == '\0')
+		name = uname(&uts) == 0 ? uts.nodename : "";
+	json_escape(id, sizeof(id), name);
+	mem_total(mem, sizeof(mem));
+	cgroup_memory_limit(cgmem, sizeof(cgmem));
+	cgroup_cpu_limit(cgcpu, sizeof(cgcpu));
+	reply_json(rep, 200, "{\"id\":\"%s\",\"model\":\"%s\",\"workers\":%d,"
+	    "\"port\":%d,\"pid\":%ld,\"online_cpus\":%ld,"
+	    "\"mem_total_bytes\":%s,\"cgroup_memory_limit_bytes\":%s,"
+	    "\"cgroup_cpu_limit\":%s,\"uptime_ms\":%llu,\"requests\":%lu}\n",
+	    id, svc_cfg.model == SVC_ASYNC ? "async" : "sync",
+	    svc_cfg.workers, svc_cfg.port, (long)getpid(),
+	    sysconf(_SC_NPROCESSORS_ONLN), mem, cgmem, cgcpu,
+	    (unsigned long long)(svc_now_us() - svc_start_us) / 1000,
+	    atomic_load(&svc_requests));
+}

@@ -1,0 +1,123 @@
+/*
+ * svc: the example workload vdctl deploys and load-tests.
+ *
+ * A small static HTTP/1.1 server whose endpoints wait, burn CPU or touch
+ * memory on demand and report what the replica sees from inside (CPUs,
+ * memory, cgroup limits).  Two serving models stand in for the services
+ * people run: "sync" (N workers serving one request each at a time, like
+ * gunicorn's sync workers) and "async" (one thread, one event loop, like
+ * Node).  This header is shared by the files of examples/svc/ only:
+ *
+ *   svc.c     flags, the listening socket, signals, start-up
+ *   conn.c    connections: reading, parsing and answering HTTP/1.1
+ *   routes.c  the endpoints
+ *   sync.c    the sync model: one poller thread and N workers
+ *   async.c   the async model: one epoll loop with a timer heap
+ */
+#ifndef SVC_H
+#define SVC_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define SVC_HDR_MAX	16384	/* request line and headers, else 431 */
+#define SVC_TARGET_MAX	1024	/* path and query, else 414 */
+#define SVC_BODY_MAX	1536	/* response body */
+#define SVC_OUT_MAX	2048	/* response head and body */
+#define SVC_MAX_WORKERS	256
+
+/* epoll_event.data.ptr of the two fds that are not connections */
+#define SVC_EV_LISTEN	((void *)(uintptr_t)1)
+#define SVC_EV_SIGNAL	((void *)(uintptr_t)2)
+
+enum svc_model {
+	SVC_SYNC,
+	SVC_ASYNC,
+};
+
+struct svc_config {
+	enum svc_model	 model;
+	int		 workers;
+	int		 port;
+	const char	*listen;
+};
+
+/* What the server keeps of a request: the body is read and dropped. */
+struct svc_request {
+	int		 get;		/* the method is GET */
+	int		 keepalive;	/* keep the connection after the reply */
+	int		 reject;	/* answer this status at once, or 0 */
+	unsigned long long clen;	/* Content-Length */
+	char		 target[SVC_TARGET_MAX];
+};
+
+struct svc_reply {
+	int		 status;
+	const char	*type;		/* Content-Type */
+	size_t		 bodylen;
+	long		 wait_ms;	/* /timeout: answer after this, or -1 */
+	long		 arg;		/* the ms or mb asked for */
+	uint64_t	 started_us;	/* CLOCK_MONOTONIC */
+	void		*map;		/* /alloc: unmapped after answering */
+	size_t		 maplen;
+	char		 body[SVC_BODY_MAX];
+};
+
+/*
+ * One client connection.  Exactly one thread owns it at a time: the poller
+ * while it reads, a worker while it serves, the timer heap while it waits.
+ */
+struct svc_conn {
+	int		 fd;
+	uint32_t	 armed;		/* epoll events watched, 0 if none */
+	int		 close;		/* close once the reply is written */
+	unsigned long long discard;	/* request body bytes still to drop */
+	uint64_t	 deadline_us;	/* async /timeout */
+	struct svc_conn	*next;		/* sync work queue */
+	size_t		 inlen;
+	size_t		 outlen;
+	size_t		 outoff;
+	struct svc_request req;
+	struct svc_reply rep;
+	char		 in[SVC_HDR_MAX];
+	char		 out[SVC_OUT_MAX];
+};
+
+/* svc_conn_read() results */
+enum {
+	SVC_READY,	/* a whole request is in conn->req */
+	SVC_AGAIN,	/* wait for more input */
+	SVC_EOF,	/* closed or failed: close the connection */
+};
+
+extern struct svc_config svc_cfg;
+extern atomic_ulong svc_requests;
+extern uint64_t svc_start_us;
+
+/* svc.c */
+void svc_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
+uint64_t svc_now_us(void);
+
+/* conn.c */
+ssize_t svc_parse(const char *, size_t, struct svc_request *);
+int svc_epoll(int, int);
+void svc_accept_all(int, int, uint32_t);
+int svc_conn_arm(int, struct svc_conn *, uint32_t);
+int svc_conn_read(struct svc_conn *);
+int svc_conn_next(struct svc_conn *);
+void svc_conn_reply(struct svc_conn *);
+int svc_conn_flush(struct svc_conn *);
+void svc_conn_close(struct svc_conn *);
+
+/* routes.c */
+void svc_route(const struct svc_request *, struct svc_reply *, int);
+void svc_finish_wait(struct svc_reply *, int);
+void svc_reply_release(struct svc_reply *);
+
+/* sync.c, async.c: serve until SIGTERM or SIGINT; 0, or -1 on failure */
+int svc_serve_sync(int, int);
+int svc_serve_async(int, int);
+
+#endif

@@ -1,0 +1,192 @@
+/*
+ * Drivers: one vtable, one file per backend (docker.c, libvirt.c).
+ *
+ * A driver makes, changes and removes replicas in one engine and reports
+ * what the engine holds. It only ever lists, changes or removes objects that
+ * carry vdctl's labels (vd/labels.h): operations on an id first check them
+ * and refuse an object without them.
+ *
+ * A NULL member means "not supported by this backend"; the vd_driver_*
+ * wrappers below say so with a clear error. Every engine call is bounded by
+ * a timeout. An engine that does not answer is an error with code
+ * VD_EXIT_ENGINE naming the endpoint.
+ *
+ * A driver connection is used by one thread at a time; parallel callers
+ * open one each.
+ */
+#ifndef VD_DRIVER_H
+#define VD_DRIVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vd/error.h"
+#include "vd/manifest.h"
+
+/* Where the engines are: the node configuration. */
+struct vd_node_config {
+	const char *docker_endpoint; /* unix:///path or tcp://host:port; NULL = $DOCKER_HOST or the default */
+	const char *libvirt_uri;     /* NULL = qemu:///system */
+	const char *state_dir;       /* NULL = /var/lib/vdctl */
+	int timeout_ms;              /* per engine call; 0 = 30000 */
+};
+
+/* The labels that identify a replica. */
+struct vd_labels {
+	char *service;
+	int index;
+	char *spec_hash; /* hash of the replica spec it was made from */
+	char *manifest;  /* identity of the manifest that declared it */
+};
+
+enum vd_replica_state {
+	VD_STATE_UNKNOWN,
+	VD_STATE_CREATED,  /* made, never started */
+	VD_STATE_RUNNING,
+	VD_STATE_PAUSED,
+	VD_STATE_EXITED,   /* stopped or died */
+	VD_STATE_DEAD,     /* the engine could not clean it up */
+};
+
+/* A replica as an engine holds it. Strings are owned; vd_replica_clear(). */
+struct vd_replica {
+	char *id;   /* engine id: container id, domain UUID */
+	char *name; /* vd-<service>-<index> */
+	struct vd_labels labels;
+	enum vd_replica_state state;
+	int exit_code;
+	bool oom_killed;
+	char host[64];     /* where the workload answers on this host ... */
+	int host_port;     /* ... 0 while it has no published port */
+	int64_t started_ns; /* wall clock of the last start, ns since the epoch; 0 = never */
+	int64_t milli_cpus; /* current limits; 0 = none */
+	int64_t memory_bytes;
+	/* what a live resize can reach; 0 = no ceiling */
+	int64_t max_milli_cpus;
+	int64_t max_memory_bytes;
+	enum vd_backend backend;
+};
+
+struct vd_replica_list {
+	struct vd_replica *v;
+	size_t n;
+};
+
+struct vd_capacity {
+	int cpus;              /* online CPUs of the node */
+	int64_t memory_bytes;  /* total memory of the node */
+};
+
+struct vd_stats {
+	double cpu_percent;     /* of one CPU: 150 = one and a half CPUs busy */
+	int64_t cpu_time_ns;    /* total CPU time so far */
+	int64_t memory_usage;   /* bytes in use (RSS for VMs, cgroup usage for containers) */
+	int64_t memory_limit;   /* bytes (balloon size for VMs) */
+};
+
+enum vd_event_kind {
+	VD_EVENT_START,
+	VD_EVENT_DIE,
+	VD_EVENT_OOM,
+};
+
+struct vd_event {
+	enum vd_event_kind kind;
+	char id[80];
+	char service[48];
+	int index;
+	int exit_code; /* for VD_EVENT_DIE; -1 when unknown */
+};
+
+struct vd_driver;
+
+struct vd_driver_ops {
+	const char *name; /* "docker", "libvirt" */
+
+	/* Connect; fills *out. */
+	int (*open)(const struct vd_node_config *cfg, struct vd_driver **out, struct vd_error *err);
+	void (*close)(struct vd_driver *d);
+
+	int (*ping)(struct vd_driver *d, struct vd_error *err);
+	int (*capacity)(struct vd_driver *d, struct vd_capacity *out, struct vd_error *err);
+
+	/* vdctl's replicas, of one service or (service NULL) all; sorted by
+	 * service then index. */
+	int (*list)(struct vd_driver *d, const char *service, struct vd_replica_list *out,
+		    struct vd_error *err);
+
+	/* Make (not start) replica labels->index of svc; fills *out. */
+	int (*create)(struct vd_driver *d, const struct vd_service *svc,
+		      const struct vd_labels *labels, struct vd_replica *out, struct vd_error *err);
+	int (*start)(struct vd_driver *d, const char *id, struct vd_error *err);
+	/* Ask it to stop, wait up to grace_s, then kill. */
+	int (*stop)(struct vd_driver *d, const char *id, int grace_s, struct vd_error *err);
+	/* Remove it and what the driver made for it (volumes, overlays, logs). */
+	int (*remove)(struct vd_driver *d, const char *id, struct vd_error *err);
+	int (*inspect)(struct vd_driver *d, const char *id, struct vd_replica *out,
+		       struct vd_error *err);
+	/* Change limits of a running replica without restarting it. */
+	int (*resize)(struct vd_driver *d, const char *id, int64_t milli_cpus,
+		      int64_t memory_bytes, struct vd_error *err);
+	int (*stats)(struct vd_driver *d, const char *id, struct vd_stats *out,
+		     struct vd_error *err);
+
+	/* Events: open a non-blocking stream, returning an fd to poll for
+	 * reading; then read decoded events: 1 = one in *ev, 0 = none for now,
+	 * -1 = error (the stream is gone; open it again). */
+	int (*events_open)(struct vd_driver *d, struct vd_error *err);
+	int (*events_read)(struct vd_driver *d, struct vd_event *ev, struct vd_error *err);
+};
+
+struct vd_driver {
+	const struct vd_driver_ops *ops;
+};
+
+/* The driver of a backend (enum vd_backend from vd/manifest.h); the one
+ * place that picks one. */
+const struct vd_driver_ops *vd_driver_ops_for(int backend);
+
+/* Wrappers: call the member, or fail with "'<op>' is not supported by the
+ * <name> driver". */
+int vd_driver_open(const struct vd_driver_ops *ops, const struct vd_node_config *cfg,
+		   struct vd_driver **out, struct vd_error *err);
+void vd_driver_close(struct vd_driver *d);
+int vd_driver_ping(struct vd_driver *d, struct vd_error *err);
+int vd_driver_capacity(struct vd_driver *d, struct vd_capacity *out, struct vd_error *err);
+int vd_driver_list(struct vd_driver *d, const char *service, struct vd_replica_list *out,
+		   struct vd_error *err);
+int vd_driver_create(struct vd_driver *d, const struct vd_service *svc,
+		     const struct vd_labels *labels, struct vd_replica *out, struct vd_error *err);
+int vd_driver_start(struct vd_driver *d, const char *id, struct vd_error *err);
+int vd_driver_stop(struct vd_driver *d, const char *id, int grace_s, struct vd_error *err);
+int vd_driver_remove(struct vd_driver *d, const char *id, struct vd_error *err);
+int vd_driver_inspect(struct vd_driver *d, const char *id, struct vd_replica *out,
+		      struct vd_error *err);
+int vd_driver_resize(struct vd_driver *d, const char *id, int64_t milli_cpus,
+		     int64_t memory_bytes, struct vd_error *err);
+int vd_driver_stats(struct vd_driver *d, const char *id, struct vd_stats *out,
+		    struct vd_error *err);
+int vd_driver_events_open(struct vd_driver *d, struct vd_error *err);
+int vd_driver_events_read(struct vd_driver *d, struct vd_event *ev, struct vd_error *err);
+
+/* Replica and list lifecycle. */
+void vd_labels_clear(struct vd_labels *l);
+int vd_labels_copy(struct vd_labels *dst, const struct vd_labels *src);
+void vd_replica_clear(struct vd_replica *r);
+void vd_replica_list_clear(struct vd_replica_list *l);
+/* Append a zeroed replica; returns it, or NULL when out of memory. */
+struct vd_replica *vd_replica_list_add(struct vd_replica_list *l);
+/* Sort by service, then index. */
+void vd_replica_list_sort(struct vd_replica_list *l);
+
+/* "vd-<service>-<index>" into buf. */
+void vd_replica_name(char *buf, size_t size, const char *service, int index);
+
+const char *vd_replica_state_name(enum vd_replica_state s);
+const char *vd_event_kind_name(enum vd_event_kind k);
+
+/* The drivers. */
+extern const struct vd_driver_ops vd_docker_driver;
+extern const struct vd_driver_ops vd_libvirt_driver;
+
+#endif

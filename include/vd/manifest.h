@@ -1,0 +1,148 @@
+/*
+ * Manifests: YAML files of services, parsed and validated in full before
+ * anything touches an engine (format v1, man/vdctl-manifest.5).
+ *
+ * A file holds one or more YAML documents, one service each; several files
+ * form one set, in which service names and balancer listen addresses are
+ * unique. Every mistake becomes a diagnostic "FILE:LINE:COL: message"; the
+ * loader collects all of them, in file order, and fails when there is any.
+ *
+ *   struct vd_diags diags = VD_DIAGS_INIT;
+ *   struct vd_manifest *m;
+ *
+ *   if (vd_manifest_load(paths, n, &m, &diags, err) < 0) {
+ *           vd_diags_print(&diags, stderr);
+ *           vd_diags_clear(&diags);
+ *           return -1;              (err: "3 errors in web.yaml", exit 2)
+ *   }
+ *   ...
+ *   vd_manifest_free(m);
+ */
+#ifndef VD_MANIFEST_H
+#define VD_MANIFEST_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "vd/error.h"
+
+/* Hard limits on input, so hostile files are refused quickly in bounded
+ * memory. */
+#define VD_MANIFEST_MAX_BYTES (4 << 20)  /* per file */
+#define VD_MANIFEST_MAX_DEPTH 32         /* nested mappings and lists */
+#define VD_MANIFEST_MAX_SCALAR (64 << 10) /* bytes in one value */
+#define VD_MANIFEST_MAX_NODES 100000     /* per file */
+#define VD_MANIFEST_MAX_DIAGS 100        /* per file; then it stops */
+
+enum vd_backend { VD_BACKEND_DOCKER, VD_BACKEND_LIBVIRT };
+enum vd_accel { VD_ACCEL_AUTO, VD_ACCEL_KVM, VD_ACCEL_TCG };
+enum vd_lb_policy { VD_LB_ROUND_ROBIN, VD_LB_LEAST_OUTSTANDING, VD_LB_P2C };
+enum vd_health_kind { VD_HEALTH_TCP, VD_HEALTH_HTTP };
+
+/* One service, every default filled in. Strings are owned by the manifest. */
+struct vd_service {
+	char *name;
+	char *file; /* the file it came from */
+	int line;   /* where its document starts */
+	enum vd_backend backend;
+	char *image; /* docker; NULL for libvirt */
+	struct {
+		char *kernel, *initrd, *cmdline, *disk; /* paths as written, or NULL */
+		enum vd_accel accel;
+	} vm; /* libvirt; all NULL for docker */
+	char **command; /* argv, NULL-terminated; NULL (ncommand 0) = image's default */
+	size_t ncommand;
+	char **env; /* "KEY=VALUE" in file order, NULL-terminated (NULL when none) */
+	size_t nenv;
+	int port; /* the port the workload listens on */
+	int replicas;
+	int64_t milli_cpus, memory_bytes;
+	struct {
+		enum vd_health_kind kind;
+		char *http_path; /* VD_HEALTH_HTTP only */
+		int64_t interval_ms, timeout_ms, start_period_ms;
+		int retries;
+	} health;
+	struct {
+		bool enabled;
+		char *listen_host; /* "127.0.0.1", "::1", "localhost" */
+		int listen_port;
+		enum vd_lb_policy policy;
+		int max_inflight; /* per replica; 0 = no limit */
+		int queue_limit;
+		int64_t queue_timeout_ms;
+	} balancer;
+	struct {
+		bool enabled;
+		int min, max;
+		int64_t target_p95_ms; /* 0 = unset */
+		double target_queue;   /* 0 = unset */
+		int64_t up_window_ms, down_window_ms, cooldown_ms;
+	} autoscale;
+	struct {
+		int max_surge, max_unavailable;
+	} update;
+};
+
+struct vd_manifest {
+	struct vd_service *services; /* in file order, files in the order given */
+	size_t nservices;
+};
+
+/* One diagnostic. line and col are 1-based; line 0 means the whole file. */
+struct vd_diag {
+	char *file;
+	int line, col;
+	char *msg;
+	size_t file_index, seq; /* sort keys: the file's place in the set, arrival */
+};
+
+struct vd_diags {
+	struct vd_diag *items;
+	size_t n, cap;
+};
+
+#define VD_DIAGS_INIT { NULL, 0, 0 }
+
+/* Read, parse and validate the files PATHS ("-" is stdin) as one set. On
+ * success stores a new manifest in *out (free with vd_manifest_free) and
+ * returns 0. When any file has mistakes, appends them all to diags, sorted
+ * in file order, stores NULL, and returns -1 with err = VD_EXIT_INPUT and a
+ * summary ("3 errors in FILE"); the caller prints diags. Other failures
+ * (out of memory) return -1 with err alone. */
+int vd_manifest_load(const char *const *paths, size_t npaths, struct vd_manifest **out,
+		     struct vd_diags *diags, struct vd_error *err);
+
+/* Like vd_manifest_load() for one file already in memory, named NAME in
+ * diagnostics; buf need not be NUL-terminated. */
+int vd_manifest_parse(const char *name, const char *buf, size_t len, struct vd_manifest **out,
+		      struct vd_diags *diags, struct vd_error *err);
+
+/* Free a manifest and everything in it; NULL is fine. */
+void vd_manifest_free(struct vd_manifest *m);
+
+/* The normalised form, for tools and tests: a JSON array of services with
+ * every default filled in, sizes in bytes, durations in ms, CPUs in
+ * milli-CPUs, enums as their manifest strings. New reference; NULL when out
+ * of memory. */
+json_t *vd_manifest_to_json(const struct vd_manifest *m);
+
+/* The service called NAME, or NULL. */
+const struct vd_service *vd_manifest_find(const struct vd_manifest *m, const char *name);
+
+/* Print each diagnostic as "FILE:LINE:COL: message", one a line. */
+void vd_diags_print(const struct vd_diags *diags, FILE *f);
+
+/* Free the diagnostics and empty the list, which stays usable. */
+void vd_diags_clear(struct vd_diags *diags);
+
+/* The manifest spelling of each enum value ("docker", "least-outstanding"). */
+const char *vd_backend_name(enum vd_backend b);
+const char *vd_accel_name(enum vd_accel a);
+const char *vd_lb_policy_name(enum vd_lb_policy p);
+const char *vd_health_kind_name(enum vd_health_kind k);
+
+#endif

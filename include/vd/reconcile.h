@@ -1,0 +1,43 @@
+/*
+ * Reconcile: run a plan against the engines.
+ *
+ * Phases run in order. Within a phase, up to `parallel` actions run at once,
+ * each worker thread with its own driver connections. Replicas a phase made
+ * or started must pass their health check before the next phase begins (and,
+ * with `wait`, after the last one). One progress line per replica is printed
+ * as it happens. A failed action does not stop the others of its phase, but
+ * no later phase runs: a rolling replacement never goes on past a replica
+ * that did not come up.
+ *
+ * Nothing here keeps state of its own: killed at any point, the next plan
+ * made from what the engines hold finishes the work.
+ */
+#ifndef VD_RECONCILE_H
+#define VD_RECONCILE_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "vd/driver.h"
+#include "vd/plan.h"
+
+struct vd_reconcile_opts {
+	const struct vd_node_config *node;
+	int parallel;       /* engine calls at once; 0 = 8 */
+	bool wait;          /* wait for the last phase's replicas to be healthy */
+	int64_t timeout_ms; /* for each health wait; 0 = 120 s */
+	int stop_grace_s;   /* graceful stop before a removal; < 0 = 10 s */
+	FILE *progress;     /* progress lines, or NULL */
+};
+
+struct vd_reconcile_result {
+	int created, started, resized, replaced, removed, failed;
+	double seconds;
+};
+
+/* Run PLAN. Returns 0 when every action succeeded (and every replica waited
+ * for became healthy); -1 with err summarising what failed. */
+int vd_reconcile_run(const struct vd_plan *plan, const struct vd_reconcile_opts *opts,
+		     struct vd_reconcile_result *res, struct vd_error *err);
+
+#endif

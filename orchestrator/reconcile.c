@@ -1,0 +1,376 @@
+/*
+ * Reconcile: a plan's phases run by a bounded pool of worker threads, with a
+ * health gate between phases (see vd/reconcile.h).
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vd/health.h"
+#include "vd/reconcile.h"
+#include "vd/units.h"
+
+#define DEFAULT_PARALLEL 8
+#define DEFAULT_TIMEOUT_MS 120000
+#define DEFAULT_GRACE_S 10
+#define HEALTH_POLL_MS 100
+
+/* A replica made or started in this phase, waiting to be healthy. */
+struct waiter {
+	char name[96];
+	char id[80];
+	const struct vd_service *svc;
+	char host[64];
+	int port;
+	bool healthy;
+	enum vd_health_result last;
+};
+
+struct run {
+	const struct vd_reconcile_opts *o;
+	struct vd_reconcile_result *res;
+	pthread_mutex_t lock;
+	const struct vd_phase *phase;
+	size_t next; /* the next action of the phase to take */
+	struct waiter *waiters;
+	size_t nwait;
+	int64_t t0;
+	struct vd_error first; /* the first failure, for the summary */
+};
+
+/* A worker's driver connections, one per backend, opened when first needed. */
+struct conns {
+	struct vd_driver *d[2];
+};
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+say(struct run *run, const char *name, const char *fmt, ...) VD_PRINTF(3, 4);
+
+static void
+say(struct run *run, const char *name, const char *fmt, ...)
+{
+	char what[1024];
+	va_list ap;
+
+	if (!run->o->progress)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&run->lock);
+	fprintf(run->o->progress, "%-28s %s (%.1fs)\n", name, what,
+		(double)(now_ms() - run->t0) / 1000);
+	fflush(run->o->progress);
+	pthread_mutex_unlock(&run->lock);
+}
+
+static void
+failed(struct run *run, const char *name, const char *op, const struct vd_error *err)
+{
+	say(run, name, "%s failed: %s", op, err->msg);
+	pthread_mutex_lock(&run->lock);
+	run->res->failed++;
+	/* an unreachable engine decides the exit status */
+	if (!run->first.code || (err->code == VD_EXIT_ENGINE && run->first.code != VD_EXIT_ENGINE))
+		run->first = *err;
+	pthread_mutex_unlock(&run->lock);
+}
+
+static struct vd_driver *
+conn(struct run *run, struct conns *c, enum vd_backend b, struct vd_error *err)
+{
+	if (!c->d[b] && vd_driver_open(vd_driver_ops_for(b), run->o->node, &c->d[b], err) < 0)
+		return NULL;
+	return c->d[b];
+}
+
+static void
+conns_close(struct conns *c)
+{
+	for (size_t i = 0; i < 2; i++)
+		vd_driver_close(c->d[i]);
+}
+
+static void
+add_waiter(struct run *run, const struct vd_service *svc, const struct vd_replica *r)
+{
+	struct waiter *w;
+
+	pthread_mutex_lock(&run->lock);
+	w = realloc(run->waiters, (run->nwait + 1) * sizeof(*w));
+	if (w) {
+		run->waiters = w;
+		w = &w[run->nwait++];
+		memset(w, 0, sizeof(*w));
+		snprintf(w->name, sizeof(w->name), "%s", r->name);
+		snprintf(w->id, sizeof(w->id), "%s", r->id);
+		snprintf(w->host, sizeof(w->host), "%s", r->host);
+		w->port = r->host_port;
+		w->svc = svc;
+		w->last = VD_HEALTH_NO_ADDRESS;
+	}
+	pthread_mutex_unlock(&run->lock);
+}
+
+/* ---------------------------------------------------------------- actions */
+
+/* Stop gracefully, then remove; a replica already gone is done. A failed
+ * stop still ends in the removal, which kills what did not stop. */
+static int
+remove_replica(struct run *run, struct vd_driver *d, const char *id, struct vd_error *err)
+{
+	int grace = run->o->stop_grace_s < 0 ? DEFAULT_GRACE_S : run->o->stop_grace_s;
+	struct vd_error ignore = VD_ERROR_INIT;
+
+	vd_driver_stop(d, id, grace, &ignore);
+	return vd_driver_remove(d, id, err);
+}
+
+/* Make, start and look at replica `index` of a.want. */
+static int
+create_replica(struct run *run, struct vd_driver *d, const struct vd_action *a, const char *name,
+	       struct vd_error *err)
+{
+	const struct vd_desired *want = a->want;
+	struct vd_labels l = { strdup(want->svc->name), a->index, strdup(want->spec_hash),
+			       strdup(want->manifest ? want->manifest : "") };
+	struct vd_replica r;
+	struct vd_error ignore = VD_ERROR_INIT;
+	int rc;
+
+	if (!l.service || !l.spec_hash || !l.manifest)
+		rc = vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
+	else
+		rc = vd_driver_create(d, want->svc, &l, &r, err);
+	vd_labels_clear(&l);
+	if (rc < 0)
+		return -1;
+	if (vd_driver_start(d, r.id, err) < 0) {
+		/* leave nothing half made behind */
+		vd_driver_remove(d, r.id, &ignore);
+		vd_replica_clear(&r);
+		return -1;
+	}
+	vd_replica_clear(&r);
+	if (vd_driver_inspect(d, name, &r, err) < 0)
+		return -1;
+	add_waiter(run, want->svc, &r);
+	vd_replica_clear(&r);
+	return 0;
+}
+
+static void
+act(struct run *run, struct conns *c, const struct vd_action *a)
+{
+	struct vd_error err = VD_ERROR_INIT;
+	const char *service = a->want ? a->want->svc->name : a->have->labels.service;
+	enum vd_backend b = a->have ? a->have->backend : a->want->svc->backend;
+	struct vd_driver *d = conn(run, c, b, &err);
+	struct vd_driver *dn;
+	char name[96], c1[16], c2[16], m1[32], m2[32];
+	struct vd_replica r;
+
+	vd_replica_name(name, sizeof(name), service, a->index);
+	if (!d) {
+		failed(run, name, vd_action_name(a->kind), &err);
+		return;
+	}
+	switch (a->kind) {
+	case VD_ACT_CREATE:
+		if (create_replica(run, d, a, name, &err) < 0)
+			break;
+		say(run, name, "created%s", a->reason == VD_WHY_SURGE ? " (surge)" : "");
+		__atomic_add_fetch(&run->res->created, 1, __ATOMIC_RELAXED);
+		return;
+	case VD_ACT_START:
+		if (vd_driver_start(d, a->have->id, &err) < 0 ||
+		    vd_driver_inspect(d, a->have->id, &r, &err) < 0)
+			break;
+		add_waiter(run, a->want->svc, &r);
+		vd_replica_clear(&r);
+		say(run, name, "started");
+		__atomic_add_fetch(&run->res->started, 1, __ATOMIC_RELAXED);
+		return;
+	case VD_ACT_RESIZE:
+		if (vd_driver_resize(d, a->have->id, a->want->svc->milli_cpus,
+				     a->want->svc->memory_bytes, &err) < 0)
+			break;
+		say(run, name, "resized live: cpus %s -> %s, memory %s -> %s",
+		    vd_format_milli_cpus(a->have->milli_cpus, c1, sizeof(c1)),
+		    vd_format_milli_cpus(a->want->svc->milli_cpus, c2, sizeof(c2)),
+		    vd_format_size(a->have->memory_bytes, m1, sizeof(m1)),
+		    vd_format_size(a->want->svc->memory_bytes, m2, sizeof(m2)));
+		__atomic_add_fetch(&run->res->resized, 1, __ATOMIC_RELAXED);
+		return;
+	case VD_ACT_REPLACE:
+		/* the new one may be on another backend than the old */
+		if (remove_replica(run, d, a->have->id, &err) < 0 ||
+		    !(dn = conn(run, c, a->want->svc->backend, &err)) ||
+		    create_replica(run, dn, a, name, &err) < 0)
+			break;
+		say(run, name, "replaced (%s)", vd_reason_name(a->reason));
+		__atomic_add_fetch(&run->res->replaced, 1, __ATOMIC_RELAXED);
+		return;
+	case VD_ACT_REMOVE:
+		/* a surge replica made by this run is known by name only */
+		if (remove_replica(run, d, a->have ? a->have->id : name, &err) < 0)
+			break;
+		say(run, name, "removed (%s)", vd_reason_name(a->reason));
+		__atomic_add_fetch(&run->res->removed, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	failed(run, name, vd_action_name(a->kind), &err);
+}
+
+static void *
+worker(void *arg)
+{
+	struct run *run = arg;
+	struct conns c = { { NULL, NULL } };
+
+	for (;;) {
+		const struct vd_action *a = NULL;
+
+		pthread_mutex_lock(&run->lock);
+		if (run->next < run->phase->n)
+			a = &run->phase->v[run->next++];
+		pthread_mutex_unlock(&run->lock);
+		if (!a)
+			break;
+		act(run, &c, a);
+	}
+	conns_close(&c);
+	return NULL;
+}
+
+static void
+run_phase(struct run *run, const struct vd_phase *ph)
+{
+	size_t n = (size_t)(run->o->parallel > 0 ? run->o->parallel : DEFAULT_PARALLEL);
+	pthread_t *t;
+	size_t started = 0;
+
+	if (n > ph->n)
+		n = ph->n;
+	run->phase = ph;
+	run->next = 0;
+	t = calloc(n, sizeof(*t));
+	for (size_t i = 0; t && i < n; i++)
+		if (pthread_create(&t[i], NULL, worker, run) == 0)
+			started++;
+	if (started == 0)
+		worker(run); /* no threads to be had: do it here */
+	for (size_t i = 0; i < started; i++)
+		pthread_join(t[i], NULL);
+	free(t);
+}
+
+/* ----------------------------------------------------------------- health */
+
+/* Why a replica that did not become healthy did not, from the engine. */
+static void
+explain(struct run *run, struct conns *c, const struct waiter *w, char *buf, size_t size)
+{
+	struct vd_error err = VD_ERROR_INIT;
+	struct vd_driver *d = conn(run, c, w->svc->backend, &err);
+	struct vd_replica r;
+
+	snprintf(buf, size, "last check: %s", vd_health_result_name(w->last));
+	if (!d || vd_driver_inspect(d, w->id, &r, &err) < 0)
+		return;
+	if (r.state != VD_STATE_RUNNING)
+		snprintf(buf, size, "it is %s%s (exit code %d)", vd_replica_state_name(r.state),
+			 r.oom_killed ? ", killed for lack of memory" : "", r.exit_code);
+	vd_replica_clear(&r);
+}
+
+static int
+wait_healthy(struct run *run, struct vd_error *err)
+{
+	int64_t timeout = run->o->timeout_ms > 0 ? run->o->timeout_ms : DEFAULT_TIMEOUT_MS;
+	int64_t deadline = now_ms() + timeout;
+	struct conns c = { { NULL, NULL } };
+	size_t pending = run->nwait, sick = 0;
+	char why[256], t[32];
+
+	while (pending) {
+		for (size_t i = 0; i < run->nwait; i++) {
+			struct waiter *w = &run->waiters[i];
+
+			if (w->healthy)
+				continue;
+			w->last = vd_health_check(w->svc, w->host, w->port, 1000);
+			if (w->last == VD_HEALTH_OK) {
+				w->healthy = true;
+				pending--;
+				say(run, w->name, "healthy");
+			}
+		}
+		if (!pending || now_ms() >= deadline)
+			break;
+		usleep(HEALTH_POLL_MS * 1000);
+	}
+	for (size_t i = 0; i < run->nwait; i++) {
+		struct waiter *w = &run->waiters[i];
+		struct vd_error e = VD_ERROR_INIT;
+
+		if (w->healthy)
+			continue;
+		explain(run, &c, w, why, sizeof(why));
+		vd_error_set(&e, VD_EXIT_FAILURE, "%s did not become healthy within %s (%s)",
+			     w->name, vd_format_duration_ms(timeout, t, sizeof(t)), why);
+		failed(run, w->name, "health check", &e);
+		sick++;
+	}
+	conns_close(&c);
+	free(run->waiters);
+	run->waiters = NULL;
+	run->nwait = 0;
+	return sick ? vd_error_set(err, VD_EXIT_FAILURE, "%zu replicas did not become healthy",
+				   sick)
+		    : 0;
+}
+
+int
+vd_reconcile_run(const struct vd_plan *plan, const struct vd_reconcile_opts *opts,
+		 struct vd_reconcile_result *res, struct vd_error *err)
+{
+	struct run run = { .o = opts, .res = res, .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct vd_error gate = VD_ERROR_INIT;
+
+	memset(res, 0, sizeof(*res));
+	run.t0 = now_ms();
+	for (size_t i = 0; i < plan->nphases; i++) {
+		run_phase(&run, &plan->phases[i]);
+		if (res->failed)
+			break;
+		/* the next phase may remove what this one's replicas stand in for */
+		if ((i + 1 < plan->nphases || opts->wait) && wait_healthy(&run, &gate) < 0)
+			break;
+		free(run.waiters);
+		run.waiters = NULL;
+		run.nwait = 0;
+	}
+	free(run.waiters);
+	res->seconds = (double)(now_ms() - run.t0) / 1000;
+	pthread_mutex_destroy(&run.lock);
+	if (res->failed) {
+		*err = run.first;
+		return vd_error_wrap(err, "%d action%s failed; the first", res->failed,
+				     res->failed == 1 ? "" : "s");
+	}
+	return 0;
+}
