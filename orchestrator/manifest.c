@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
@@ -1775,6 +1776,39 @@ add_service(struct loader *l, struct draft *d)
 	check_against_set(l, name_at, listen_at);
 }
 
+/*
+ * VM boot files are made absolute here, relative to the manifest's own
+ * directory (or ours for standard input): libvirtd, the recorded state and
+ * the spec hash must all see one path, wherever vdctl runs from.
+ */
+static void
+absolute_path(struct draft *d, char **path)
+{
+	char dir[PATH_MAX], base[PATH_MAX], *abs = NULL;
+
+	if (!*path || (*path)[0] == '/')
+		return;
+	if (strcmp(d->l->file, "<stdin>") == 0 || !strchr(d->l->file, '/'))
+		snprintf(dir, sizeof(dir), ".");
+	else
+		snprintf(dir, sizeof(dir), "%s", d->l->file);
+	if (!realpath(strchr(d->l->file, '/') ? dirname(dir) : dir, base) ||
+	    asprintf(&abs, "%s/%s", base, *path) < 0) {
+		/* an unreadable directory: leave the path as written */
+		return;
+	}
+	free(*path);
+	*path = abs;
+}
+
+static void
+absolute_paths(struct draft *d)
+{
+	absolute_path(d, &d->s.vm.kernel);
+	absolute_path(d, &d->s.vm.initrd);
+	absolute_path(d, &d->s.vm.disk);
+}
+
 static void
 check_document(struct loader *l, const struct node *root, int doc_line)
 {
@@ -1803,6 +1837,7 @@ check_document(struct loader *l, const struct node *root, int doc_line)
 	check_update(&d);
 	check_balancer(&d);
 	finish_defaults(&d);
+	absolute_paths(&d);
 	add_service(l, &d);
 }
 

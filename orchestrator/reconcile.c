@@ -17,7 +17,7 @@
 #define DEFAULT_PARALLEL 8
 #define DEFAULT_TIMEOUT_MS 120000
 #define DEFAULT_GRACE_S 10
-#define HEALTH_POLL_MS 100
+#define HEALTH_POLL_MS 20
 
 /* A replica made or started in this phase, waiting to be healthy. */
 struct waiter {

@@ -109,23 +109,8 @@ duration(int64_t ms)
 	return json_string(vd_format_duration_ms(ms, buf, sizeof(buf)));
 }
 
-/* An absolute path: relative ones are relative to the manifest's directory. */
 static json_t *
-abs_path(const char *path, const char *manifest)
-{
-	char dir[PATH_MAX], out[PATH_MAX * 2];
-
-	if (!path)
-		return NULL;
-	if (path[0] == '/' || !manifest)
-		return json_string(path);
-	snprintf(dir, sizeof(dir), "%s", manifest);
-	snprintf(out, sizeof(out), "%s/%s", dirname(dir), path);
-	return json_string(out);
-}
-
-static json_t *
-service_json(const struct vd_service *s, const char *manifest)
+service_json(const struct vd_service *s)
 {
 	json_t *j = json_object(), *env = json_object(), *cmd = json_array();
 	char listen[300], cpus[32];
@@ -138,13 +123,13 @@ service_json(const struct vd_service *s, const char *manifest)
 		json_t *vm = json_object();
 
 		if (s->vm.kernel)
-			json_object_set_new(vm, "kernel", abs_path(s->vm.kernel, manifest));
+			json_object_set_new(vm, "kernel", json_string(s->vm.kernel));
 		if (s->vm.initrd)
-			json_object_set_new(vm, "initrd", abs_path(s->vm.initrd, manifest));
+			json_object_set_new(vm, "initrd", json_string(s->vm.initrd));
 		if (s->vm.cmdline)
 			json_object_set_new(vm, "cmdline", json_string(s->vm.cmdline));
 		if (s->vm.disk)
-			json_object_set_new(vm, "disk", abs_path(s->vm.disk, manifest));
+			json_object_set_new(vm, "disk", json_string(s->vm.disk));
 		json_object_set_new(vm, "accel", json_string(vd_accel_name(s->vm.accel)));
 		json_object_set_new(j, "vm", vm);
 	}
@@ -222,7 +207,7 @@ vd_state_save(const char *dir, const struct vd_service *svc, const char *manifes
 	snprintf(sub, sizeof(sub), "%s/services", dir);
 	if (vd_mkdir_p(sub, err) < 0)
 		return vd_error_wrap(err, "state directory");
-	j = service_json(svc, manifest);
+	j = service_json(svc);
 	body = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6))
 		 : NULL;
 	json_decref(j);

@@ -1,25 +1,22 @@
 #!/usr/bin/env bash
 # make run: the main job. `make run` has already set up the machine and built
-# vdctl; this checks the quickstart manifest and applies it.
+# vdctl; this applies the quickstart manifest and says where it answers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 manifest=examples/quickstart.yaml
 vdctl=build/vdctl
 
-if ! "$vdctl" help 2>/dev/null | grep -q '^ *apply '; then
-	"$vdctl" --version
-	if "$vdctl" help 2>/dev/null | grep -q '^ *validate '; then
-		"$vdctl" validate "$manifest"
-	fi
-	cat <<MSG
-run: vdctl is built and the machine is ready (dockerd, libvirtd, the example
-run: images). 'vdctl apply' does not exist yet, so nothing was started; the
-run: example image can be tried by hand:
-run:   docker run --rm -p 127.0.0.1:8080:8080 vdctl/example-svc:latest
-MSG
-	exit 0
-fi
-
 "$vdctl" apply "$manifest"
-echo "run: the service answers at http://127.0.0.1:8000/ (try /info)"
+echo
+"$vdctl" get quickstart
+echo
+echo "run: the replicas answering /ping:"
+"$vdctl" get -o json quickstart |
+	sed -n 's/.*"port": \([0-9]*\).*/\1/p' |
+	while read -r port; do
+		if curl -fsS --max-time 2 "http://127.0.0.1:$port/ping" >/dev/null; then
+			echo "run:   http://127.0.0.1:$port/ping"
+		fi
+	done
+echo "run: try /info on each; 'vdctl delete $manifest' removes them"

@@ -19,7 +19,7 @@ packages=(
 	linux-image-cloud-amd64 busybox-static cpio syslinux syslinux-common
 	mtools dosfstools
 	# peers the benches measure against, and curl for readiness checks
-	haproxy wrk curl
+	haproxy wrk docker-compose curl bc
 )
 
 say() { printf 'setup: %s\n' "$*"; }

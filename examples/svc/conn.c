@@ -24,6 +24,9 @@
 
 #include "svc.h"
 
+/* A response head is under 256 bytes: any body fits after it. */
+_Static_assert(SVC_OUT_MAX >= SVC_BODY_MAX + 256, "SVC_OUT_MAX too small");
+
 /* ---------------------------------------------------------------- parser */
 
 /* The end of the head (past its blank line) in buf, or NULL. */
@@ -80,14 +83,11 @@ has_token(const char *p, const char *end, const char *tok)
 	while (p < end) {
 		while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
 			p++;
-		for (q = p; q < end && *q != ','; q++)
+		for (q = p; q < end && *q != ',' && *q != ' ' && *q != '\t'; q++)
 			;
-		while (q > p && (q[-1] == ' ' || q[-1] == '\t'))
-			q--;
 		if ((size_t)(q - p) == n && strncasecmp(p, tok, n) == 0)
 			return 1;
-		while (p < end && *p != ',')
-			p++;
+		p = q;
 	}
 	return 0;
 }
@@ -151,7 +151,7 @@ svc_parse(const char *buf, size_t len, struct svc_request *req)
 	size_t n;
 	int line = 0;
 
-	memset(req, 0, offsetof(struct svc_request, target) + 1);
+	memset(req, 0, sizeof(*req));
 	if ((end = head_end(buf, len)) == NULL)
 		return 0;
 	for (p = buf; p < end; p = nl + 1) {
@@ -335,10 +335,6 @@ svc_conn_reply(struct svc_conn *c)
 	    rep->status, reason(rep->status), rep->type, rep->bodylen,
 	    rep->status == 405 ? "Allow: GET\r\n" : "",
 	    c->close ? "close" : "keep-alive");
-	if (n < 0 || (size_t)n + rep->bodylen > sizeof(c->out)) {
-		c->close = 1;	/* cannot happen with the bodies of routes.c */
-		n = 0;
-	}
 	memcpy(c->out + n, rep->body, rep->bodylen);
 	c->outlen = (size_t)n + rep->bodylen;
 	c->outoff = 0;

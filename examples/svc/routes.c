@@ -26,8 +26,6 @@
 #define MAX_MS	600000L
 #define MAX_MB	65536L
 
-static void do_ping(const char *, struct svc_reply *, int);
-static void do_healthz(const char *, struct svc_reply *, int);
 static void do_info(const char *, struct svc_reply *, int);
 static void do_timeout(const char *, struct svc_reply *, int);
 static void do_heavy(const char *, struct svc_reply *, int);
@@ -35,14 +33,15 @@ static void do_alloc(const char *, struct svc_reply *, int);
 
 static const struct route {
 	const char	*path;
+	const char	*text;	/* a fixed text/plain answer, or NULL */
 	void		(*fn)(const char *, struct svc_reply *, int);
 } routes[] = {
-	{ "/ping", do_ping },
-	{ "/healthz", do_healthz },
-	{ "/info", do_info },
-	{ "/timeout", do_timeout },
-	{ "/heavy", do_heavy },
-	{ "/alloc", do_alloc },
+	{ "/ping", "pong\n", NULL },
+	{ "/healthz", "ok\n", NULL },
+	{ "/info", NULL, do_info },
+	{ "/timeout", NULL, do_timeout },
+	{ "/heavy", NULL, do_heavy },
+	{ "/alloc", NULL, do_alloc },
 };
 
 /* ------------------------------------------------------------- replies */
@@ -71,8 +70,11 @@ reply_json(struct svc_reply *rep, int status, const char *fmt, ...)
 	    (size_t)n : sizeof(rep->body) - 1;
 }
 
-#define reply_error(rep, status, msg) \
-	reply_json(rep, status, "{\"error\":\"%s\"}\n", msg)
+static void
+reply_error(struct svc_reply *rep, int status, const char *msg)
+{
+	reply_json(rep, status, "{\"error\":\"%s\"}\n", msg);
+}
 
 /* The body of /timeout, /heavy and /alloc, once the work is done. */
 static void
@@ -158,6 +160,8 @@ svc_route(const struct svc_request *req, struct svc_reply *rep, int worker)
 			continue;
 		if (!req->get)
 			reply_error(rep, 405, "method not allowed");
+		else if (routes[i].text != NULL)
+			reply_text(rep, 200, routes[i].text);
 		else
 			routes[i].fn(query, rep, worker);
 		return;
@@ -178,22 +182,6 @@ svc_reply_release(struct svc_reply *rep)
 	if (rep->map != NULL)
 		munmap(rep->map, rep->maplen);
 	rep->map = NULL;
-}
-
-static void
-do_ping(const char *query, struct svc_reply *rep, int worker)
-{
-	(void)query;
-	(void)worker;
-	reply_text(rep, 200, "pong\n");
-}
-
-static void
-do_healthz(const char *query, struct svc_reply *rep, int worker)
-{
-	(void)query;
-	(void)worker;
-	reply_text(rep, 200, "ok\n");
 }
 
 static void
@@ -301,58 +289,48 @@ mem_total(char *out, size_t len)
 		snprintf(out, len, "null");
 }
 
+/* The number in the small file path; -1 when absent or not a number. */
+static int
+read_num(const char *path, long long *v)
+{
+	char buf[64], *end;
+
+	if (read_small(path, buf, sizeof(buf)) == -1)
+		return -1;
+	*v = strtoll(buf, &end, 10);
+	return end == buf ? -1 : 0;
+}
+
 /* The cgroup (v1, else v2) memory limit as JSON, null when unlimited. */
 static void
 cgroup_memory_limit(char *out, size_t len)
 {
-	static const char *const paths[] = {
-		"/sys/fs/cgroup/memory/memory.limit_in_bytes",
-		"/sys/fs/cgroup/memory.max",
-	};
-	unsigned long long v;
-	char buf[64], *end;
-	size_t i;
+	long long v;
 
-	snprintf(out, len, "null");
-	for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
-		if (read_small(paths[i], buf, sizeof(buf)) == -1)
-			continue;
-		v = strtoull(buf, &end, 10);
-		if (end != buf && v < 1ULL << 62)
-			snprintf(out, len, "%llu", v);
-		return;
-	}
+	if ((read_num("/sys/fs/cgroup/memory/memory.limit_in_bytes", &v) == 0 ||
+	    read_num("/sys/fs/cgroup/memory.max", &v) == 0) && v < 1LL << 62)
+		snprintf(out, len, "%lld", v);
+	else
+		snprintf(out, len, "null");	/* none, "max" or v1's huge */
 }
 
 /* The cgroup CPU quota in CPUs (1.5) as JSON, null when unlimited. */
 static void
 cgroup_cpu_limit(char *out, size_t len)
 {
-	static const char *const v1[] = {
-		"/sys/fs/cgroup/cpu",
-		"/sys/fs/cgroup/cpu,cpuacct",
-	};
 	long long quota = -1, period = 0;
-	char path[64], buf[64];
-	size_t i;
+	char buf[64];
 
 	if (read_small("/sys/fs/cgroup/cpu.max", buf, sizeof(buf)) == 0) {
 		if (sscanf(buf, "%lld %lld", &quota, &period) != 2)
-			quota = -1;
-	} else {
-		for (i = 0; i < sizeof(v1) / sizeof(v1[0]); i++) {
-			snprintf(path, sizeof(path), "%s/cpu.cfs_quota_us",
-			    v1[i]);
-			if (read_small(path, buf, sizeof(buf)) == -1)
-				continue;
-			quota = strtoll(buf, NULL, 10);
-			snprintf(path, sizeof(path), "%s/cpu.cfs_period_us",
-			    v1[i]);
-			if (read_small(path, buf, sizeof(buf)) == 0)
-				period = strtoll(buf, NULL, 10);
-			break;
-		}
-	}
+			quota = -1;		/* "max 100000" */
+	} else if (read_num("/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+	    &quota) == 0)
+		read_num("/sys/fs/cgroup/cpu/cpu.cfs_period_us", &period);
+	else if (read_num("/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us",
+	    &quota) == 0)
+		read_num("/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us",
+		    &period);
 	if (quota > 0 && period > 0)
 		snprintf(out, len, "%g", (double)quota / (double)period);
 	else

@@ -95,7 +95,8 @@ parse_flags(int argc, char **argv, struct svc_config *cfg)
 		svc_warn("invalid PORT '%s'", env);
 		return -1;
 	}
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm':
 			if (strcmp(optarg, "sync") == 0)
@@ -126,7 +127,11 @@ parse_flags(int argc, char **argv, struct svc_config *cfg)
 		case 'h':
 			fputs(usage_text, stdout);
 			exit(0);
+		case ':':
+			svc_warn("option '%s' needs a value", argv[optind - 1]);
+			return -1;
 		default:
+			svc_warn("unknown option '%s'", argv[optind - 1]);
 			return -1;
 		}
 	}
@@ -139,6 +144,16 @@ parse_flags(int argc, char **argv, struct svc_config *cfg)
 	return 0;
 }
 
+/* addr:port as people write it, [addr]:port for IPv6. */
+static void
+format_addr(char *buf, size_t len, const char *addr, int port)
+{
+	if (strchr(addr, ':') != NULL)
+		snprintf(buf, len, "[%s]:%d", addr, port);
+	else
+		snprintf(buf, len, "%s:%d", addr, port);
+}
+
 /* Open the non-blocking listening socket; returns the fd or -1. */
 static int
 listen_on(const char *addr, int port)
@@ -148,6 +163,7 @@ listen_on(const char *addr, int port)
 	struct sockaddr *sa = (struct sockaddr *)&sin;
 	socklen_t salen = sizeof(sin);
 	int fd, on = 1, off = 0;
+	char name[128];
 
 	sin.sin_port = sin6.sin6_port = htons((uint16_t)port);
 	if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1) {
@@ -168,8 +184,8 @@ listen_on(const char *addr, int port)
 	if (sa->sa_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
 	if (bind(fd, sa, salen) == -1 || listen(fd, 1024) == -1) {
-		svc_warn("cannot listen on '%s' port %d: %s", addr, port,
-		    strerror(errno));
+		format_addr(name, sizeof(name), addr, port);
+		svc_warn("cannot listen on %s: %s", name, strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -200,10 +216,7 @@ print_banner(const struct svc_config *cfg)
 {
 	char addr[128];
 
-	if (strchr(cfg->listen, ':') != NULL)
-		snprintf(addr, sizeof(addr), "[%s]:%d", cfg->listen, cfg->port);
-	else
-		snprintf(addr, sizeof(addr), "%s:%d", cfg->listen, cfg->port);
+	format_addr(addr, sizeof(addr), cfg->listen, cfg->port);
 	if (cfg->model == SVC_ASYNC)
 		fprintf(stderr, "svc: listening on %s, model async\n", addr);
 	else

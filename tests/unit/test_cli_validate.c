@@ -133,7 +133,8 @@ test_reference_summary(void **state)
 	assert_contains(r.out, "ok\nweb: docker vdctl/example-svc:latest, 3 replicas x 1.5 "
 			"cpus, 1000 MiB, port 8080, balancer 127.0.0.1:8000 "
 			"least-outstanding, autoscale 1-8\n");
-	assert_contains(r.out, "vm-kernel: libvirt kernel examples/images/vmlinuz");
+	assert_contains(r.out, "/examples/images/vmlinuz + /");
+	assert_contains(r.out, "vm-kernel: libvirt kernel /");
 	assert_contains(r.out, "balancer [::1]:8001 p2c");
 	run_free(&r);
 }

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# The apply bench: N Docker replicas of the example image (default 20), from
+# none to every one answering, with `vdctl apply` and with the tools people
+# use instead, in one run on this machine:
+#
+#   raw      the Engine API floor: create+start, 8 calls at once, then /ping
+#   compose  docker-compose up -d --scale web=N, then /ping of every replica
+#   swarm    docker service create --replicas N, until converged (swarm
+#            publishes through its ingress on every address, so its replicas
+#            are not pinged: this bench aims only at 127.0.0.1)
+#
+# Each is run RUNS times (default 3; swarm once) and the median is kept.
+# Also: a no-op `vdctl apply` of the N replicas. Prints the times and
+# vdctl's ratios. The bar: vdctl <= 1.15 x raw, vdctl < compose, no-op < 100 ms.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+N=${N:-20}
+RUNS=${RUNS:-3}
+IMAGE=vdctl/example-svc:latest
+VDCTL=$PWD/build/vdctl
+work=$(mktemp -d /tmp/vdctl-bench-apply.XXXXXX)
+export VDCTL_STATE_DIR=$work/state
+svc=bench-apply
+
+cleanup() {
+	"$VDCTL" delete "$svc" >/dev/null 2>&1 || true
+	"$work/raw_apply" down bench-raw "$N" >/dev/null 2>&1 || true
+	(cd "$work" && docker-compose -p vdbench down -t 1 >/dev/null 2>&1) || true
+	docker service rm vdbench >/dev/null 2>&1 || true
+	[ -n "${swarm_made:-}" ] && docker swarm leave --force >/dev/null 2>&1 || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+gcc -std=c11 -D_GNU_SOURCE -O2 -o "$work/raw_apply" tests/bench/raw_apply.c -lcurl -ljansson -lpthread
+# 2 cpus on these machines: 0.05 cpu each keeps 20 replicas within capacity
+cat >"$work/bench.yaml" <<YAML
+service: $svc
+backend: docker
+image: $IMAGE
+command: ["/svc", "--model", "sync", "--workers", "2"]
+replicas: $N
+resources: {cpus: 0.05, memory: 32Mi}
+health: {http: /ping}
+YAML
+cat >"$work/docker-compose.yml" <<YAML
+version: "2.4"
+services:
+  web:
+    image: $IMAGE
+    command: ["/svc", "--model", "sync", "--workers", "2"]
+    mem_limit: 32m
+    memswap_limit: 32m
+    cpus: 0.05
+    ports: ["127.0.0.1::8080"]
+YAML
+
+now() { date +%s.%N; }
+elapsed() { echo "$(now) - $1" | bc -l; }
+median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+
+vdctl_times=() noop_times=() raw_times=() compose_times=()
+for run in $(seq "$RUNS"); do
+	printf 'bench: run %d of %d\n' "$run" "$RUNS" >&2
+	t=$(now)
+	"$VDCTL" apply "$work/bench.yaml" >/dev/null
+	vdctl_times+=("$(elapsed "$t")")
+	t=$(now)
+	"$VDCTL" apply "$work/bench.yaml" | grep -q "nothing to change"
+	noop_times+=("$(elapsed "$t")")
+	"$VDCTL" delete "$svc" >/dev/null
+
+	raw_times+=("$("$work/raw_apply" up bench-raw "$IMAGE" "$N")")
+	"$work/raw_apply" down bench-raw "$N"
+
+	t=$(now)
+	(cd "$work" && docker-compose -p vdbench up -d --scale web="$N" >/dev/null 2>&1)
+	ports=$(docker ps --filter label=com.docker.compose.project=vdbench \
+		--format '{{.Ports}}' | sed -n 's/.*127\.0\.0\.1:\([0-9]*\)->.*/\1/p')
+	"$work/raw_apply" wait $ports >/dev/null
+	compose_times+=("$(elapsed "$t")")
+	(cd "$work" && docker-compose -p vdbench down -t 1 >/dev/null 2>&1)
+done
+
+printf 'bench: swarm\n' >&2
+if ! docker info --format '{{.Swarm.LocalNodeState}}' | grep -qx active; then
+	docker swarm init --advertise-addr 127.0.0.1 >/dev/null
+	swarm_made=1
+fi
+t=$(now)
+docker service create --name vdbench --replicas "$N" --limit-cpu 0.05 --limit-memory 32m \
+	--detach=false --quiet "$IMAGE" /svc --model sync --workers 2 >/dev/null
+swarm=$(elapsed "$t")
+
+vd=$(printf '%s\n' "${vdctl_times[@]}" | median)
+noop=$(printf '%s\n' "${noop_times[@]}" | median)
+raw=$(printf '%s\n' "${raw_times[@]}" | median)
+compose=$(printf '%s\n' "${compose_times[@]}" | median)
+printf '\n%d replicas from none to all answering, median of %d runs (swarm: 1 run)\n' "$N" "$RUNS"
+printf '  %-28s %8.2f s\n' "vdctl apply" "$vd" "raw Engine API (8 parallel)" "$raw" \
+	"docker-compose up --scale" "$compose" "docker service create (swarm)" "$swarm"
+printf '  %-28s %8.0f ms\n' "vdctl apply, no change" "$(echo "$noop * 1000" | bc -l)"
+printf '\nratios: vdctl/raw %.2f (bar <= 1.15), vdctl/compose %.2f (bar < 1), vdctl/swarm %.2f\n' \
+	"$(echo "$vd / $raw" | bc -l)" "$(echo "$vd / $compose" | bc -l)" "$(echo "$vd / $swarm" | bc -l)"
