@@ -139,31 +139,50 @@ pruned(const struct vd_desired *want, size_t n, const struct vd_replica *h, bool
 	return false;
 }
 
-int
-vd_capacity_check(const struct vd_node_config *node, unsigned backends,
-		  const struct vd_desired *want, size_t nwant,
-		  const struct vd_replica_list *have, bool prune, struct vd_error *err)
+/* The node: every backend here runs on the same machine; the first that
+ * answers says how big it is. */
+static int
+node_capacity(const struct vd_node_config *node, unsigned backends, struct vd_capacity *cap,
+	      struct vd_error *err)
 {
-	struct vd_capacity cap = { 0, 0 };
-	int64_t cpus = 0, mem = 0, other_cpus = 0, other_mem = 0;
-	char who[1024] = "", a[32], b[32], c[32], d2[32];
-	size_t len = 0;
-
-	/* the node: every backend here runs on the same machine */
-	for (int bk = 0; bk < NBACKENDS && !cap.cpus; bk++) {
+	memset(cap, 0, sizeof(*cap));
+	for (int bk = 0; bk < NBACKENDS && !cap->cpus; bk++) {
 		struct vd_error e = VD_ERROR_INIT;
 		struct vd_driver *d = NULL;
 
 		if (!(backends & (1u << bk)))
 			continue;
 		if (vd_driver_open(vd_driver_ops_for(bk), node, &d, &e) < 0 ||
-		    vd_driver_capacity(d, &cap, &e) < 0) {
+		    vd_driver_capacity(d, cap, &e) < 0) {
 			vd_driver_close(d);
 			*err = e;
 			return -1;
 		}
 		vd_driver_close(d);
 	}
+	return 0;
+}
+
+/*
+ * What the node must hold once the plan has run, at its peak (with the surge
+ * replicas of rolling replacements), against what it holds now. Only a plan
+ * that asks for more than the node has, and more than is running now, is
+ * refused: a scale-down or a no-op on a full node goes through.
+ */
+int
+vd_capacity_check(const struct vd_node_config *node, unsigned backends,
+		  const struct vd_desired *want, size_t nwant,
+		  const struct vd_replica_list *have, const struct vd_plan *plan, bool prune,
+		  struct vd_error *err)
+{
+	struct vd_capacity cap;
+	int64_t cpus = 0, mem = 0, now_cpus = 0, now_mem = 0, other_cpus = 0, other_mem = 0;
+	int64_t surge_cpus = 0, surge_mem = 0;
+	char who[1024] = "", a[32], b[32], c[32], d[32];
+	size_t len = 0;
+
+	if (node_capacity(node, backends, &cap, err) < 0)
+		return -1;
 	if (!cap.cpus)
 		return 0;
 	for (size_t i = 0; i < nwant; i++) {
@@ -181,26 +200,45 @@ vd_capacity_check(const struct vd_node_config *node, unsigned backends,
 	for (size_t i = 0; i < have->n; i++) {
 		const struct vd_replica *h = &have->v[i];
 
+		now_cpus += h->milli_cpus;
+		now_mem += h->memory_bytes;
 		if (find_want(want, nwant, h->labels.service) || pruned(want, nwant, h, prune))
 			continue;
 		other_cpus += h->milli_cpus;
 		other_mem += h->memory_bytes;
 	}
+	for (size_t p = 0; plan && p < plan->nphases; p++)
+		for (size_t i = 0; i < plan->phases[p].n; i++)
+			if (plan->phases[p].v[i].reason == VD_WHY_SURGE) {
+				surge_cpus += plan->phases[p].v[i].want->svc->milli_cpus;
+				surge_mem += plan->phases[p].v[i].want->svc->memory_bytes;
+			}
 	if (other_cpus || other_mem) {
 		if (len < sizeof(who) - 1)
-			snprintf(who + len, sizeof(who) - len, "; other services' replicas: %s cpus, %s",
-				 vd_format_milli_cpus(other_cpus, a, sizeof(a)),
-				 vd_format_size(other_mem, b, sizeof(b)));
+			len += (size_t)snprintf(who + len, sizeof(who) - len,
+						"; other services' replicas: %s cpus, %s",
+						vd_format_milli_cpus(other_cpus, a, sizeof(a)),
+						vd_format_size(other_mem, b, sizeof(b)));
 		cpus += other_cpus;
 		mem += other_mem;
 	}
-	if (cpus <= (int64_t)cap.cpus * 1000 && mem <= cap.memory_bytes)
+	if (surge_cpus || surge_mem) {
+		if (len < sizeof(who) - 1)
+			snprintf(who + len, sizeof(who) - len,
+				 "; surge replicas during the rollout: %s cpus, %s",
+				 vd_format_milli_cpus(surge_cpus, a, sizeof(a)),
+				 vd_format_size(surge_mem, b, sizeof(b)));
+		cpus += surge_cpus;
+		mem += surge_mem;
+	}
+	if ((cpus <= (int64_t)cap.cpus * 1000 || cpus <= now_cpus) &&
+	    (mem <= cap.memory_bytes || mem <= now_mem))
 		return 0;
 	return vd_error_set(err, VD_EXIT_INPUT,
 			    "refusing to apply: it needs %s cpus and %s of memory, the node has "
 			    "%d cpus and %s (%s); nothing was changed; --overcommit applies anyway",
 			    vd_format_milli_cpus(cpus, c, sizeof(c)),
-			    vd_format_size(mem, d2, sizeof(d2)), cap.cpus,
+			    vd_format_size(mem, d, sizeof(d)), cap.cpus,
 			    vd_format_size(cap.memory_bytes, a, sizeof(a)), who);
 }
 
@@ -234,6 +272,54 @@ note_undeclared(FILE *f, const struct vd_desired *want, size_t n, const struct v
 	}
 }
 
+/* A replica the plan leaves as it is (or only resizes). */
+static bool
+kept(const struct vd_plan *plan, const struct vd_replica *h)
+{
+	for (size_t p = 0; p < plan->nphases; p++)
+		for (size_t i = 0; i < plan->phases[p].n; i++) {
+			const struct vd_action *a = &plan->phases[p].v[i];
+
+			if (a->have == h && a->kind != VD_ACT_RESIZE)
+				return false;
+		}
+	return h->state == VD_STATE_RUNNING;
+}
+
+/* --wait promises every desired replica healthy at the end, including the
+ * ones this run did not touch (a run killed earlier may have started them). */
+static int
+check_kept(const struct vd_desired *want, size_t nwant, const struct vd_plan *plan,
+	   const struct vd_replica_list *have, const struct vd_apply_opts *o,
+	   struct vd_error *err)
+{
+	const struct vd_replica **reps = calloc(have->n + 1, sizeof(*reps));
+	const struct vd_service **svcs = calloc(have->n + 1, sizeof(*svcs));
+	struct vd_reconcile_result r;
+	size_t n = 0;
+	int ret;
+
+	if (!reps || !svcs) {
+		free(reps);
+		free(svcs);
+		return vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
+	}
+	for (size_t i = 0; i < have->n; i++) {
+		const struct vd_replica *h = &have->v[i];
+		const struct vd_desired *d = find_want(want, nwant, h->labels.service);
+
+		if (d && h->backend == d->svc->backend && h->labels.index < d->svc->replicas &&
+		    kept(plan, h)) {
+			reps[n] = h;
+			svcs[n++] = d->svc;
+		}
+	}
+	ret = vd_reconcile_wait(reps, svcs, n, &o->run, &r, err);
+	free(reps);
+	free(svcs);
+	return ret;
+}
+
 static int
 record(const struct vd_desired *want, size_t n, const struct vd_plan *plan,
        const struct vd_apply_opts *o, struct vd_error *err)
@@ -263,30 +349,39 @@ vd_apply(const struct vd_desired *want, size_t nwant, const struct vd_apply_opts
 	memset(res, 0, sizeof(*res));
 	if (vd_observe(o->node, backends, &have, err) < 0)
 		return -1;
-	if (!o->overcommit &&
-	    vd_capacity_check(o->node, backends, want, nwant, &have, o->prune, err) < 0)
-		goto out;
 	if (vd_plan_make(want, nwant, &have, &po, &plan, err) < 0)
 		goto out;
 	res->changed = !vd_plan_empty(&plan);
+	if (!o->overcommit && res->changed &&
+	    vd_capacity_check(o->node, backends, want, nwant, &have, &plan, o->prune, err) < 0) {
+		if (!o->dry_run)
+			goto out;
+		/* a dry run shows the plan all the same, and what apply would say */
+		fprintf(o->out, "note: apply would refuse this: %s\n", err->msg);
+		vd_error_clear(err);
+	}
 	if (!o->quiet_undeclared)
 		note_undeclared(o->out, want, nwant, &plan, &have);
 	if (o->dry_run) {
 		if (res->changed)
 			vd_plan_print(&plan, o->out);
 		else
-			fprintf(o->out, "no changes: %d replicas up to date\n", plan.unchanged);
+			fprintf(o->out, "nothing to change: %d replicas up to date\n",
+				plan.unchanged);
 		ret = 0;
 		goto out;
 	}
 	if (o->state_dir && record(want, nwant, &plan, o, err) < 0)
 		goto out;
 	if (!res->changed) {
-		fprintf(o->out, "nothing to change: %d replicas up to date\n", plan.unchanged);
-		ret = 0;
+		ret = o->run.wait ? check_kept(want, nwant, &plan, &have, o, err) : 0;
+		fprintf(o->out, "nothing to change: %d replicas up to date%s\n", plan.unchanged,
+			ret < 0 ? ", but not all healthy" : "");
 		goto out;
 	}
 	ret = vd_reconcile_run(&plan, &o->run, &res->run, err);
+	if (ret == 0 && o->run.wait)
+		ret = check_kept(want, nwant, &plan, &have, o, err);
 	summary(o->out, ret == 0 ? "apply" : "apply stopped", &res->run, plan.unchanged);
 out:
 	vd_plan_clear(&plan);

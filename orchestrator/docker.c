@@ -638,8 +638,12 @@ docker_create(struct vd_driver *d, const struct vd_service *svc, const struct vd
 				    "built locally; 'make images' builds vdctl/example-svc:latest)",
 				    name, msg ? msg : "no such image");
 	}
-	if (status != 201)
-		return engine_error(err, "create", name, status, reply);
+	if (status != 201) {
+		engine_error(err, "create", name, status, reply);
+		if (status == 409)
+			err->sys_errno = EEXIST; /* the name is taken: the caller may adopt it */
+		return -1;
+	}
 	id = json_string_value(json_object_get(reply, "Id"));
 	if (!id)
 		return vd_error_set(err, VD_EXIT_FAILURE, "create %s: the engine gave no id", name);

@@ -1048,6 +1048,14 @@ lv_create(struct vd_driver *d, const struct vd_service *svc, const struct vd_lab
 	if (!svc->vm.kernel && !svc->vm.disk)
 		return vd_error_set(err, VD_EXIT_INPUT, "create %s: the service has no vm kernel "
 				    "or disk", name);
+	/* defining over an existing domain would redefine it: refuse, and let
+	 * the caller adopt it (its files are left alone) */
+	if ((dom = virDomainLookupByName(lv->conn, name))) {
+		vd_error_set(err, VD_EXIT_FAILURE, "create %s: a domain of that name exists", name);
+		err->sys_errno = EEXIST;
+		return -1;
+	}
+	virResetLastError();
 	replica_dir(lv, name, dir, sizeof(dir));
 	remove_tree(dir); /* left by a create that was killed before it defined the domain */
 	if (mkdir_p(dir, 0755) < 0)

@@ -404,7 +404,4 @@ vd_plan_print(const struct vd_plan *plan, FILE *f)
 		for (size_t j = 0; j < plan->phases[i].n; j++)
 			print_action(&plan->phases[i].v[j], f);
 	}
-	for (size_t i = 0; i < plan->nundeclared; i++)
-		fprintf(f, "  (service '%s' is not declared here: left alone; --prune removes it)\n",
-			plan->undeclared[i]);
 }

@@ -2,6 +2,7 @@
  * Reconcile: a plan's phases run by a bounded pool of worker threads, with a
  * health gate between phases (see vd/reconcile.h).
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -139,6 +140,28 @@ remove_replica(struct run *run, struct vd_driver *d, const char *id, struct vd_e
 	return vd_driver_remove(d, id, err);
 }
 
+/*
+ * A create that finds the name taken: a run killed a moment ago may have
+ * made the replica after this run's plan looked. Adopt it when it is the
+ * same replica of the same spec; otherwise the error stands.
+ */
+static int
+adopt(struct vd_driver *d, const struct vd_action *a, const char *name, struct vd_replica *r,
+      struct vd_error *err)
+{
+	struct vd_error e = VD_ERROR_INIT;
+
+	if (err->sys_errno != EEXIST || vd_driver_inspect(d, name, r, &e) < 0)
+		return -1;
+	if (strcmp(r->labels.service, a->want->svc->name) == 0 && r->labels.index == a->index &&
+	    r->labels.spec_hash && strcmp(r->labels.spec_hash, a->want->spec_hash) == 0) {
+		vd_error_clear(err);
+		return 0;
+	}
+	vd_replica_clear(r);
+	return -1;
+}
+
 /* Make, start and look at replica `index` of a.want. */
 static int
 create_replica(struct run *run, struct vd_driver *d, const struct vd_action *a, const char *name,
@@ -153,8 +176,8 @@ create_replica(struct run *run, struct vd_driver *d, const struct vd_action *a, 
 
 	if (!l.service || !l.spec_hash || !l.manifest)
 		rc = vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
-	else
-		rc = vd_driver_create(d, want->svc, &l, &r, err);
+	else if ((rc = vd_driver_create(d, want->svc, &l, &r, err)) < 0)
+		rc = adopt(d, a, name, &r, err);
 	vd_labels_clear(&l);
 	if (rc < 0)
 		return -1;
@@ -342,6 +365,31 @@ wait_healthy(struct run *run, struct vd_error *err)
 	return sick ? vd_error_set(err, VD_EXIT_FAILURE, "%zu replicas did not become healthy",
 				   sick)
 		    : 0;
+}
+
+int
+vd_reconcile_wait(const struct vd_replica *const *reps, const struct vd_service *const *svcs,
+		  size_t n, const struct vd_reconcile_opts *opts, struct vd_reconcile_result *res,
+		  struct vd_error *err)
+{
+	struct run run = { .o = opts, .res = res, .lock = PTHREAD_MUTEX_INITIALIZER };
+	int ret = 0;
+
+	memset(res, 0, sizeof(*res));
+	run.t0 = now_ms();
+	/* one quiet pass: most are healthy, and a no-op apply stays quick */
+	for (size_t i = 0; i < n; i++)
+		if (vd_health_check(svcs[i], reps[i]->host, reps[i]->host_port, 1000) !=
+		    VD_HEALTH_OK)
+			add_waiter(&run, svcs[i], reps[i]);
+	if (run.nwait && wait_healthy(&run, err) < 0) {
+		*err = run.first;
+		ret = -1;
+	}
+	free(run.waiters);
+	res->seconds = (double)(now_ms() - run.t0) / 1000;
+	pthread_mutex_destroy(&run.lock);
+	return ret;
 }
 
 int

@@ -3,8 +3,8 @@
  *
  * The steps, in order, each before anything changes: observe every vdctl
  * replica (the backends the services use must answer; others are asked when
- * they answer, for services that moved and for prune), check the node's
- * capacity, make the plan. Then, unless it is a dry run, record the desired
+ * they answer, for services that moved and for prune), make the plan, check
+ * it against the node's capacity. Then, unless it is a dry run, record the desired
  * state (so a crash leaves it for the next run or the controller) and run
  * the plan. A second apply of the same manifest finds nothing to do and
  * makes no call that changes anything.
@@ -52,11 +52,12 @@ int vd_observe(const struct vd_node_config *node, unsigned required,
 	       struct vd_replica_list *out, struct vd_error *err);
 
 /* Refuse (VD_EXIT_INPUT, with the numbers and who asks) when the services,
- * and the replicas of other services that stay, need more CPUs or memory
- * than the node has. */
+ * the replicas of other services that stay and the surge replicas of PLAN
+ * need more CPUs or memory than the node has and than runs now. */
 int vd_capacity_check(const struct vd_node_config *node, unsigned backends,
 		      const struct vd_desired *want, size_t nwant,
-		      const struct vd_replica_list *have, bool prune, struct vd_error *err);
+		      const struct vd_replica_list *have, const struct vd_plan *plan, bool prune,
+		      struct vd_error *err);
 
 /* Apply WANT. Returns 0 when the engines now match, -1 with err otherwise. */
 int vd_apply(const struct vd_desired *want, size_t nwant, const struct vd_apply_opts *opts,

@@ -40,4 +40,11 @@ struct vd_reconcile_result {
 int vd_reconcile_run(const struct vd_plan *plan, const struct vd_reconcile_opts *opts,
 		     struct vd_reconcile_result *res, struct vd_error *err);
 
+/* Check that each of N running replicas answers as its service's health
+ * says, waiting (opts->timeout_ms) for those that do not yet. Only those
+ * that were not healthy at once are printed. */
+int vd_reconcile_wait(const struct vd_replica *const *reps, const struct vd_service *const *svcs,
+		      size_t n, const struct vd_reconcile_opts *opts,
+		      struct vd_reconcile_result *res, struct vd_error *err);
+
 #endif

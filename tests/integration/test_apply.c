@@ -812,7 +812,7 @@ test_diff(void **state)
 
 	vdctl_node(&r, t.state, "diff", m, NULL);
 	assert_exit(&r, 0);
-	assert_has(r.out, "no changes: 3 replicas up to date");
+	assert_has(r.out, "nothing to change: 3 replicas up to date");
 	printf("# diff, no change: %.2fs\n", r.secs);
 	result_clear(&r);
 
