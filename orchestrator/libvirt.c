@@ -944,10 +944,24 @@ lv_capacity(struct vd_driver *d, struct vd_capacity *out, struct vd_error *err)
 	struct lv *lv = (struct lv *)d;
 	virNodeInfo info;
 
+	virNodeMemoryStatsPtr stats = NULL;
+	int n = 0;
+
 	if (virNodeGetInfo(lv->conn, &info) < 0)
 		return lv_error(err, "node info of", lv->uri);
 	out->cpus = (int)info.cpus;
 	out->memory_bytes = (int64_t)info.memory * 1024;
+	/* virNodeGetInfo's memory comes from the NUMA topology, which on some
+	 * virtual machines is a fraction of the real total: the node's memory
+	 * statistics say it right */
+	if (virNodeGetMemoryStats(lv->conn, VIR_NODE_MEMORY_STATS_ALL_CELLS, NULL, &n, 0) == 0 &&
+	    n > 0 && (stats = calloc((size_t)n, sizeof(*stats))) &&
+	    virNodeGetMemoryStats(lv->conn, VIR_NODE_MEMORY_STATS_ALL_CELLS, stats, &n, 0) == 0)
+		for (int i = 0; i < n; i++)
+			if (strcmp(stats[i].field, VIR_NODE_MEMORY_STATS_TOTAL) == 0)
+				out->memory_bytes = (int64_t)stats[i].value * 1024;
+	free(stats);
+	virResetLastError();
 	return 0;
 }
 

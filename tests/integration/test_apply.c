@@ -112,29 +112,8 @@ ctx_init(struct tctx *t, const char *tag)
 
 /* ------------------------------------------------------- running vdctl */
 
-struct result {
-	int status;     /* exit status; 128+N when killed by signal N; -1 = not run */
-	bool timed_out; /* killed after RUN_TIMEOUT_S */
-	char *out, *err;
-	double secs;
-};
-
-struct proc {
-	pid_t pid;
-	int out, err;
-	double t0;
-};
-
 static void
-result_clear(struct result *r)
-{
-	free(r->out);
-	free(r->err);
-	memset(r, 0, sizeof(*r));
-}
-
-static void
-dump(const char *what, const struct result *r)
+dump(const char *what, const struct vt_result *r)
 {
 	fprintf(stderr, "--- %s: exit %d%s in %.2fs\n--- stdout:\n%s--- stderr:\n%s---\n", what,
 		r->status, r->timed_out ? " (timed out)" : "", r->secs, r->out ? r->out : "",
@@ -156,114 +135,6 @@ dump(const char *what, const struct result *r)
 		assert_non_null(strstr((text) ? (text) : "", (needle)));          \
 	} while (0)
 
-/* Start argv[0] with stdout and stderr on pipes, stdin on /dev/null. */
-static int
-spawn(struct proc *p, char *const argv[])
-{
-	int o[2], e[2];
-
-	if (pipe2(o, O_CLOEXEC) < 0)
-		return -1;
-	if (pipe2(e, O_CLOEXEC) < 0) {
-		close(o[0]);
-		close(o[1]);
-		return -1;
-	}
-	p->t0 = now_s();
-	p->pid = fork();
-	if (p->pid < 0) {
-		close(o[0]);
-		close(o[1]);
-		close(e[0]);
-		close(e[1]);
-		return -1;
-	}
-	if (p->pid == 0) {
-		int null = open("/dev/null", O_RDONLY);
-
-		if (null >= 0)
-			dup2(null, 0);
-		dup2(o[1], 1);
-		dup2(e[1], 2);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	close(o[1]);
-	close(e[1]);
-	p->out = o[0];
-	p->err = e[0];
-	return 0;
-}
-
-static void
-append(char **buf, size_t *len, const char *data, size_t n)
-{
-	char *b = realloc(*buf, *len + n + 1);
-
-	if (!b)
-		return;
-	memcpy(b + *len, data, n);
-	*len += n;
-	b[*len] = '\0';
-	*buf = b;
-}
-
-/* Read both pipes to their end and reap the child; kill it after
- * RUN_TIMEOUT_S. Every loop is bounded by that deadline (and the pipes'
- * end once the child is dead). */
-static void
-finish(struct proc *p, struct result *r)
-{
-	double deadline = p->t0 + RUN_TIMEOUT_S;
-	size_t olen = 0, elen = 0;
-	bool killed = false;
-	int st = 0, after_kill = 0;
-
-	memset(r, 0, sizeof(*r));
-	r->out = calloc(1, 1);
-	r->err = calloc(1, 1);
-	while (p->out >= 0 || p->err >= 0) {
-		struct pollfd pf[2] = { { p->out, POLLIN, 0 }, { p->err, POLLIN, 0 } };
-		double left = deadline - now_s();
-		char buf[8192];
-
-		if (left <= 0 && !killed) {
-			kill(p->pid, SIGKILL);
-			killed = true;
-			r->timed_out = true;
-		}
-		if (killed && after_kill++ > 30)
-			break; /* something else holds the pipes open */
-		if (poll(pf, 2, left > 0 ? (int)(left * 1000) + 1 : 1000) < 0 && errno != EINTR)
-			break;
-		for (int i = 0; i < 2; i++) {
-			int *fd = i ? &p->err : &p->out;
-			ssize_t n;
-
-			if (*fd < 0 || !(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
-				continue;
-			n = read(*fd, buf, sizeof(buf));
-			if (n > 0) {
-				if (i)
-					append(&r->err, &elen, buf, (size_t)n);
-				else
-					append(&r->out, &olen, buf, (size_t)n);
-			} else if (n == 0 || errno != EINTR) {
-				close(*fd);
-				*fd = -1;
-			}
-		}
-	}
-	if (p->out >= 0)
-		close(p->out);
-	if (p->err >= 0)
-		close(p->err);
-	while (waitpid(p->pid, &st, 0) < 0 && errno == EINTR)
-		;
-	r->secs = now_s() - p->t0;
-	r->status = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
-}
-
 /* argv: the binary, --state-dir STATE (when given), then the arguments. */
 static void
 build_argv(char **argv, char *state, va_list ap)
@@ -282,22 +153,14 @@ build_argv(char **argv, char *state, va_list ap)
 }
 
 static void
-run_argv(struct result *r, char **argv)
+run_argv(struct vt_result *r, char **argv)
 {
-	struct proc p;
-
-	memset(r, 0, sizeof(*r));
-	r->status = -1;
-	if (spawn(&p, argv) < 0) {
-		fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
-		return;
-	}
-	finish(&p, r);
+	vt_run(argv, RUN_TIMEOUT_S, r);
 }
 
 /* Run vdctl once. The list of arguments ends with NULL. */
 static void
-vdctl(struct result *r, char *state, ...)
+vdctl(struct vt_result *r, char *state, ...)
 {
 	char *argv[MAX_ARGS];
 	va_list ap;
@@ -322,7 +185,7 @@ last_line(const char *text)
 }
 
 static bool
-busy_elsewhere(const struct result *r)
+busy_elsewhere(const struct vt_result *r)
 {
 	return r->status == 2 && strstr(r->err, "refusing to apply") &&
 	       strstr(r->err, "other services' replicas");
@@ -334,7 +197,7 @@ busy_elsewhere(const struct result *r)
  * most BUSY_RETRIES times.
  */
 static void
-vdctl_node(struct result *r, char *state, ...)
+vdctl_node(struct vt_result *r, char *state, ...)
 {
 	char *argv[MAX_ARGS];
 	va_list ap;
@@ -348,7 +211,7 @@ vdctl_node(struct result *r, char *state, ...)
 			return;
 		fprintf(stderr, "# node busy with other services' replicas (%s %s): retry in %ds\n",
 			argv[3], argv[4] ? argv[4] : "", BUSY_SLEEP_S);
-		result_clear(r);
+		vt_result_clear(r);
 		sleep(BUSY_SLEEP_S);
 	}
 }
@@ -406,7 +269,7 @@ read_text(const char *path)
 	if (!f)
 		return NULL;
 	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		append(&buf, &len, chunk, n);
+		vt_append(&buf, &len, chunk, n);
 	fclose(f);
 	return buf ? buf : calloc(1, 1);
 }
@@ -601,13 +464,13 @@ static void
 clean_services(void)
 {
 	for (; G.cleaned < G.nmade; G.cleaned++) {
-		struct result r;
+		struct vt_result r;
 		int n;
 
 		vdctl(&r, G.made[G.cleaned].state_dir, "delete", G.made[G.cleaned].name, NULL);
 		if (r.status != 0)
 			dump("cleanup: vdctl delete", &r);
-		result_clear(&r);
+		vt_result_clear(&r);
 		n = sweep(G.made[G.cleaned].name);
 		if (n != 0)
 			fprintf(stderr, "cleanup: the sweep of '%s' removed %d containers "
@@ -706,7 +569,7 @@ test_teardown(void **state)
 
 /* Apply MANIFEST, expecting success. */
 static void
-apply_ok(struct tctx *t, const char *manifest, struct result *r)
+apply_ok(struct tctx *t, const char *manifest, struct vt_result *r)
 {
 	vdctl_node(r, t->state, "apply", manifest, NULL);
 	assert_exit(r, 0);
@@ -719,13 +582,13 @@ static void
 make_service(struct tctx *t, const struct spec *s, const char *name, char *path,
 	     size_t size)
 {
-	struct result r;
+	struct vt_result r;
 
 	manifest_path(path, size, t, name);
 	write_manifest(path, t->svc, s);
 	apply_ok(t, path, &r);
 	printf("# %s: apply of %d replicas: %.2fs\n", t->svc, s->replicas, r.secs);
-	result_clear(&r);
+	vt_result_clear(&r);
 }
 
 /* ---------------------------------------------------------------- tests */
@@ -735,7 +598,7 @@ static void
 test_apply_creates(void **state)
 {
 	struct tctx t;
-	struct result r;
+	struct vt_result r;
 	struct snap s;
 	char m[512], line[128];
 
@@ -751,7 +614,7 @@ test_apply_creates(void **state)
 	}
 	assert_has(r.out, "apply: 3 created, 0 started, 0 resized, 0 replaced, 0 removed, "
 			  "0 unchanged in ");
-	result_clear(&r);
+	vt_result_clear(&r);
 	assert_replicas(t.svc, &s, 3);
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(s.v[i].nano_cpus, 100000000);
@@ -769,7 +632,7 @@ static void
 test_reapply_is_noop(void **state)
 {
 	struct tctx t;
-	struct result r;
+	struct vt_result r;
 	struct snap a, b;
 	char m[512], want[128];
 
@@ -782,7 +645,7 @@ test_reapply_is_noop(void **state)
 	snprintf(want, sizeof(want), "nothing to change: 3 replicas up to date");
 	assert_has(r.out, want);
 	assert_null(strstr(r.out, "created"));
-	result_clear(&r);
+	vt_result_clear(&r);
 	assert_replicas(t.svc, &b, 3);
 	for (int i = 0; i < 3; i++) {
 		assert_string_equal(a.v[i].id, b.v[i].id);
@@ -797,7 +660,7 @@ test_diff(void **state)
 {
 	struct spec changed = { 4, "0.2", "32Mi", 2 };
 	struct tctx t;
-	struct result r;
+	struct vt_result r;
 	struct snap a, b;
 	char m[512], m2[512], rec[600], line[256], name[96];
 	char *before, *after;
@@ -814,7 +677,7 @@ test_diff(void **state)
 	assert_exit(&r, 0);
 	assert_has(r.out, "nothing to change: 3 replicas up to date");
 	printf("# diff, no change: %.2fs\n", r.secs);
-	result_clear(&r);
+	vt_result_clear(&r);
 
 	manifest_path(m2, sizeof(m2), &t, "web-changed");
 	write_manifest(m2, t.svc, &changed);
@@ -830,7 +693,7 @@ test_diff(void **state)
 	snprintf(name, sizeof(name), "vd-%s-3", t.svc);
 	snprintf(line, sizeof(line), "  %-8s %-24s %s\n", "create", name, "new");
 	assert_has(r.out, line);
-	result_clear(&r);
+	vt_result_clear(&r);
 
 	/* nothing moved: the same containers, limits, start times, record */
 	assert_replicas(t.svc, &b, 3);
@@ -852,7 +715,7 @@ test_resize_in_place(void **state)
 {
 	struct spec bigger = { 3, "0.2", "48Mi", 2 };
 	struct tctx t;
-	struct result r;
+	struct vt_result r;
 	struct snap a, b;
 	char m[512], m2[512];
 
@@ -866,7 +729,7 @@ test_resize_in_place(void **state)
 	printf("# apply resizing 3 replicas: %.2fs\n", r.secs);
 	assert_has(r.out, "resized live: cpus 0.1 -> 0.2, memory 32 MiB -> 48 MiB");
 	assert_has(r.out, "apply: 0 created, 0 started, 3 resized, 0 replaced, 0 removed");
-	result_clear(&r);
+	vt_result_clear(&r);
 	assert_replicas(t.svc, &b, 3);
 	for (int i = 0; i < 3; i++) {
 		assert_string_equal(a.v[i].id, b.v[i].id);
@@ -954,9 +817,9 @@ test_rolling_replacement(void **state)
 	struct spec next = { 3, "0.1", "32Mi", 3 };
 	struct poller p;
 	struct tctx t;
-	struct result r;
+	struct vt_result r;
 	struct snap a, b;
-	struct proc pr;
+	struct vt_proc pr;
 	pthread_t th;
 	char m[512], m2[512], *argv[MAX_ARGS];
 	int n = 0;
@@ -972,7 +835,7 @@ test_rolling_replacement(void **state)
 	 * busy node with diff first, so the apply watched below runs */
 	vdctl_node(&r, t.state, "diff", m2, NULL);
 	assert_exit(&r, 1);
-	result_clear(&r);
+	vt_result_clear(&r);
 
 	memset(&p, 0, sizeof(p));
 	p.svc = t.svc;
@@ -984,12 +847,12 @@ test_rolling_replacement(void **state)
 	argv[n++] = (char *)"apply";
 	argv[n++] = m2;
 	argv[n] = NULL;
-	if (spawn(&pr, argv) < 0) {
+	if (vt_spawn(&pr, argv) < 0) {
 		atomic_store(&p.stop, 1);
 		pthread_join(th, NULL);
 		fail_msg("cannot run %s", G.bin);
 	}
-	finish(&pr, &r);
+	vt_finish(&pr, RUN_TIMEOUT_S, &r);
 	atomic_store(&p.stop, 1);
 	pthread_join(th, NULL);
 	printf("# rolling apply: %.2fs, %d polls, fewest answering %d of %d listed "
@@ -1000,7 +863,7 @@ test_rolling_replacement(void **state)
 	assert_has(r.out, "replaced (spec changed)");
 	assert_has(r.out, "removed (surge no longer needed)");
 	assert_has(r.out, "apply: 1 created, 0 started, 0 resized, 3 replaced, 1 removed");
-	result_clear(&r);
+	vt_result_clear(&r);
 
 	assert_int_equal(p.list_errors, 0);
 	assert_true(p.polls >= 5);
@@ -1023,7 +886,7 @@ static void
 test_scale(void **state)
 {
 	struct tctx t;
-	struct result r;
+	struct vt_result r;
 	struct snap a, b, c;
 	char m[512], arg[64];
 
@@ -1038,7 +901,7 @@ test_scale(void **state)
 	printf("# scale 3 -> 5: %.2fs\n", r.secs);
 	assert_has(r.out, "apply: 2 created, 0 started, 0 resized, 0 replaced, 0 removed, "
 			  "3 unchanged");
-	result_clear(&r);
+	vt_result_clear(&r);
 	assert_replicas(t.svc, &b, 5);
 	for (int i = 0; i < 3; i++)
 		assert_string_equal(a.v[i].id, b.v[i].id);
@@ -1051,7 +914,7 @@ test_scale(void **state)
 	printf("# scale 5 -> 2: %.2fs\n", r.secs);
 	assert_has(r.out, "apply: 0 created, 0 started, 0 resized, 0 replaced, 3 removed, "
 			  "2 unchanged");
-	result_clear(&r);
+	vt_result_clear(&r);
 	assert_replicas(t.svc, &c, 2);
 	for (int i = 0; i < 2; i++) {
 		assert_string_equal(a.v[i].id, c.v[i].id);
@@ -1066,7 +929,7 @@ test_over_capacity(void **state)
 {
 	struct spec huge = { 3, "1.5", "32Mi", 1 };
 	struct tctx t;
-	struct result r;
+	struct vt_result r;
 	struct snap s;
 	char m[512], want[128];
 
@@ -1086,21 +949,21 @@ test_over_capacity(void **state)
 	assert_has(r.err, want);
 	assert_has(r.err, "nothing was changed");
 	assert_string_equal(r.out, "");
-	result_clear(&r);
+	vt_result_clear(&r);
 	assert_int_equal(snapshot(t.svc, &s), 0);
 
 	vdctl(&r, t.state, "apply", "--overcommit", m, NULL);
 	assert_exit(&r, 0);
 	printf("# apply --overcommit of 3 x 1.5 cpus: %.2fs\n", r.secs);
 	assert_has(r.out, "apply: 3 created");
-	result_clear(&r);
+	vt_result_clear(&r);
 	assert_replicas(t.svc, &s, 3);
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(s.v[i].nano_cpus, 1500000000);
 
 	vdctl(&r, t.state, "delete", t.svc, NULL);
 	assert_exit(&r, 0);
-	result_clear(&r);
+	vt_result_clear(&r);
 	assert_int_equal(snapshot(t.svc, &s), 0);
 }
 
@@ -1114,7 +977,7 @@ test_sigkill_recovery(void **state)
 	static const int kill_ms[] = { 300, 100, 700, 50, 20 };
 	struct spec six = { 6, "0.1", "32Mi", 1 };
 	struct tctx t;
-	struct result r;
+	struct vt_result r;
 	struct snap s;
 	char m[512], *argv[MAX_ARGS];
 
@@ -1129,25 +992,25 @@ test_sigkill_recovery(void **state)
 	argv[4] = m;
 	argv[5] = NULL;
 	for (size_t k = 0; k < sizeof(kill_ms) / sizeof(kill_ms[0]); k++) {
-		struct proc pr;
-		struct result killed;
+		struct vt_proc pr;
+		struct vt_result killed;
 
 		/* a clean start each round */
 		vdctl(&r, t.state, "delete", t.svc, NULL);
 		assert_exit(&r, 0);
-		result_clear(&r);
+		vt_result_clear(&r);
 		assert_int_equal(snapshot(t.svc, &s), 0);
 
-		assert_int_equal(spawn(&pr, argv), 0);
+		assert_int_equal(vt_spawn(&pr, argv), 0);
 		sleep_ms(kill_ms[k]);
 		kill(pr.pid, SIGKILL);
-		finish(&pr, &killed);
+		vt_finish(&pr, RUN_TIMEOUT_S, &killed);
 		if (killed.status != 128 + SIGKILL)
 			dump("the apply ended before the kill", &killed);
 		printf("# killed at %d ms (exit %d after %.2fs), its last line: %s%s", kill_ms[k],
 		       killed.status, killed.secs, last_line(killed.out),
 		       *last_line(killed.out) ? "" : "(none)\n");
-		result_clear(&killed);
+		vt_result_clear(&killed);
 
 		/* again at once, as a user would: what the engine still does for
 		 * the killed run must not trip this one */
@@ -1158,7 +1021,7 @@ test_sigkill_recovery(void **state)
 				"made meanwhile (HTTP 409)\n");
 		assert_exit(&r, 0);
 		printf("# apply after the kill: %.2fs: %s", r.secs, last_line(r.out));
-		result_clear(&r);
+		vt_result_clear(&r);
 		assert_replicas(t.svc, &s, 6);
 		for (int i = 0; i < 6; i++) {
 			char url[64];
@@ -1176,7 +1039,7 @@ static void
 test_delete(void **state)
 {
 	struct tctx t;
-	struct result r;
+	struct vt_result r;
 	struct snap s;
 	char m[512], rec[600], arg[64];
 
@@ -1189,7 +1052,7 @@ test_delete(void **state)
 	assert_exit(&r, 0);
 	printf("# delete of 3 replicas: %.2fs\n", r.secs);
 	assert_has(r.out, "delete: 3 replicas removed in ");
-	result_clear(&r);
+	vt_result_clear(&r);
 	assert_int_equal(snapshot(t.svc, &s), 0);
 	snprintf(rec, sizeof(rec), "%s/services/%s.yaml", t.state, t.svc);
 	assert_int_equal(access(rec, F_OK), -1);
@@ -1199,13 +1062,13 @@ test_delete(void **state)
 	assert_true(strncmp(r.out, "SERVICE ", 8) == 0);
 	assert_non_null(strchr(r.out, '\n'));
 	assert_string_equal(strchr(r.out, '\n'), "\n"); /* the header and nothing else */
-	result_clear(&r);
+	vt_result_clear(&r);
 
 	snprintf(arg, sizeof(arg), "%s=2", t.svc);
 	vdctl(&r, t.state, "scale", arg, NULL);
 	assert_exit(&r, 2);
 	assert_has(r.err, "is not known here");
-	result_clear(&r);
+	vt_result_clear(&r);
 	assert_int_equal(snapshot(t.svc, &s), 0);
 }
 
@@ -1214,7 +1077,7 @@ static void
 test_bad_input(void **state)
 {
 	struct tctx t;
-	struct result r;
+	struct vt_result r;
 	struct snap s;
 	char m[512], want[700], rec[600];
 	FILE *f;
@@ -1244,7 +1107,7 @@ test_bad_input(void **state)
 	snprintf(want, sizeof(want), "%s:1:1: missing required key 'replicas'", m);
 	assert_has(r.err, want);
 	assert_string_equal(r.out, "");
-	result_clear(&r);
+	vt_result_clear(&r);
 	assert_int_equal(snapshot(t.svc, &s), 0);
 	snprintf(rec, sizeof(rec), "%s/services/%s.yaml", t.state, t.svc);
 	assert_int_equal(access(rec, F_OK), -1);
@@ -1252,12 +1115,12 @@ test_bad_input(void **state)
 	vdctl(&r, t.state, "scale", "nosuch=2", NULL);
 	assert_exit(&r, 2);
 	assert_has(r.err, "service 'nosuch' is not known here");
-	result_clear(&r);
+	vt_result_clear(&r);
 
 	vdctl(&r, t.state, "resize", t.svc, "--cpus", "lots", NULL);
 	assert_exit(&r, 2);
 	assert_has(r.err, "invalid --cpus 'lots'");
-	result_clear(&r);
+	vt_result_clear(&r);
 	assert_int_equal(snapshot(t.svc, &s), 0);
 }
 
@@ -1267,7 +1130,7 @@ test_get_json(void **state)
 {
 	struct spec two = { 2, "0.1", "32Mi", 1 };
 	struct tctx t;
-	struct result r;
+	struct vt_result r;
 	struct snap s;
 	json_error_t jerr;
 	json_t *j, *e;
@@ -1308,7 +1171,7 @@ test_get_json(void **state)
 		assert_true(json_integer_value(json_object_get(e, "started_ns")) > 0);
 	}
 	json_decref(j);
-	result_clear(&r);
+	vt_result_clear(&r);
 }
 
 int

@@ -3,6 +3,12 @@
  */
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <sys/wait.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,6 +129,149 @@ vt_docker(const char *method, const char *path, const char *body, json_t **reply
 		*reply = out && *out ? json_loads(out, 0, NULL) : NULL;
 	free(out);
 	return status;
+}
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ------------------------------------------------------ running programs */
+
+
+void
+vt_result_clear(struct vt_result *r)
+{
+	free(r->out);
+	free(r->err);
+	memset(r, 0, sizeof(*r));
+}
+
+/* Start argv[0] with stdout and stderr on pipes, stdin on /dev/null. */
+int
+vt_spawn(struct vt_proc *p, char *const argv[])
+{
+	int o[2], e[2];
+
+	if (pipe2(o, O_CLOEXEC) < 0)
+		return -1;
+	if (pipe2(e, O_CLOEXEC) < 0) {
+		close(o[0]);
+		close(o[1]);
+		return -1;
+	}
+	p->t0 = now_s();
+	p->pid = fork();
+	if (p->pid < 0) {
+		close(o[0]);
+		close(o[1]);
+		close(e[0]);
+		close(e[1]);
+		return -1;
+	}
+	if (p->pid == 0) {
+		int null = open("/dev/null", O_RDONLY);
+
+		if (null >= 0)
+			dup2(null, 0);
+		dup2(o[1], 1);
+		dup2(e[1], 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(o[1]);
+	close(e[1]);
+	p->out = o[0];
+	p->err = e[0];
+	return 0;
+}
+
+void
+vt_append(char **buf, size_t *len, const char *data, size_t n)
+{
+	char *b = realloc(*buf, *len + n + 1);
+
+	if (!b)
+		return;
+	memcpy(b + *len, data, n);
+	*len += n;
+	b[*len] = '\0';
+	*buf = b;
+}
+
+/* Read both pipes to their end and reap the child; kill it after
+ * timeout_s seconds. Every loop is bounded by that deadline (and the pipes'
+ * end once the child is dead). */
+void
+vt_finish(struct vt_proc *p, double timeout_s, struct vt_result *r)
+{
+	double deadline = p->t0 + timeout_s;
+	size_t olen = 0, elen = 0;
+	bool killed = false;
+	int st = 0, after_kill = 0;
+
+	memset(r, 0, sizeof(*r));
+	r->out = calloc(1, 1);
+	r->err = calloc(1, 1);
+	while (p->out >= 0 || p->err >= 0) {
+		struct pollfd pf[2] = { { p->out, POLLIN, 0 }, { p->err, POLLIN, 0 } };
+		double left = deadline - now_s();
+		char buf[8192];
+
+		if (left <= 0 && !killed) {
+			kill(p->pid, SIGKILL);
+			killed = true;
+			r->timed_out = true;
+		}
+		if (killed && after_kill++ > 30)
+			break; /* something else holds the pipes open */
+		if (poll(pf, 2, left > 0 ? (int)(left * 1000) + 1 : 1000) < 0 && errno != EINTR)
+			break;
+		for (int i = 0; i < 2; i++) {
+			int *fd = i ? &p->err : &p->out;
+			ssize_t n;
+
+			if (*fd < 0 || !(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			n = read(*fd, buf, sizeof(buf));
+			if (n > 0) {
+				if (i)
+					vt_append(&r->err, &elen, buf, (size_t)n);
+				else
+					vt_append(&r->out, &olen, buf, (size_t)n);
+			} else if (n == 0 || errno != EINTR) {
+				close(*fd);
+				*fd = -1;
+			}
+		}
+	}
+	if (p->out >= 0)
+		close(p->out);
+	if (p->err >= 0)
+		close(p->err);
+	while (waitpid(p->pid, &st, 0) < 0 && errno == EINTR)
+		;
+	r->secs = now_s() - p->t0;
+	r->status = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
+}
+
+int
+vt_run(char *const argv[], double timeout_s, struct vt_result *r)
+{
+	struct vt_proc p;
+
+	memset(r, 0, sizeof(*r));
+	r->status = -1;
+	if (vt_spawn(&p, argv) < 0) {
+		fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
+		return -1;
+	}
+	vt_finish(&p, timeout_s, r);
+	return r->status;
 }
 
 const char *

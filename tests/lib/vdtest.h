@@ -6,6 +6,7 @@
 #define VD_TEST_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,6 +28,36 @@ int vt_wait_http(const char *url, int seconds);
  * engine did not answer) and, if reply is not NULL, the parsed JSON reply
  * (NULL when the body is empty or not JSON). */
 long vt_docker(const char *method, const char *path, const char *body, json_t **reply);
+
+/* What a program run by vt_run() did. */
+struct vt_result {
+	int status;     /* exit status; 128+N when killed by signal N; -1 = not run */
+	bool timed_out; /* killed at the timeout */
+	char *out, *err;
+	double secs;
+};
+
+struct vt_proc {
+	pid_t pid;
+	int out, err;
+	double t0;
+};
+
+/* Start argv[0] (a path) with stdout and stderr on pipes, stdin on
+ * /dev/null; then vt_finish() collects them and reaps it, killing it after
+ * timeout_s seconds from its start. */
+int vt_spawn(struct vt_proc *p, char *const argv[]);
+void vt_finish(struct vt_proc *p, double timeout_s, struct vt_result *r);
+
+/* Append n bytes to a NUL-terminated growing buffer. */
+void vt_append(char **buf, size_t *len, const char *data, size_t n);
+
+/* Run argv[0] (a path) with stdin on /dev/null, collecting stdout and
+ * stderr; kill it after timeout_s seconds. Returns r->status. */
+int vt_run(char *const argv[], double timeout_s, struct vt_result *r);
+
+/* Free what vt_run() collected. */
+void vt_result_clear(struct vt_result *r);
 
 /* Path of a file under the source tree ($VD_ROOT, default "."). */
 const char *vt_path(const char *rel);
