@@ -76,6 +76,10 @@ void cli_apply_defaults(struct vd_apply_opts *o, struct vd_node_config *node);
 int cli_run_option(const char *cmd, int c, const char *arg, struct vd_apply_opts *o,
 		   struct vd_error *err);
 
+/* Load manifest files and apply them (or, with o->dry_run, plan them). */
+int cli_apply_files(char *const *paths, size_t n, struct vd_apply_opts *o,
+		    struct vd_apply_result *res, struct vd_error *err);
+
 /* Load what apply recorded for one service (NULL: all of them). */
 int cli_load_recorded(const char *service, struct vd_manifest **m, struct vd_error *err);
 

@@ -121,3 +121,22 @@ cli_load_recorded(const char *service, struct vd_manifest **m, struct vd_error *
 	}
 	return 0;
 }
+
+int
+cli_apply_files(char *const *paths, size_t n, struct vd_apply_opts *o,
+		struct vd_apply_result *res, struct vd_error *err)
+{
+	struct vd_manifest *m = NULL;
+	struct vd_desired *want = NULL;
+	char **idents = NULL;
+	int ret;
+
+	if (cli_load(paths, n, &m, err) < 0)
+		return -1;
+	ret = vd_desired_from_manifest(m, NULL, &want, &idents, err);
+	if (ret == 0)
+		ret = vd_apply(want, m->nservices, o, res, err);
+	vd_desired_free(want, idents, m->nservices);
+	vd_manifest_free(m);
+	return ret;
+}

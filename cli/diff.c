@@ -30,9 +30,6 @@ cmd_diff(int argc, char **argv, struct vd_error *err)
 	struct vd_node_config node;
 	struct vd_apply_opts o;
 	struct vd_apply_result res;
-	struct vd_manifest *m = NULL;
-	struct vd_desired *want = NULL;
-	char **idents = NULL;
 	int c, ret;
 
 	cli_apply_defaults(&o, &node);
@@ -53,12 +50,6 @@ cmd_diff(int argc, char **argv, struct vd_error *err)
 	}
 	if (optind == argc)
 		return cli_usage_error(err, "diff", "no manifest files given");
-	if (cli_load(argv + optind, (size_t)(argc - optind), &m, err) < 0)
-		return -1;
-	ret = vd_desired_from_manifest(m, NULL, &want, &idents, err);
-	if (ret == 0)
-		ret = vd_apply(want, m->nservices, &o, &res, err);
-	vd_desired_free(want, idents, m->nservices);
-	vd_manifest_free(m);
+	ret = cli_apply_files(argv + optind, (size_t)(argc - optind), &o, &res, err);
 	return ret < 0 ? -1 : res.changed ? 1 : 0;
 }

@@ -433,6 +433,24 @@ inspect_raw(struct docker *dk, const char *id, struct vd_replica *r, long *statu
 	return parse_inspect(reply, r, err);
 }
 
+/*
+ * Before acting on an id: is it a container of vdctl's? 1 yes, 0 no such
+ * container, -1 with err when it is not vdctl's or the engine failed.
+ */
+static int
+ours(struct docker *dk, const char *id, struct vd_error *err)
+{
+	struct vd_replica r;
+	long status = 0;
+
+	if (inspect_raw(dk, id, &r, &status, err) < 0)
+		return -1;
+	if (status == 404)
+		return 0;
+	vd_replica_clear(&r);
+	return 1;
+}
+
 /* ----------------------------------------------------------- operations */
 
 static int
@@ -656,16 +674,13 @@ lifecycle(struct docker *dk, const char *op, const char *id, const char *action,
 	  const char *query, int timeout_ms, struct vd_error *err)
 {
 	_cleanup_json_ json_t *reply = NULL;
-	struct vd_replica r;
 	char path[256];
 	long status = 0;
 	int ret;
 
-	if (inspect_raw(dk, id, &r, &status, err) < 0)
-		return -1;
-	if (status == 404)
-		return vd_error_set(err, VD_EXIT_FAILURE, "%s %s: no such container", op, id);
-	vd_replica_clear(&r);
+	if ((ret = ours(dk, id, err)) <= 0)
+		return ret < 0 ? -1 : vd_error_set(err, VD_EXIT_FAILURE, "%s %s: no such container",
+						   op, id);
 	snprintf(path, sizeof(path), "/containers/%s/%s%s", id, action, query);
 	if (call(dk, "POST", path, true, NULL, timeout_ms, &status, &reply, err) < 0)
 		return vd_error_wrap(err, "%s %s", op, id);
@@ -700,15 +715,12 @@ docker_remove(struct vd_driver *d, const char *id, struct vd_error *err)
 {
 	struct docker *dk = (struct docker *)d;
 	_cleanup_json_ json_t *reply = NULL;
-	struct vd_replica r;
 	char path[256];
 	long status = 0;
+	int known = ours(dk, id, err);
 
-	if (inspect_raw(dk, id, &r, &status, err) < 0)
-		return -1;
-	if (status == 404)
-		return 0; /* already gone */
-	vd_replica_clear(&r);
+	if (known <= 0)
+		return known; /* not vdctl's (-1), or already gone (0) */
 	/* force: kill it if running; v: with its anonymous volumes */
 	snprintf(path, sizeof(path), "/containers/%s?force=1&v=1", id);
 	if (call(dk, "DELETE", path, true, NULL, dk->timeout_ms, &status, &reply, err) < 0)
@@ -725,15 +737,13 @@ docker_resize(struct vd_driver *d, const char *id, int64_t milli_cpus, int64_t m
 	struct docker *dk = (struct docker *)d;
 	_cleanup_json_ json_t *body = NULL;
 	_cleanup_json_ json_t *reply = NULL;
-	struct vd_replica r;
 	char path[256];
 	long status = 0;
+	int known = ours(dk, id, err);
 
-	if (inspect_raw(dk, id, &r, &status, err) < 0)
-		return -1;
-	if (status == 404)
-		return vd_error_set(err, VD_EXIT_FAILURE, "resize %s: no such container", id);
-	vd_replica_clear(&r);
+	if (known <= 0)
+		return known < 0 ? -1 : vd_error_set(err, VD_EXIT_FAILURE, "resize %s: no such "
+						     "container", id);
 	body = json_pack("{s:I, s:I, s:I}", "Memory", (json_int_t)memory_bytes, "MemorySwap",
 			 (json_int_t)memory_bytes, "NanoCpus", (json_int_t)milli_cpus * 1000000);
 	snprintf(path, sizeof(path), "/containers/%s/update", id);
@@ -754,18 +764,15 @@ docker_stats(struct vd_driver *d, const char *id, struct vd_stats *out, struct v
 	struct docker *dk = (struct docker *)d;
 	_cleanup_json_ json_t *reply = NULL;
 	json_t *cpu, *pre, *mem, *mstats;
-	struct vd_replica r;
 	double cpu_delta, sys_delta;
 	int64_t inactive;
 	char path[256];
 	long status = 0;
-	int online;
+	int online, known = ours(dk, id, err);
 
-	if (inspect_raw(dk, id, &r, &status, err) < 0)
-		return -1;
-	if (status == 404)
-		return vd_error_set(err, VD_EXIT_FAILURE, "stats %s: no such container", id);
-	vd_replica_clear(&r);
+	if (known <= 0)
+		return known < 0 ? -1 : vd_error_set(err, VD_EXIT_FAILURE, "stats %s: no such "
+						     "container", id);
 	/* stream=false: the engine takes two samples, a second apart */
 	snprintf(path, sizeof(path), "/containers/%s/stats?stream=false", id);
 	if (call(dk, "GET", path, true, NULL, dk->timeout_ms, &status, &reply, err) < 0)

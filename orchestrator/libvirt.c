@@ -43,6 +43,7 @@
 #include "vd/labels.h"
 #include "vd/log.h"
 #include "vd/manifest.h"
+#include "vd/state.h"
 #include "vd/strbuf.h"
 
 #define LV_DEFAULT_URI "qemu:///system"
@@ -350,54 +351,10 @@ lookup(struct lv *lv, const char *id, const char *op, struct vd_replica *r, stru
 
 /* --------------------------------------------------------------- files */
 
-static int
-mkdir_p(const char *path, mode_t mode)
-{
-	char tmp[PATH_MAX];
-
-	snprintf(tmp, sizeof(tmp), "%s", path);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	return mkdir(tmp, mode) < 0 && errno != EEXIST ? -1 : 0;
-}
-
 static void
 replica_dir(const struct lv *lv, const char *name, char *buf, size_t size)
 {
 	snprintf(buf, size, "%s/libvirt/%s", lv->state_dir, name);
-}
-
-/* Write a file atomically: a temporary beside it, then rename. */
-static int
-write_file(const char *path, const char *data, mode_t mode, struct vd_error *err)
-{
-	char tmp[PATH_MAX + 8];
-	size_t len = strlen(data);
-	int fd;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	if (fd < 0)
-		return vd_error_errno(err, errno, "cannot write '%s'", tmp);
-	if (write(fd, data, len) != (ssize_t)len || fsync(fd) < 0) {
-		int e = errno;
-
-		close(fd);
-		unlink(tmp);
-		return vd_error_errno(err, e, "cannot write '%s'", tmp);
-	}
-	close(fd);
-	if (rename(tmp, path) < 0) {
-		unlink(tmp);
-		return vd_error_errno(err, errno, "cannot rename '%s'", tmp);
-	}
-	return 0;
 }
 
 static void
@@ -717,7 +674,7 @@ probe_kvm(struct lv *lv)
 	unlink(console);
 	snprintf(line, sizeof(line), "%s %s\n", boot_id, works ? "yes" : "no");
 	if (boot_id[0])
-		write_file(cache, line, 0644, NULL);
+		vd_write_atomic(cache, line, strlen(line), NULL);
 	vd_info("KVM %s on this host; accel auto uses %s", works ? "boots guests" :
 		"does not boot guests", works ? "kvm" : "tcg (software emulation)");
 	return works;
@@ -1017,7 +974,8 @@ write_guest_config(const struct vd_service *svc, const struct domain_plan *p,
 	env = vd_strbuf_steal(&b);
 	if (!args || !env)
 		return vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
-	if (write_file(p->args, args, 0644, err) < 0 || write_file(p->env, env, 0644, err) < 0)
+	if (vd_write_atomic(p->args, args, strlen(args), err) < 0 ||
+	    vd_write_atomic(p->env, env, strlen(env), err) < 0)
 		return -1;
 	return 0;
 }
@@ -1072,8 +1030,8 @@ lv_create(struct vd_driver *d, const struct vd_service *svc, const struct vd_lab
 	virResetLastError();
 	replica_dir(lv, name, dir, sizeof(dir));
 	remove_tree(dir); /* left by a create that was killed before it defined the domain */
-	if (mkdir_p(dir, 0755) < 0)
-		return vd_error_errno(err, errno, "create %s: cannot make '%s'", name, dir);
+	if (vd_mkdir_p(dir, err) < 0)
+		return vd_error_wrap(err, "create %s", name);
 	if (plan_domain(lv, svc, name, dir, &p, err) < 0 ||
 	    write_guest_config(svc, &p, err) < 0)
 		goto fail;
