@@ -86,15 +86,12 @@ parse_flags(int argc, char **argv, struct svc_config *cfg)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *env;
+	const char *env = getenv("PORT");
 	int c;
 
-	env = getenv("PORT");
 	if (env != NULL && *env != '\0' &&
-	    parse_int(env, 1, 65535, &cfg->port) == -1) {
-		svc_warn("invalid PORT '%s'", env);
-		return -1;
-	}
+	    parse_int(env, 1, 65535, &cfg->port) == -1)
+		cfg->port = -1;		/* an error unless --port is given */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (c) {
@@ -137,6 +134,10 @@ parse_flags(int argc, char **argv, struct svc_config *cfg)
 	}
 	if (optind < argc) {
 		svc_warn("unexpected argument '%s'", argv[optind]);
+		return -1;
+	}
+	if (cfg->port == -1) {
+		svc_warn("invalid PORT '%s'", env);
 		return -1;
 	}
 	if (cfg->model == SVC_ASYNC)

@@ -96,28 +96,45 @@ extern struct svc_config svc_cfg;
 extern atomic_ulong svc_requests;
 extern uint64_t svc_start_us;
 
-/* svc.c */
-void svc_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
+/* svc.c: "svc: " and the message on stderr; the monotonic clock in us */
+void svc_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 uint64_t svc_now_us(void);
 
-/* conn.c */
-ssize_t svc_parse(const char *, size_t, struct svc_request *);
-int svc_epoll(int, int);
-void svc_accept_all(int, int, uint32_t);
-int svc_conn_arm(int, struct svc_conn *, uint32_t);
-int svc_conn_read(struct svc_conn *);
-int svc_conn_next(struct svc_conn *);
-void svc_conn_reply(struct svc_conn *);
-int svc_conn_flush(struct svc_conn *);
-void svc_conn_close(struct svc_conn *);
+/*
+ * conn.c.  svc_parse: the request head at buf into req; the length of the
+ * head, 0 while incomplete, -1 when malformed (req->reject is then 400).
+ * svc_epoll: an epoll fd watching the listening socket and signalfd, or -1.
+ * svc_accept_all: accept what is pending, each connection armed for events.
+ * svc_conn_arm: watch c for events (0: stop); -1 when epoll fails.
+ * svc_conn_read: read until SVC_READY, SVC_AGAIN or SVC_EOF.
+ * svc_conn_next: 1 when the buffered input holds a whole request; no I/O.
+ * svc_conn_reply: format c->rep for sending; svc_conn_flush sends it: 1 when
+ * done, 0 when the socket is full, -1 on failure.
+ * svc_conn_close: drain, close and free c, the one way a connection ends.
+ */
+ssize_t svc_parse(const char *buf, size_t len, struct svc_request *req);
+int svc_epoll(int lfd, int sfd);
+void svc_accept_all(int lfd, int ep, uint32_t events);
+int svc_conn_arm(int ep, struct svc_conn *c, uint32_t events);
+int svc_conn_read(struct svc_conn *c);
+int svc_conn_next(struct svc_conn *c);
+void svc_conn_reply(struct svc_conn *c);
+int svc_conn_flush(struct svc_conn *c);
+void svc_conn_close(struct svc_conn *c);
 
-/* routes.c */
-void svc_route(const struct svc_request *, struct svc_reply *, int);
-void svc_finish_wait(struct svc_reply *, int);
-void svc_reply_release(struct svc_reply *);
+/*
+ * routes.c.  svc_route: answer req into rep (worker: the sync worker index,
+ * 0 in async); when rep->wait_ms >= 0 the caller waits until rep->started_us
+ * plus that, then calls svc_finish_wait.  svc_reply_release: unmap /alloc's
+ * memory once the reply is sent.
+ */
+void svc_route(const struct svc_request *req, struct svc_reply *rep,
+    int worker);
+void svc_finish_wait(struct svc_reply *rep, int worker);
+void svc_reply_release(struct svc_reply *rep);
 
 /* sync.c, async.c: serve until SIGTERM or SIGINT; 0, or -1 on failure */
-int svc_serve_sync(int, int);
-int svc_serve_async(int, int);
+int svc_serve_sync(int lfd, int sfd);
+int svc_serve_async(int lfd, int sfd);
 
 #endif

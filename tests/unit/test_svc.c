@@ -123,7 +123,7 @@ client_send(struct client *cl, const char *buf, size_t len)
 static int
 client_get(struct client *cl, const char *path)
 {
-	char req[512];
+	char req[4096];
 
 	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: test\r\n\r\n",
 	    path);
@@ -558,6 +558,29 @@ test_malformed(void **state)
 	assert_int_equal(http_get(s->port, "/ping", &r), 200);
 }
 
+/* A chunked body is refused with 411, a long target with 414. */
+static void
+test_refused(void **state)
+{
+	static const char chunked[] = "POST /ping HTTP/1.1\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+	struct server *s = *state;
+	struct response r;
+	struct client cl;
+	char path[2048];
+
+	assert_int_equal(client_open(&cl, s->port), 0);
+	assert_int_equal(client_send(&cl, chunked, strlen(chunked)), 0);
+	assert_int_equal(client_response(&cl, &r), 411);
+	assert_true(client_at_eof(&cl));
+	client_close(&cl);
+
+	memset(path, 'a', sizeof(path) - 1);
+	path[0] = '/';
+	path[sizeof(path) - 1] = '\0';
+	assert_int_equal(http_get(s->port, path, &r), 414);
+}
+
 static void
 test_keepalive(void **state)
 {
@@ -794,6 +817,7 @@ main(void)
 		SYNC(test_bad_numbers),
 		SYNC(test_huge_headers),
 		SYNC(test_malformed),
+		SYNC(test_refused),
 		SYNC(test_keepalive),
 		SYNC(test_pipelined),
 		SYNC(test_http10_closes),
@@ -807,6 +831,7 @@ main(void)
 		ASYNC(test_method_not_allowed),
 		ASYNC(test_huge_headers),
 		ASYNC(test_malformed),
+		ASYNC(test_refused),
 		ASYNC(test_keepalive),
 		ASYNC(test_pipelined),
 		ASYNC(test_http10_closes),
