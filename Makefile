@@ -11,6 +11,8 @@
 VERSION := 0.1.0
 CC ?= gcc
 PKGS := libvirt libcurl yaml-0.1 jansson
+# not in pkg-config: Debian's http-parser (the balancer's HTTP parsing)
+LIBS := -lhttp_parser -lm -lpthread
 
 WARN := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes -Wshadow \
 	-Wpointer-arith -Wcast-qual -Wsign-compare
@@ -60,7 +62,7 @@ $(LIBORCH): $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(B)/vdctl: $(CLI_OBJ) $(LIBORCH)
-	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(LIBORCH) $(PKG_LIBS) -lm -lpthread
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(LIBORCH) $(PKG_LIBS) $(LIBS)
 
 # The example workload: static, so it runs in a FROM-scratch image and in a
 # busybox initramfs.
@@ -73,7 +75,7 @@ tests: $(UNIT_BIN) $(INTEG_BIN)
 $(B)/tests/%: tests/%.c $(LIBORCH) $(TESTLIB_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests/lib -o $@ $< $(TESTLIB_OBJ) $(LIBORCH) \
-		$(PKG_LIBS) -lcmocka -lm -lpthread
+		$(PKG_LIBS) $(LIBS) -lcmocka
 
 setup:
 	scripts/setup.sh

@@ -88,6 +88,7 @@ int cli_load_recorded(const char *service, struct vd_manifest **m, struct vd_err
 int cli_apply_recorded(struct vd_manifest *m, struct vd_apply_opts *o, struct vd_error *err);
 
 int cmd_apply(int argc, char **argv, struct vd_error *err);
+int cmd_balance(int argc, char **argv, struct vd_error *err);
 int cmd_delete(int argc, char **argv, struct vd_error *err);
 int cmd_diff(int argc, char **argv, struct vd_error *err);
 int cmd_get(int argc, char **argv, struct vd_error *err);

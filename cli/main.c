@@ -19,6 +19,7 @@ const struct vd_cmd vd_commands[] = {
 	{ "scale", cmd_scale, VD_CMD_ENGINE, "set a service's replica count" },
 	{ "resize", cmd_resize, VD_CMD_ENGINE, "set a service's cpus and memory, live" },
 	{ "delete", cmd_delete, VD_CMD_ENGINE, "remove services and their replicas" },
+	{ "balance", cmd_balance, 0, "run the HTTP balancer in front of given backends" },
 	{ "help", cmd_help, 0, "show help for vdctl or one of its commands" },
 	{ "validate", cmd_validate, VD_CMD_MANIFEST, "check manifests and print what they declare" },
 	{ "version", cmd_version, 0, "print vdctl's version" },

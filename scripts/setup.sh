@@ -10,7 +10,7 @@ set -euo pipefail
 packages=(
 	# build and unit tests
 	gcc make pkg-config libvirt-dev libcurl4-openssl-dev libyaml-dev
-	libjansson-dev libcmocka-dev
+	libjansson-dev libcmocka-dev libhttp-parser-dev
 	# fuzzing (clang's libFuzzer)
 	clang libclang-rt-14-dev
 	# engines
@@ -19,7 +19,7 @@ packages=(
 	linux-image-cloud-amd64 busybox-static cpio syslinux syslinux-common
 	mtools dosfstools
 	# peers the benches measure against, and curl for readiness checks
-	haproxy wrk docker-compose curl bc
+	haproxy wrk nginx-light docker-compose curl bc
 )
 
 say() { printf 'setup: %s\n' "$*"; }

@@ -1,0 +1,119 @@
+/*
+ * The balancer: an event-driven HTTP/1.1 reverse proxy in front of a
+ * service's replicas. It owns the queue and measures latency; the
+ * controller and the autoscaler read its numbers through vd_lb_metrics().
+ *
+ * One balancer listens on one address and runs on a vd_ev loop (one
+ * thread). Clients get keep-alive; replicas are reached through pools of
+ * keep-alive connections. Request and response bodies stream through (either
+ * framing), never fully buffered. Each replica takes at most max_inflight
+ * requests at a time (0: no limit); beyond that, requests wait in one FIFO
+ * queue: queue_limit waiting is answered 503, queue_timeout waited 504.
+ *
+ * A replica that refuses connections or resets them is ejected and probed
+ * back; an idempotent request that could not be sent is retried on another
+ * replica; a response cut short is a 502 to that client alone (or, when part
+ * of it was already sent, a closed connection). Replicas come and go at run
+ * time: vd_lb_drain_replica() stops new requests to one and removes it once
+ * its last request is answered.
+ */
+#ifndef VD_LB_H
+#define VD_LB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vd/error.h"
+#include "vd/ev.h"
+#include "vd/manifest.h"
+
+struct vd_lb;
+
+struct vd_lb_config {
+	const char *listen_host; /* an IP literal or "localhost" */
+	int listen_port;         /* 0: any free port (see vd_lb_port) */
+	enum vd_lb_policy policy;
+	int max_inflight;              /* per replica; 0 = no limit */
+	int queue_limit;               /* waiting requests before 503 */
+	int64_t queue_timeout_ms;      /* waited before 504 */
+	int64_t idle_timeout_ms;       /* keep-alive client with no request; 0 = 60 s */
+	int64_t header_timeout_ms;     /* a request head must arrive within; 0 = 10 s */
+	int64_t connect_timeout_ms;    /* to a replica; 0 = 2 s */
+	int64_t response_timeout_ms;   /* a replica silent this long: 504; 0 = 60 s */
+	size_t max_header_bytes;       /* request head above this: 431; 0 = 16 KiB */
+};
+
+/* Fill cfg with the defaults (listen 127.0.0.1:8000, least-outstanding,
+ * no per-replica limit, queue 1000 / 60 s). */
+void vd_lb_config_default(struct vd_lb_config *cfg);
+
+/* Start listening. */
+struct vd_lb *vd_lb_new(struct vd_ev *ev, const struct vd_lb_config *cfg, struct vd_error *err);
+
+/* Close everything: listener, clients, replicas' connections. */
+void vd_lb_free(struct vd_lb *lb);
+
+/* The port it listens on (useful with listen_port 0). */
+int vd_lb_port(const struct vd_lb *lb);
+
+/* Send requests to NAME at HOST:PORT (an IP literal) from now on. */
+int vd_lb_add_replica(struct vd_lb *lb, const char *name, const char *host, int port,
+		      struct vd_error *err);
+
+/* Stop sending new requests to NAME; once its last request is answered it
+ * is removed and done(arg, name) called (at once if it is idle). -1 when
+ * there is no such replica. */
+int vd_lb_drain_replica(struct vd_lb *lb, const char *name,
+			void (*done)(void *arg, const char *name), void *arg);
+
+enum vd_lb_error_kind {
+	VD_LB_ERR_CONNECT,       /* a replica refused or did not answer a connect */
+	VD_LB_ERR_RESET,         /* a replica reset or closed a request's connection */
+	VD_LB_ERR_CUT,           /* a response was cut short (502 or closed client) */
+	VD_LB_ERR_NO_REPLICA,    /* nothing to send to: 503 */
+	VD_LB_ERR_QUEUE_FULL,    /* 503 */
+	VD_LB_ERR_QUEUE_TIMEOUT, /* 504 */
+	VD_LB_ERR_REPLICA_TIMEOUT, /* a replica did not answer in time: 504 */
+	VD_LB_ERR_BAD_REQUEST,   /* 400 */
+	VD_LB_ERR_HEADER_TOO_BIG, /* 431 */
+	VD_LB_ERR_CLIENT_TIMEOUT, /* 408, or an idle client closed */
+	VD_LB_ERR_KINDS
+};
+
+/* Latency over a window, in microseconds. */
+struct vd_lb_latency {
+	uint64_t count;
+	uint64_t p50, p90, p95, p99, max;
+};
+
+struct vd_lb_replica_stats {
+	char name[64];
+	char address[80];
+	bool up;       /* false while ejected */
+	bool draining;
+	int inflight;
+	uint64_t requests, errors;
+	struct vd_lb_latency total10; /* response time over the last 10 s */
+};
+
+struct vd_lb_stats {
+	int inflight;     /* requests on replicas now */
+	int queued;       /* requests waiting in the queue now */
+	uint64_t requests; /* request heads received */
+	uint64_t responses[6]; /* by class: [1] 1xx ... [5] 5xx, the proxy's own included */
+	uint64_t errors[VD_LB_ERR_KINDS];
+	double rps10, rps60; /* responses a second over the last 10 s and 60 s */
+	struct vd_lb_latency wait10, wait60;   /* time in the queue */
+	struct vd_lb_latency total10, total60; /* head received to response done */
+	size_t nreplicas;
+	struct vd_lb_replica_stats *replicas; /* free() */
+	uint64_t connections; /* client connections open now */
+};
+
+/* A snapshot of the numbers. */
+int vd_lb_stats(struct vd_lb *lb, struct vd_lb_stats *out, struct vd_error *err);
+
+const char *vd_lb_error_name(enum vd_lb_error_kind k);
+
+#endif
