@@ -133,7 +133,7 @@ run_timers(void)
 static void
 on_event(struct svc_conn *c)
 {
-	if (c->outoff < c->outlen) {
+	if (c->replying) {
 		write_more(c);
 		return;
 	}

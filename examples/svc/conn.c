@@ -9,9 +9,16 @@
  * taken one at a time.  A malformed head is answered 400 and the connection
  * closed; a chunked body 411.  The parser follows picohttpparser's contract:
  * it returns the length of the head, 0 while incomplete, -1 when malformed.
+ *
+ * The one route that wants its body (POST /echo) gets it whole in memory, up
+ * to SVC_DATA_MAX (else 413), framed by Content-Length or chunked (decoded
+ * here: chunk extensions and trailers are read and dropped).  A reply can
+ * stream a large body after its head: /echo's, or /bytes' pattern, with
+ * Content-Length or in chunks.
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +33,28 @@
 
 /* A response head is under 256 bytes: any body fits after it. */
 _Static_assert(SVC_OUT_MAX >= SVC_BODY_MAX + 256, "SVC_OUT_MAX too small");
+
+/* Where a kept request body is: c->body */
+enum {
+	BODY_NONE,	/* not reading one */
+	BODY_DATA,	/* c->left bytes of it (or of a chunk) to come */
+	BODY_CRLF,	/* the line end after a chunk's data */
+	BODY_SIZE,	/* a chunk-size line */
+	BODY_TRAILER,	/* trailer lines, up to an empty one */
+};
+
+/* /bytes' body comes from here: SVC_CHUNK bytes from any offset. */
+static char pattern[SVC_CHUNK + SVC_PATTERN_LEN];
+static pthread_once_t pattern_once = PTHREAD_ONCE_INIT;
+
+static void
+pattern_fill(void)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(pattern); i++)
+		pattern[i] = SVC_PATTERN[i % SVC_PATTERN_LEN];
+}
 
 /* ---------------------------------------------------------------- parser */
 
@@ -63,6 +92,7 @@ parse_request_line(const char *p, size_t len, struct svc_request *req)
 	if (tlen == 0 || sp1[1] != '/')
 		return -1;
 	req->get = sp1 - p == 3 && memcmp(p, "GET", 3) == 0;
+	req->post = sp1 - p == 4 && memcmp(p, "POST", 4) == 0;
 	req->keepalive = sp2[8] != '0';
 	if (tlen >= sizeof(req->target))
 		req->reject = 414;
@@ -126,9 +156,15 @@ parse_header(const char *p, size_t len, struct svc_request *req)
 			n = n * 10 + (unsigned long long)(*v - '0');
 		}
 		req->clen = n;
+		req->hasclen = 1;
 	} else if (is_name(p, colon, "transfer-encoding")) {
-		if (req->reject == 0)
-			req->reject = 411;
+		/* chunked alone; other codings, or a second header, are not
+		 * supported */
+		if (req->chunked || !is_name(v, end, "chunked")) {
+			if (req->reject == 0)
+				req->reject = 411;
+		} else
+			req->chunked = 1;
 	} else if (is_name(p, colon, "connection")) {
 		if (has_token(v, end, "close"))
 			req->keepalive = -1;
@@ -169,6 +205,8 @@ svc_parse(const char *buf, size_t len, struct svc_request *req)
 	}
 	if (line == 0)
 		goto bad;
+	if (req->chunked && req->hasclen)
+		goto bad;	/* two framings: a smuggling attempt */
 	req->keepalive = req->keepalive > 0 && req->reject == 0;
 	return end - buf;
 bad:
@@ -257,18 +295,191 @@ svc_conn_arm(int ep, struct svc_conn *c, uint32_t events)
 	return 0;
 }
 
+/* Refuse the request with status once its head is taken: the connection
+ * closes after the answer, as the rest of the body is not read.  Returns 1,
+ * as svc_conn_next does for a refused request. */
+static int
+refuse(struct svc_conn *c, int status)
+{
+	c->req.reject = status;
+	c->req.keepalive = 0;
+	c->body = BODY_NONE;
+	return 1;
+}
+
+/* Room for n more bytes at c->req.body; -1 when out of memory. */
+static int
+body_room(struct svc_conn *c, size_t n)
+{
+	size_t cap = c->bodycap ? c->bodycap : 4096;
+	char *p;
+
+	if (c->req.bodylen + n <= c->bodycap)
+		return 0;
+	while (cap < c->req.bodylen + n)
+		cap *= 2;
+	if ((p = realloc(c->req.body, cap)) == NULL)
+		return -1;
+	c->req.body = p;
+	c->bodycap = cap;
+	return 0;
+}
+
+/* Free the kept body (also as it was before a request was taken). */
+static void
+body_free(struct svc_conn *c)
+{
+	free(c->req.body);
+	c->req.body = NULL;
+	c->req.bodylen = 0;
+	c->bodycap = 0;
+	c->body = BODY_NONE;
+}
+
+/*
+ * Start keeping the body of the request whose head, head bytes at c->in, was
+ * just parsed; the head itself is kept first when with_head.  Returns 1 when
+ * the request is refused, else 0.
+ */
+static int
+body_start(struct svc_conn *c, size_t head, int with_head)
+{
+	c->bodyhead = with_head ? head : 0;
+	c->trailer = 0;
+	if (!c->req.chunked && c->req.clen > SVC_DATA_MAX)
+		return refuse(c, 413);
+	if (body_room(c, c->bodyhead + (c->req.chunked ? 0 : c->req.clen)) == -1)
+		return refuse(c, 500);
+	memcpy(c->req.body, c->in, c->bodyhead);
+	c->req.bodylen = c->bodyhead;
+	c->left = c->req.clen;
+	c->body = c->req.chunked ? BODY_SIZE : BODY_DATA;
+	return 0;
+}
+
+/*
+ * A chunk-size line, without its line end: 1*HEXDIG, then optional chunk
+ * extensions (";" name ["=" value], which are dropped).  Returns 1 when the
+ * request is refused, else 0.
+ */
+static int
+chunk_size(struct svc_conn *c, const char *p, size_t len)
+{
+	unsigned long long size = 0, data = c->req.bodylen - c->bodyhead;
+	size_t i;
+	int d;
+
+	for (i = 0; i < len; i++) {
+		if (p[i] >= '0' && p[i] <= '9')
+			d = p[i] - '0';
+		else if ((p[i] | 0x20) >= 'a' && (p[i] | 0x20) <= 'f')
+			d = (p[i] | 0x20) - 'a' + 10;
+		else
+			break;
+		if (size > SVC_DATA_MAX)
+			return refuse(c, 413);
+		size = size * 16 + (unsigned long long)d;
+	}
+	if (i == 0)
+		return refuse(c, 400);
+	while (i < len && (p[i] == ' ' || p[i] == '\t'))
+		i++;
+	if (i < len && p[i] != ';')
+		return refuse(c, 400);
+	for (; i < len; i++)
+		if (((unsigned char)p[i] < 0x20 && p[i] != '\t') || p[i] == 0x7f)
+			return refuse(c, 400);
+	if (size == 0) {
+		c->body = BODY_TRAILER;
+		return 0;
+	}
+	if (data + size > SVC_DATA_MAX)
+		return refuse(c, 413);
+	if (body_room(c, (size_t)size) == -1)
+		return refuse(c, 500);
+	c->left = size;
+	c->body = BODY_DATA;
+	return 0;
+}
+
+/*
+ * Read the kept body from c->in as far as it goes.  Returns 1 when it is
+ * whole (or the request is refused), 0 when more input is needed.
+ */
+static int
+body_read(struct svc_conn *c)
+{
+	const char *nl;
+	size_t n;
+
+	for (;;) {
+		switch (c->body) {
+		case BODY_DATA:
+			n = c->inlen < c->left ? c->inlen : (size_t)c->left;
+			memcpy(c->req.body + c->req.bodylen, c->in, n);
+			c->req.bodylen += n;
+			c->left -= n;
+			consume(c, n);
+			if (c->left > 0)
+				return 0;
+			if (!c->req.chunked) {
+				c->body = BODY_NONE;
+				return 1;
+			}
+			c->body = BODY_CRLF;
+			break;
+		case BODY_CRLF:
+			if (c->inlen == 0 || (c->inlen == 1 && c->in[0] == '\r'))
+				return 0;
+			if (c->in[0] == '\n')
+				consume(c, 1);
+			else if (c->in[0] == '\r' && c->in[1] == '\n')
+				consume(c, 2);
+			else
+				return refuse(c, 400);
+			c->body = BODY_SIZE;
+			break;
+		case BODY_SIZE:
+		case BODY_TRAILER:
+			if ((nl = memchr(c->in, '\n', c->inlen)) == NULL)
+				return c->inlen == sizeof(c->in) ? refuse(c, 400) : 0;
+			n = (size_t)(nl - c->in);
+			if (n > 0 && c->in[n - 1] == '\r')
+				n--;
+			if (c->body == BODY_SIZE) {
+				if (chunk_size(c, c->in, n))
+					return 1;
+			} else if (n == 0) {
+				c->body = BODY_NONE;
+				consume(c, (size_t)(nl + 1 - c->in));
+				return 1;
+			} else if ((c->trailer += n) > SVC_HDR_MAX ||
+			    memchr(c->in, ':', n) == NULL)
+				return refuse(c, 400);
+			consume(c, (size_t)(nl + 1 - c->in));
+			break;
+		default:
+			return 1;
+		}
+	}
+}
+
 /*
  * Take the next request out of what c has read.  Returns 1 when c->req
- * holds a whole request (body dropped), also a refused one, and 0 when more
- * input is needed.  Reads nothing.
+ * holds a whole request (body dropped, or kept when its route wants it),
+ * also a refused one, and 0 when more input is needed.  Reads nothing.
  */
 int
 svc_conn_next(struct svc_conn *c)
 {
 	ssize_t used;
 	size_t n;
+	int keep;
 
+	if (c->body != BODY_NONE)
+		return body_read(c);
 	if (c->discard == 0) {
+		body_free(c);
 		used = svc_parse(c->in, c->inlen, &c->req);
 		if (used == 0 && c->inlen < sizeof(c->in))
 			return 0;
@@ -278,6 +489,14 @@ svc_conn_next(struct svc_conn *c)
 		}
 		if (used <= 0 || c->req.reject != 0)
 			return 1;
+		if ((keep = svc_route_keeps_body(&c->req)) != 0) {
+			if (body_start(c, (size_t)used, keep == 2))
+				return 1;
+			consume(c, (size_t)used);
+			return body_read(c);
+		}
+		if (c->req.chunked)
+			return refuse(c, 411);
 		consume(c, (size_t)used);
 		c->discard = c->req.clen;
 	}
@@ -316,6 +535,7 @@ reason(int status)
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 411: return "Length Required";
+	case 413: return "Content Too Large";
 	case 414: return "URI Too Long";
 	case 431: return "Request Header Fields Too Large";
 	default: return "Internal Server Error";
@@ -327,36 +547,103 @@ void
 svc_conn_reply(struct svc_conn *c)
 {
 	struct svc_reply *rep = &c->rep;
+	char allow[32] = "", length[48];
 	int n;
 
 	c->close = !c->req.keepalive;
+	if (rep->status == 405)
+		snprintf(allow, sizeof(allow), "Allow: %s\r\n",
+		    rep->allow != NULL ? rep->allow : "GET");
+	if (rep->stream && rep->chunked)
+		snprintf(length, sizeof(length),
+		    "Transfer-Encoding: chunked\r\n");
+	else
+		snprintf(length, sizeof(length), "Content-Length: %zu\r\n",
+		    rep->stream ? rep->datalen : rep->bodylen);
 	n = snprintf(c->out, sizeof(c->out), "HTTP/1.1 %d %s\r\n"
-	    "Content-Type: %s\r\nContent-Length: %zu\r\n%sConnection: %s\r\n\r\n",
-	    rep->status, reason(rep->status), rep->type, rep->bodylen,
-	    rep->status == 405 ? "Allow: GET\r\n" : "",
+	    "Content-Type: %s\r\n%s%sConnection: %s\r\n\r\n",
+	    rep->status, reason(rep->status), rep->type, length, allow,
 	    c->close ? "close" : "keep-alive");
-	memcpy(c->out + n, rep->body, rep->bodylen);
-	c->outlen = (size_t)n + rep->bodylen;
+	if (rep->stream)
+		pthread_once(&pattern_once, pattern_fill);
+	else {
+		memcpy(c->out + n, rep->body, rep->bodylen);
+		n += (int)rep->bodylen;
+	}
+	c->outlen = (size_t)n;
 	c->outoff = 0;
+	c->dataoff = 0;
+	c->seglen = c->segoff = 0;
+	c->replying = 1;
 }
 
-/* Send what is left of c->out: 1 when all is sent, 0 when the socket is
- * full, -1 when the connection failed. */
+/*
+ * The next piece of a streamed body into c->seg (and, when chunked, its
+ * framing into c->out); 0 when there is none left.  A chunk's closing CRLF
+ * goes out in front of the next chunk's size line.
+ */
+static int
+next_piece(struct svc_conn *c)
+{
+	struct svc_reply *rep = &c->rep;
+	size_t left, n;
+
+	if (!rep->stream || c->dataoff > rep->datalen)
+		return 0;
+	left = rep->datalen - c->dataoff;
+	if (!rep->chunked && left == 0)
+		return 0;
+	n = left < SVC_CHUNK || (rep->data != NULL && !rep->chunked) ?
+	    left : SVC_CHUNK;
+	c->seg = rep->data != NULL ? rep->data + c->dataoff :
+	    pattern + c->dataoff % SVC_PATTERN_LEN;
+	c->seglen = n;
+	c->segoff = 0;
+	if (rep->chunked)
+		c->outlen = (size_t)snprintf(c->out, sizeof(c->out),
+		    "%s%zx\r\n%s", c->dataoff > 0 ? "\r\n" : "", n,
+		    n == 0 ? "\r\n" : "");
+	else
+		c->outlen = 0;
+	c->outoff = 0;
+	/* past the end once the last chunk (or all the data) is handed out */
+	c->dataoff += n == 0 ? 1 : n;
+	return 1;
+}
+
+/* Send what is left of c->out, and of a streamed body: 1 when all is sent,
+ * 0 when the socket is full, -1 when the connection failed. */
 int
 svc_conn_flush(struct svc_conn *c)
 {
+	const char *p;
+	size_t *off, len;
 	ssize_t n;
 
-	while (c->outoff < c->outlen) {
-		n = send(c->fd, c->out + c->outoff, c->outlen - c->outoff,
-		    MSG_NOSIGNAL);
+	for (;;) {
+		if (c->outoff < c->outlen) {
+			p = c->out;
+			off = &c->outoff;
+			len = c->outlen;
+		} else if (c->segoff < c->seglen) {
+			p = c->seg;
+			off = &c->segoff;
+			len = c->seglen;
+		} else if (next_piece(c))
+			continue;
+		else
+			break;
+		n = send(c->fd, p + *off, len - *off, MSG_NOSIGNAL);
 		if (n > 0)
-			c->outoff += (size_t)n;
+			*off += (size_t)n;
 		else if (n == -1 && errno == EAGAIN)
 			return 0;
 		else if (n == 0 || errno != EINTR)
 			return -1;
 	}
+	c->replying = 0;
+	c->rep.data = NULL;
+	body_free(c);
 	return 1;
 }
 
@@ -376,5 +663,6 @@ svc_conn_close(struct svc_conn *c)
 		;
 	close(c->fd);
 	svc_reply_release(&c->rep);
+	free(c->req.body);
 	free(c);
 }

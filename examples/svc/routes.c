@@ -7,7 +7,8 @@
  * worker sleeps, the event loop arms a timer), then calls svc_finish_wait.
  * /timeout, /heavy and /alloc answer with started_us and finished_us on
  * CLOCK_MONOTONIC and the worker index, which lets tests prove what ran
- * concurrently without reading a wall clock.
+ * concurrently without reading a wall clock.  /bytes and /echo move bulk
+ * data (for proxies in front): their bodies are streamed by conn.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,22 +28,34 @@
 #define MAX_MS	600000L
 #define MAX_MB	65536L
 
-static void do_info(const char *, struct svc_reply *, int);
-static void do_timeout(const char *, struct svc_reply *, int);
-static void do_heavy(const char *, struct svc_reply *, int);
-static void do_alloc(const char *, struct svc_reply *, int);
+static void do_info(const struct svc_request *, const char *,
+    struct svc_reply *, int);
+static void do_timeout(const struct svc_request *, const char *,
+    struct svc_reply *, int);
+static void do_heavy(const struct svc_request *, const char *,
+    struct svc_reply *, int);
+static void do_alloc(const struct svc_request *, const char *,
+    struct svc_reply *, int);
+static void do_bytes(const struct svc_request *, const char *,
+    struct svc_reply *, int);
+static void do_echo(const struct svc_request *, const char *,
+    struct svc_reply *, int);
 
 static const struct route {
 	const char	*path;
+	const char	*method;	/* the one it answers; else 405 */
 	const char	*text;	/* a fixed text/plain answer, or NULL */
-	void		(*fn)(const char *, struct svc_reply *, int);
+	void		(*fn)(const struct svc_request *, const char *,
+			    struct svc_reply *, int);
 } routes[] = {
-	{ "/ping", "pong\n", NULL },
-	{ "/healthz", "ok\n", NULL },
-	{ "/info", NULL, do_info },
-	{ "/timeout", NULL, do_timeout },
-	{ "/heavy", NULL, do_heavy },
-	{ "/alloc", NULL, do_alloc },
+	{ "/ping", "GET", "pong\n", NULL },
+	{ "/healthz", "GET", "ok\n", NULL },
+	{ "/info", "GET", NULL, do_info },
+	{ "/timeout", "GET", NULL, do_timeout },
+	{ "/heavy", "GET", NULL, do_heavy },
+	{ "/alloc", "GET", NULL, do_alloc },
+	{ "/bytes", "GET", NULL, do_bytes },
+	{ "/echo", "POST", NULL, do_echo },	/* its body is kept */
 };
 
 /* ------------------------------------------------------------- replies */
@@ -121,6 +134,40 @@ query_num(const char *query, const char *name, long max, long *out)
 
 /* -------------------------------------------------------------- routes */
 
+/* The route for the path of target, or NULL. */
+static const struct route *
+find_route(const char *target)
+{
+	size_t i, pathlen = strcspn(target, "?");
+
+	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (strlen(routes[i].path) == pathlen &&
+		    memcmp(routes[i].path, target, pathlen) == 0)
+			return &routes[i];
+	return NULL;
+}
+
+/* Whether req is for its route's method. */
+static int
+method_ok(const struct route *r, const struct svc_request *req)
+{
+	return strcmp(r->method, "POST") == 0 ? req->post : req->get;
+}
+
+int
+svc_route_keeps_body(const struct svc_request *req)
+{
+	const struct route *r = find_route(req->target);
+	const char *query = req->target + strcspn(req->target, "?");
+	long head = 0;
+
+	if (r == NULL || r->fn != do_echo || !method_ok(r, req))
+		return 0;
+	if (*query == '?')
+		query++;
+	return query_num(query, "head", 1, &head) == 0 && head == 1 ? 2 : 1;
+}
+
 /*
  * Answer req into rep.  worker is the sync worker index, 0 in async.  When
  * rep->wait_ms is >= 0 on return, the caller waits that long from
@@ -129,13 +176,17 @@ query_num(const char *query, const char *name, long max, long *out)
 void
 svc_route(const struct svc_request *req, struct svc_reply *rep, int worker)
 {
-	size_t i, pathlen = strcspn(req->target, "?");
-	const char *query = req->target + pathlen;
+	const char *query = req->target + strcspn(req->target, "?");
+	const struct route *r;
 
 	atomic_fetch_add(&svc_requests, 1);
 	rep->wait_ms = -1;
 	rep->arg = 0;
 	rep->map = NULL;
+	rep->allow = NULL;
+	rep->stream = rep->chunked = 0;
+	rep->data = NULL;
+	rep->datalen = 0;
 	rep->started_us = svc_now_us();
 	if (*query == '?')
 		query++;
@@ -145,29 +196,31 @@ svc_route(const struct svc_request *req, struct svc_reply *rep, int worker)
 	case 411:
 		reply_error(rep, 411, "chunked request bodies are not supported");
 		return;
+	case 413:
+		reply_error(rep, 413, "request body too large");
+		return;
 	case 414:
 		reply_error(rep, 414, "request target too long");
 		return;
 	case 431:
 		reply_error(rep, 431, "request headers too large");
 		return;
+	case 500:
+		reply_error(rep, 500, "out of memory");
+		return;
 	default:
 		reply_error(rep, 400, "malformed request");
 		return;
 	}
-	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-		if (strlen(routes[i].path) != pathlen ||
-		    memcmp(routes[i].path, req->target, pathlen) != 0)
-			continue;
-		if (!req->get)
-			reply_error(rep, 405, "method not allowed");
-		else if (routes[i].text != NULL)
-			reply_text(rep, 200, routes[i].text);
-		else
-			routes[i].fn(query, rep, worker);
-		return;
-	}
-	reply_error(rep, 404, "not found");
+	if ((r = find_route(req->target)) == NULL)
+		reply_error(rep, 404, "not found");
+	else if (!method_ok(r, req)) {
+		reply_error(rep, 405, "method not allowed");
+		rep->allow = r->method;
+	} else if (r->text != NULL)
+		reply_text(rep, 200, r->text);
+	else
+		r->fn(req, query, rep, worker);
 }
 
 void
@@ -186,8 +239,10 @@ svc_reply_release(struct svc_reply *rep)
 }
 
 static void
-do_timeout(const char *query, struct svc_reply *rep, int worker)
+do_timeout(const struct svc_request *req, const char *query,
+    struct svc_reply *rep, int worker)
 {
+	(void)req;
 	(void)worker;
 	if (query_num(query, "ms", MAX_MS, &rep->arg) == -1)
 		reply_error(rep, 400, "ms must be a whole number up to 600000");
@@ -217,12 +272,14 @@ stop_pending(void)
 
 /* Spend ms of this thread's CPU time: a CPU quota stretches it. */
 static void
-do_heavy(const char *query, struct svc_reply *rep, int worker)
+do_heavy(const struct svc_request *req, const char *query,
+    struct svc_reply *rep, int worker)
 {
 	volatile unsigned long sink = 0;
 	uint64_t until;
 	unsigned long i;
 
+	(void)req;
 	if (query_num(query, "ms", MAX_MS, &rep->arg) == -1) {
 		reply_error(rep, 400, "ms must be a whole number up to 600000");
 		return;
@@ -237,11 +294,13 @@ do_heavy(const char *query, struct svc_reply *rep, int worker)
 /* Map and touch mb MiB, kept until the reply is sent: memory limits and the
  * OOM killer see it. */
 static void
-do_alloc(const char *query, struct svc_reply *rep, int worker)
+do_alloc(const struct svc_request *req, const char *query,
+    struct svc_reply *rep, int worker)
 {
 	size_t len, off, page = (size_t)sysconf(_SC_PAGESIZE);
 	char *p, msg[128];
 
+	(void)req;
 	if (query_num(query, "mb", MAX_MB, &rep->arg) == -1) {
 		reply_error(rep, 400, "mb must be a whole number up to 65536");
 		return;
@@ -262,6 +321,47 @@ do_alloc(const char *query, struct svc_reply *rep, int worker)
 		rep->maplen = len;
 	}
 	reply_timing(rep, "mb", worker);
+}
+
+/*
+ * n bytes of SVC_PATTERN (up to SVC_DATA_MAX), with Content-Length, or in
+ * chunks of up to SVC_CHUNK with chunked=1.
+ */
+static void
+do_bytes(const struct svc_request *req, const char *query,
+    struct svc_reply *rep, int worker)
+{
+	long n, chunked = 0;
+
+	(void)req;
+	(void)worker;
+	if (query_num(query, "n", (long)SVC_DATA_MAX, &n) == -1) {
+		reply_error(rep, 400, "n must be a whole number up to 67108864");
+		return;
+	}
+	query_num(query, "chunked", 1, &chunked);
+	rep->status = 200;
+	rep->type = "application/octet-stream";
+	rep->bodylen = 0;
+	rep->stream = 1;
+	rep->chunked = chunked == 1;
+	rep->datalen = (size_t)n;
+}
+
+/* The request's body back (conn.c read it whole; with head=1 the head is in
+ * front of it), with Content-Length. */
+static void
+do_echo(const struct svc_request *req, const char *query,
+    struct svc_reply *rep, int worker)
+{
+	(void)query;
+	(void)worker;
+	rep->status = 200;
+	rep->type = "application/octet-stream";
+	rep->bodylen = 0;
+	rep->stream = 1;
+	rep->data = req->body;
+	rep->datalen = req->bodylen;
 }
 
 /* ---------------------------------------------------------------- /info */
@@ -370,12 +470,14 @@ json_escape(char *out, size_t len, const char *s)
 }
 
 static void
-do_info(const char *query, struct svc_reply *rep, int worker)
+do_info(const struct svc_request *req, const char *query,
+    struct svc_reply *rep, int worker)
 {
 	char id[256], mem[32], cgmem[32], cgcpu[32];
 	const char *name = getenv("REPLICA_ID");
 	struct utsname uts;
 
+	(void)req;
 	(void)query;
 	(void)worker;
 	if (name == NULL || *name == '\0')

@@ -37,7 +37,9 @@ static const char usage_text[] =
     "    --port N       port to listen on (default $PORT, else 8080)\n"
     "    --listen ADDR  IPv4 or IPv6 address (default 0.0.0.0)\n"
     "\n"
-    "endpoints: /ping /healthz /info /timeout?ms=N /heavy?ms=N /alloc?mb=N\n";
+    "endpoints: /ping /healthz /info /timeout?ms=N /heavy?ms=N /alloc?mb=N\n"
+    "    /bytes?n=N[&chunked=1]  N bytes of a pattern, in chunks or not\n"
+    "    POST /echo[?head=1]     the request body back (after its head)\n";
 
 void
 svc_warn(const char *fmt, ...)

@@ -27,6 +27,8 @@
 #define SVC_BODY_MAX	1536	/* response body */
 #define SVC_OUT_MAX	2048	/* response head and body */
 #define SVC_MAX_WORKERS	256
+#define SVC_DATA_MAX	(64UL << 20)	/* /bytes and /echo bodies, else 400, 413 */
+#define SVC_CHUNK	65536	/* largest chunk of a chunked reply */
 
 /* epoll_event.data.ptr of the two fds that are not connections */
 #define SVC_EV_LISTEN	((void *)(uintptr_t)1)
@@ -44,12 +46,20 @@ struct svc_config {
 	const char	*listen;
 };
 
-/* What the server keeps of a request: the body is read and dropped. */
+/*
+ * What the server keeps of a request.  The body is read and dropped, but
+ * for the routes that want it (POST /echo), which get it in body.
+ */
 struct svc_request {
 	int		 get;		/* the method is GET */
+	int		 post;		/* the method is POST */
 	int		 keepalive;	/* keep the connection after the reply */
 	int		 reject;	/* answer this status at once, or 0 */
+	int		 chunked;	/* Transfer-Encoding: chunked */
+	int		 hasclen;	/* a Content-Length was given */
 	unsigned long long clen;	/* Content-Length */
+	char		*body;		/* the kept body (the connection's) */
+	size_t		 bodylen;
 	char		 target[SVC_TARGET_MAX];
 };
 
@@ -62,6 +72,11 @@ struct svc_reply {
 	uint64_t	 started_us;	/* CLOCK_MONOTONIC */
 	void		*map;		/* /alloc: unmapped after answering */
 	size_t		 maplen;
+	const char	*allow;		/* the Allow header of a 405 */
+	int		 stream;	/* the body is datalen bytes of data */
+	int		 chunked;	/* ... sent in chunks of up to SVC_CHUNK */
+	const char	*data;		/* the request's body, or NULL: the pattern */
+	size_t		 datalen;
 	char		 body[SVC_BODY_MAX];
 };
 
@@ -73,12 +88,22 @@ struct svc_conn {
 	int		 fd;
 	uint32_t	 armed;		/* epoll events watched, 0 if none */
 	int		 close;		/* close once the reply is written */
+	int		 replying;	/* a reply is being sent */
+	int		 body;		/* where the request body is (conn.c) */
+	unsigned long long left;	/* bytes of the body or chunk to come */
+	size_t		 bodycap;	/* room at req.body */
+	size_t		 bodyhead;	/* bytes of req.body that are the head */
+	size_t		 trailer;	/* bytes of chunked trailer so far */
 	unsigned long long discard;	/* request body bytes still to drop */
 	uint64_t	 deadline_us;	/* async /timeout */
 	struct svc_conn	*next;		/* sync work queue */
 	size_t		 inlen;
 	size_t		 outlen;
 	size_t		 outoff;
+	size_t		 dataoff;	/* bytes of a streamed body handed out */
+	const char	*seg;		/* a piece of a streamed body */
+	size_t		 seglen;
+	size_t		 segoff;
 	struct svc_request req;
 	struct svc_reply rep;
 	char		 in[SVC_HDR_MAX];
@@ -96,6 +121,11 @@ extern struct svc_config svc_cfg;
 extern atomic_ulong svc_requests;
 extern uint64_t svc_start_us;
 
+/* The body of /bytes: byte i is SVC_PATTERN[i % SVC_PATTERN_LEN]. */
+#define SVC_PATTERN \
+	"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+#define SVC_PATTERN_LEN	62
+
 /* svc.c: "svc: " and the message on stderr; the monotonic clock in us */
 void svc_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 uint64_t svc_now_us(void);
@@ -107,9 +137,10 @@ uint64_t svc_now_us(void);
  * svc_accept_all: accept what is pending, each connection armed for events.
  * svc_conn_arm: watch c for events (0: stop); -1 when epoll fails.
  * svc_conn_read: read until SVC_READY, SVC_AGAIN or SVC_EOF.
- * svc_conn_next: 1 when the buffered input holds a whole request; no I/O.
- * svc_conn_reply: format c->rep for sending; svc_conn_flush sends it: 1 when
- * done, 0 when the socket is full, -1 on failure.
+ * svc_conn_next: 1 when the buffered input holds a whole request (with its
+ * body when the route keeps it); no I/O.
+ * svc_conn_reply: format c->rep for sending; svc_conn_flush sends it (and a
+ * streamed body): 1 when done, 0 when the socket is full, -1 on failure.
  * svc_conn_close: drain, close and free c, the one way a connection ends.
  */
 ssize_t svc_parse(const char *buf, size_t len, struct svc_request *req);
@@ -126,10 +157,13 @@ void svc_conn_close(struct svc_conn *c);
  * routes.c.  svc_route: answer req into rep (worker: the sync worker index,
  * 0 in async); when rep->wait_ms >= 0 the caller waits until rep->started_us
  * plus that, then calls svc_finish_wait.  svc_reply_release: unmap /alloc's
- * memory once the reply is sent.
+ * memory once the reply is sent.  svc_route_keeps_body: whether the route of
+ * req wants its body in req->body (POST /echo) rather than have it dropped:
+ * 0 no, 1 yes, 2 yes and the head in front of it (/echo?head=1).
  */
 void svc_route(const struct svc_request *req, struct svc_reply *rep,
     int worker);
+int svc_route_keeps_body(const struct svc_request *req);
 void svc_finish_wait(struct svc_reply *rep, int worker);
 void svc_reply_release(struct svc_reply *rep);
 

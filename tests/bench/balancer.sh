@@ -36,6 +36,7 @@ WARMUP=${WARMUP:-2}
 CONNS=${CONNS:-50}
 IDLE_N=${IDLE_N:-1000}
 IDLE_HOLD=${IDLE_HOLD:-10}
+[ "$IDLE_HOLD" -ge 3 ] || IDLE_HOLD=3   # the memory is read while they are held
 PROXY_CPU=0
 LOAD_CPU=1
 BENCH=$PWD/tests/bench
@@ -171,23 +172,51 @@ check_all_ok() {
 	done
 }
 
-# wrk_run NAME PORT: warm-up, then the measured run into $work/wrk-NAME.txt.
+# cpu_snapshot PID...: "busy total ours" in clock ticks: busy is user, nice,
+# system and steal time of every CPU (/proc/stat), total every column, ours the
+# CPU time of the given processes plus this script and the children it reaped
+# (wrk). busy - ours over a run is what others (builds, tests, the host) took.
+cpu_snapshot() {
+	local p ours=0 t
+	for p in "$@" $$; do
+		t=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 + $14 + $15 }' || true)
+		ours=$((ours + ${t:-0}))
+	done
+	awk -v ours="$ours" '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i
+		printf "%d %d %d\n", $2 + $3 + $4 + $9, t, ours; exit }' /proc/stat
+}
+# other_load BEFORE AFTER: CPU time others took during a run, in % of one CPU.
+other_load() {
+	awk -v a="$1" -v b="$2" -v n="$(nproc)" 'BEGIN { split(a, x, " "); split(b, y, " ")
+		tot = (y[2] - x[2]) / n; o = (y[1] - x[1]) - (y[3] - x[3]); if (o < 0) o = 0
+		printf "%.0f", (tot > 0 ? 100 * o / tot : 0) }'
+}
+
+# wrk_run NAME PORT PID...: warm-up, then the measured run into
+# $work/wrk-NAME.txt; sets $others to what other processes took meanwhile
+# (the PIDs, with their children, are the balancer and the backends).
 wrk_run() {
-	local url="http://127.0.0.1:$2$PATH_REQ"
-	local w rc=0
+	local name=$1 url="http://127.0.0.1:$2$PATH_REQ" w rc=0 procs before after
+	shift 2
+	procs=$(tree "$@")
 	taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${WARMUP}s" --timeout 5s "$url" >/dev/null 2>&1 &
 	w=$!
 	live[$w]=wrk
 	wait "$w" || true
 	unset "live[$w]"
+	# shellcheck disable=SC2086
+	before=$(cpu_snapshot $procs)
 	taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency --timeout 5s "$url" \
-		>"$work/wrk-$1.txt" 2>&1 &
+		>"$work/wrk-$name.txt" 2>&1 &
 	w=$!
 	live[$w]=wrk
 	wait "$w" || rc=$?
 	unset "live[$w]"
-	[ "$rc" -eq 0 ] || { log "$1: wrk failed:"; sed 's/^/  /' "$work/wrk-$1.txt" >&2; return 1; }
-	grep -q '^Requests/sec:' "$work/wrk-$1.txt" || { log "$1: no figures from wrk"; return 1; }
+	# shellcheck disable=SC2086
+	after=$(cpu_snapshot $procs)
+	others=$(other_load "$before" "$after")
+	[ "$rc" -eq 0 ] || { log "$name: wrk failed:"; sed 's/^/  /' "$work/wrk-$name.txt" >&2; return 1; }
+	grep -q '^Requests/sec:' "$work/wrk-$name.txt" || { log "$name: no figures from wrk"; return 1; }
 }
 
 # "req/s p50_ms p99_ms non2xx socket_errors(connect/read/write/timeout)"
@@ -232,12 +261,13 @@ balancer_cmd() {
 	esac
 }
 # Surfaces what a balancer said beyond its banner (warnings, alerts, errors).
+banner='^(\[NOTICE\].*(haproxy version is|path to executable is)|info: balancing )'
 said() { # name
 	local f=$work/$1.log
 	[ -s "$f" ] || return 0
-	if grep -vqE '^\[NOTICE\].*(haproxy version is|path to executable is)' "$f"; then
+	if grep -vqE "$banner" "$f"; then
 		log "$1 said:"
-		grep -vE '^\[NOTICE\].*(haproxy version is|path to executable is)' "$f" | head -20 | sed 's/^/  /' >&2
+		grep -vE "$banner" "$f" | head -20 | sed 's/^/  /' >&2
 	fi
 }
 port_of() {
@@ -252,7 +282,7 @@ backends_pid=$started
 for p in "$P1" "$P2" "$P3" "$P4"; do wait_http backends "$backends_pid" "$p"; done
 
 log "direct: wrk -t1 -c$CONNS ${WARMUP}s warm-up + ${DURATION}s against 127.0.0.1:$P1"
-wrk_run direct "$P1" && result[direct]=$(wrk_parse "$work/wrk-direct.txt")
+wrk_run direct "$P1" "$backends_pid" && result[direct]="$(wrk_parse "$work/wrk-direct.txt") $others"
 
 for name in vdctl haproxy nginx; do
 	if [ "$name" = vdctl ] && [ -z "$have_vdctl" ]; then continue; fi
@@ -262,7 +292,8 @@ for name in vdctl haproxy nginx; do
 	start "$name" "$PROXY_CPU" $(balancer_cmd "$name" "$port")
 	pid=$started
 	if wait_http "$name" "$pid" "$port" && check_all_ok "$name" "$port"; then
-		wrk_run "$name" "$port" && result[$name]=$(wrk_parse "$work/wrk-$name.txt")
+		wrk_run "$name" "$port" "$pid" "$backends_pid" &&
+			result[$name]="$(wrk_parse "$work/wrk-$name.txt") $others"
 		alive "$pid" || { log "$name exited during the run"; unset "result[$name]"; }
 	fi
 	stop "$pid"
@@ -301,18 +332,22 @@ for name in vdctl haproxy nginx; do
 		sleep 0.1
 	done
 	if grep -q '^ready' "$work/idle-$name.txt"; then
-		sleep 1
+		sleep 0.5
 		rss=$(vmrss VmRSS $procs)
 		anon=$(vmrss RssAnon $procs)
+		file=$(vmrss RssFile $procs)
 		fds=0
 		for p in $procs; do fds=$((fds + $(ls "/proc/$p/fd" 2>/dev/null | wc -l || true))); done
+		held_while_read=
+		alive "$ic" && held_while_read=1
 		wait "$ic" || true
 		unset "live[$ic]"
 		ready=$(sed -n 's/^ready //p' "$work/idle-$name.txt")
 		closed=$(sed -n 's/^done closed=//p' "$work/idle-$name.txt")
-		idle_note[$name]="$ready, closed by the balancer while held=${closed:-?}, balancer fds=$fds, RssAnon ${anon} kB"
+		idle_note[$name]="$ready, closed by the balancer while held=${closed:-?}, balancer fds=$fds; of VmRSS: RssAnon ${anon} kB, RssFile ${file} kB"
 		case "$ready" in
-		"opened=$IDLE_N ok=$IDLE_N bad=0") [ "${closed:-x}" = 0 ] && alive "$pid" && rss_kb[$name]=$rss ;;
+		"opened=$IDLE_N ok=$IDLE_N bad=0")
+			[ "${closed:-x}" = 0 ] && [ -n "$held_while_read" ] && alive "$pid" && rss_kb[$name]=$rss ;;
 		esac
 		[ -n "${rss_kb[$name]:-}" ] || log "$name: connections not all held ($ready, closed=${closed:-?}); $(cat "$work/idle-$name.err")"
 	else
@@ -336,7 +371,7 @@ fmt_row() { # name
 		return
 	fi
 	set -- "$1" $r
-	printf '%-8s  %10s  %8s  %8s  %8s  %s\n' "$1" "$2" "$3" "$4" "$5" "$6"
+	printf '%-8s  %10s  %8s  %8s  %8s  %-21s  %s\n' "$1" "$2" "$3" "$4" "$5" "$6" "$7"
 }
 field() { # name index(1=rps 2=p50 3=p99)
 	local r=${result[$1]:-}
@@ -359,8 +394,9 @@ verdict() { # value op bar
 echo "balancer bench: wrk -t1 -c$CONNS -d${DURATION}s --latency (after ${WARMUP}s warm-up), GET $PATH_REQ, 4 nginx backends"
 echo "placement: balancer on CPU $PROXY_CPU; wrk and backends on CPU $LOAD_CPU; $(date -u '+%Y-%m-%d %H:%M UTC'), load average before: $load_before"
 echo
-printf '%-8s  %10s  %8s  %8s  %8s  %s\n' target req/s 'p50 ms' 'p99 ms' non-2xx 'socket errors c/r/w/t'
+printf '%-8s  %10s  %8s  %8s  %8s  %-21s  %s\n' target req/s 'p50 ms' 'p99 ms' non-2xx 'socket errors c/r/w/t' 'others %cpu'
 for t in "${targets[@]}"; do fmt_row "$t"; done
+echo "(others %cpu: CPU time not ours (other processes, steal) during the measured run, in % of one CPU; high means noisy)"
 echo
 
 rq=$(ratio "$(field vdctl 1)" "$(field haproxy 1)")

@@ -14,9 +14,15 @@ seconds=${1:-30}
 out=build/fuzz
 CC=${FUZZ_CC:-clang}
 
-# The orchestrator sources the targets need, listed so a new module with
-# engine dependencies does not end up in the fuzzers by accident.
-srcs=(orchestrator/manifest.c orchestrator/units.c orchestrator/error.c orchestrator/log.c)
+# The orchestrator sources each target needs, and what seeds its corpus,
+# listed so a new module with engine dependencies does not end up in the
+# fuzzers by accident.
+declare -A sources seeds libs
+sources[fuzz_manifest]="orchestrator/manifest.c orchestrator/units.c orchestrator/error.c orchestrator/log.c"
+seeds[fuzz_manifest]="tests/unit/manifests/*.yaml manifests/*.yaml"
+sources[fuzz_lb]="orchestrator/lb.c orchestrator/ev.c orchestrator/hist.c orchestrator/error.c orchestrator/log.c"
+seeds[fuzz_lb]="tests/fuzz/seeds/http/*"
+libs[fuzz_lb]="-lhttp_parser"
 flags=(-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 	-std=c11 -D_GNU_SOURCE -Iinclude)
 read -r -a pkg_cflags <<<"$(pkg-config --cflags yaml-0.1 jansson)"
@@ -35,13 +41,14 @@ for target_src in tests/fuzz/fuzz_*.c; do
 	bin=$out/$name
 	corpus=$out/corpus-$name
 	echo "== building $name"
+	read -r -a srcs <<<"${sources[$name]:?no sources listed for $name in $0}"
+	read -r -a extra <<<"${libs[$name]:-}"
 	"$CC" "${flags[@]}" "${pkg_cflags[@]}" -o "$bin" "$target_src" "${srcs[@]}" \
-		"${pkg_libs[@]}" -lm
+		"${pkg_libs[@]}" "${extra[@]}" -lm
 
-	# seed: the fixtures and reference manifests (the corpus keeps what the
-	# fuzzer found in earlier runs)
+	# seed (the corpus keeps what the fuzzer found in earlier runs)
 	mkdir -p "$corpus"
-	for f in tests/unit/manifests/*.yaml manifests/*.yaml; do
+	for f in ${seeds[$name]}; do
 		[ -f "$f" ] && [ "$(stat -c %s "$f")" -le 65536 ] &&
 			cp "$f" "$corpus/seed-$(basename "$f")"
 	done

@@ -185,6 +185,111 @@ client_response(struct client *cl, struct response *r)
 	return r->status;
 }
 
+/*
+ * Read one response whose body may be large or chunked: the body into *body
+ * (to free), its length into *len, the largest chunk into *chunk (0 when not
+ * chunked).  Returns the status or -1; r->body is left empty.
+ */
+static int
+client_response_data(struct client *cl, struct response *r, char **body,
+    size_t *len, size_t *chunk)
+{
+	size_t hlen, blen = 0, cap = 0, n, want = 0;
+	const char *end, *p;
+	char *b = NULL, *nl;
+	int chunked;
+
+	*body = NULL;
+	*len = *chunk = 0;
+	memset(r, 0, sizeof(*r));
+	while ((end = memmem(cl->buf, cl->len, "\r\n\r\n", 4)) == NULL)
+		if (client_fill(cl) == -1)
+			return -1;
+	hlen = (size_t)(end + 4 - cl->buf);
+	if (hlen >= sizeof(r->head))
+		return -1;
+	memcpy(r->head, cl->buf, hlen);
+	cl->len -= hlen;
+	memmove(cl->buf, cl->buf + hlen, cl->len);
+	if (sscanf(r->head, "HTTP/1.1 %d ", &r->status) != 1)
+		return -1;
+	chunked = strcasestr(r->head, "\r\nTransfer-Encoding: chunked\r\n") !=
+	    NULL;
+	if (!chunked) {
+		if ((p = strcasestr(r->head, "\r\nContent-Length:")) == NULL)
+			return -1;
+		want = strtoul(p + 17, NULL, 10);
+	}
+	for (;;) {
+		if (chunked) {
+			/* the size line, then the data and its CRLF */
+			while ((nl = memchr(cl->buf, '\n', cl->len)) == NULL)
+				if (client_fill(cl) == -1)
+					goto fail;
+			want = strtoul(cl->buf, NULL, 16);
+			n = (size_t)(nl + 1 - cl->buf);
+			cl->len -= n;
+			memmove(cl->buf, cl->buf + n, cl->len);
+			if (want > *chunk)
+				*chunk = want;
+			if (want == 0) {
+				while (cl->len < 2)
+					if (client_fill(cl) == -1)
+						goto fail;
+				if (memcmp(cl->buf, "\r\n", 2) != 0)
+					goto fail;
+				cl->len -= 2;
+				memmove(cl->buf, cl->buf + 2, cl->len);
+				break;
+			}
+		}
+		if (blen + want > cap) {
+			cap = blen + want + 1;
+			if ((b = realloc(b, cap)) == NULL)
+				goto fail;
+		}
+		while (want > 0) {
+			if (cl->len == 0 && client_fill(cl) == -1)
+				goto fail;
+			n = cl->len < want ? cl->len : want;
+			memcpy(b + blen, cl->buf, n);
+			blen += n;
+			want -= n;
+			cl->len -= n;
+			memmove(cl->buf, cl->buf + n, cl->len);
+		}
+		if (!chunked)
+			break;
+		while (cl->len < 2)
+			if (client_fill(cl) == -1)
+				goto fail;
+		if (memcmp(cl->buf, "\r\n", 2) != 0)
+			goto fail;
+		cl->len -= 2;
+		memmove(cl->buf, cl->buf + 2, cl->len);
+	}
+	*body = b;
+	*len = blen;
+	return r->status;
+fail:
+	free(b);
+	return -1;
+}
+
+/* Whether the n bytes at p are /bytes' pattern from its start. */
+static int
+is_pattern(const char *p, size_t n)
+{
+	static const char pat[] =
+	    "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (p[i] != pat[i % 62])
+			return 0;
+	return 1;
+}
+
 /* GET path on a connection of its own; returns the status or -1. */
 static int
 http_get(int port, const char *path, struct response *r)
@@ -759,6 +864,273 @@ test_alloc(void **state)
 	assert_int_equal(http_get(s->port, "/alloc?mb=0", &r), 200);
 }
 
+/* /bytes: the pattern with Content-Length or in chunks of up to 64 KiB;
+ * the connection stays usable after either. */
+static void
+test_bytes(void **state)
+{
+	static const size_t sizes[] = { 0, 1, 100, 65536, 65537, 3000001 };
+	struct server *s = *state;
+	struct response r;
+	struct client cl;
+	char path[64], *body;
+	size_t i, len, chunk;
+	int chunked;
+
+	assert_int_equal(client_open(&cl, s->port), 0);
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		for (chunked = 0; chunked < 2; chunked++) {
+			snprintf(path, sizeof(path), "/bytes?n=%zu%s", sizes[i],
+			    chunked ? "&chunked=1" : "");
+			assert_int_equal(client_get(&cl, path), 0);
+			assert_int_equal(client_response_data(&cl, &r, &body,
+			    &len, &chunk), 200);
+			assert_int_equal(len, sizes[i]);
+			assert_true(is_pattern(body, len));
+			if (chunked) {
+				assert_non_null(strstr(r.head,
+				    "\r\nTransfer-Encoding: chunked\r\n"));
+				assert_null(strcasestr(r.head, "Content-Length"));
+				assert_true(chunk <= 65536);
+				assert_true(sizes[i] < 65536 || chunk == 65536);
+			} else
+				assert_non_null(strstr(r.head,
+				    "\r\nContent-Length: "));
+			free(body);
+		}
+	}
+	client_close(&cl);
+
+	assert_int_equal(client_open(&cl, s->port), 0);
+	assert_int_equal(client_get(&cl, "/bytes?n=67108864"), 0);
+	assert_int_equal(client_response_data(&cl, &r, &body, &len, &chunk),
+	    200);
+	assert_int_equal(len, 67108864);
+	assert_true(is_pattern(body, len));
+	free(body);
+	client_close(&cl);
+
+	assert_int_equal(http_get(s->port, "/bytes?n=67108865", &r), 400);
+	assert_int_equal(http_get(s->port, "/bytes", &r), 400);
+	assert_int_equal(http_get(s->port, "/bytes?n=-1", &r), 400);
+}
+
+/* Fill n bytes with something that is not a pattern. */
+static void
+scramble(char *p, size_t n)
+{
+	uint32_t x = 2463534242u;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		p[i] = (char)x;
+	}
+}
+
+/* POST data with Content-Length to /echo on cl; returns what came back
+ * (to free) or NULL, with its status in *status. */
+static char *
+echo_length(struct client *cl, const char *data, size_t n, size_t *len,
+    int *status)
+{
+	struct response r;
+	size_t chunk;
+	char head[128], *body;
+
+	snprintf(head, sizeof(head), "POST /echo HTTP/1.1\r\nHost: t\r\n"
+	    "Content-Length: %zu\r\n\r\n", n);
+	if (client_send(cl, head, strlen(head)) == -1 ||
+	    client_send(cl, data, n) == -1)
+		return NULL;
+	*status = client_response_data(cl, &r, &body, len, &chunk);
+	return body;
+}
+
+/* POST /echo: bodies with Content-Length come back byte for byte, the
+ * connection kept. */
+static void
+test_echo_length(void **state)
+{
+	static const size_t sizes[] = { 0, 1, 16383, 16385, 5 << 20 };
+	struct server *s = *state;
+	struct client cl;
+	char *data, *back;
+	size_t i, len;
+	int status;
+
+	assert_non_null(data = malloc(5 << 20));
+	scramble(data, 5 << 20);
+	assert_int_equal(client_open(&cl, s->port), 0);
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		back = echo_length(&cl, data, sizes[i], &len, &status);
+		assert_int_equal(status, 200);
+		assert_int_equal(len, sizes[i]);
+		assert_true(len == 0 || memcmp(back, data, len) == 0);
+		free(back);
+	}
+	client_close(&cl);
+	free(data);
+}
+
+/* Chunked request bodies to /echo: sizes in hex of either case, chunk
+ * extensions, trailers, bare LF line ends; decoded, and the next request on
+ * the connection (sent in the same write) is read right. */
+static void
+test_echo_chunked(void **state)
+{
+	static const char req[] = "POST /echo HTTP/1.1\r\nHost: t\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n"
+	    "5\r\nhello\r\n"
+	    "1;name=value;other\r\n,\r\n"
+	    "A ; x=\"quoted; still\"\r\n world!!!!\r\n"
+	    "a\n and more!\n"
+	    "000\r\nX-Trailer: yes\r\nOther: 2\r\n\r\n"
+	    "GET /ping HTTP/1.1\r\n\r\n";
+	struct server *s = *state;
+	struct response r;
+	struct client cl;
+	char *body;
+	size_t len, chunk;
+
+	assert_int_equal(client_open(&cl, s->port), 0);
+	assert_int_equal(client_send(&cl, req, strlen(req)), 0);
+	assert_int_equal(client_response_data(&cl, &r, &body, &len, &chunk),
+	    200);
+	assert_int_equal(len, 26);
+	assert_memory_equal(body, "hello, world!!!! and more!", 26);
+	free(body);
+	assert_int_equal(client_response(&cl, &r), 200);
+	assert_string_equal(r.body, "pong\n");
+	client_close(&cl);
+}
+
+/* A 3 MiB chunked body, sent in uneven chunks a piece at a time. */
+static void
+test_echo_chunked_large(void **state)
+{
+	static const char head[] = "POST /echo HTTP/1.1\r\nHost: t\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n";
+	struct server *s = *state;
+	size_t total = 3 << 20, off = 0, n, len, chunk;
+	struct response r;
+	struct client cl;
+	char *data, *body, line[32];
+
+	assert_non_null(data = malloc(total));
+	scramble(data, total);
+	assert_int_equal(client_open(&cl, s->port), 0);
+	assert_int_equal(client_send(&cl, head, strlen(head)), 0);
+	for (n = 1; off < total; n = n * 3 + 7) {
+		if (n > total - off)
+			n = total - off;
+		snprintf(line, sizeof(line), "%zX\r\n", n);
+		assert_int_equal(client_send(&cl, line, strlen(line)), 0);
+		assert_int_equal(client_send(&cl, data + off, n), 0);
+		assert_int_equal(client_send(&cl, "\r\n", 2), 0);
+		off += n;
+		if (n > 100000)
+			n = 1;
+	}
+	assert_int_equal(client_send(&cl, "0\r\n\r\n", 5), 0);
+	assert_int_equal(client_response_data(&cl, &r, &body, &len, &chunk),
+	    200);
+	assert_non_null(strstr(r.head, "\r\nContent-Length: 3145728\r\n"));
+	assert_int_equal(len, total);
+	assert_memory_equal(body, data, total);
+	free(body);
+	client_close(&cl);
+	free(data);
+}
+
+/* /echo?head=1 puts the request head in front of the body. */
+static void
+test_echo_head(void **state)
+{
+	static const char req[] = "POST /echo?head=1 HTTP/1.1\r\nHost: t\r\n"
+	    "X-Forwarded-For: 10.1.2.3\r\nContent-Length: 3\r\n\r\nabc";
+	struct server *s = *state;
+	struct response r;
+	struct client cl;
+	char *body;
+	size_t len, chunk;
+
+	assert_int_equal(client_open(&cl, s->port), 0);
+	assert_int_equal(client_send(&cl, req, strlen(req)), 0);
+	assert_int_equal(client_response_data(&cl, &r, &body, &len, &chunk),
+	    200);
+	assert_int_equal(len, strlen(req));
+	assert_memory_equal(body, req, len);
+	free(body);
+	client_close(&cl);
+}
+
+/* What /echo refuses: GET (405, Allow: POST), a body over 64 MiB (413),
+ * broken chunked framing (400), Content-Length with chunked (400); each
+ * closes the connection.  Other paths still refuse chunked bodies (411). */
+static void
+test_echo_refused(void **state)
+{
+	static const struct {
+		const char	*req;
+		int		 status;
+	} cases[] = {
+		{ "POST /echo HTTP/1.1\r\nContent-Length: 67108865\r\n\r\n",
+		    413 },
+		{ "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+		    "4000001\r\n", 413 },
+		{ "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+		    "2000000\r\n", -2 },	/* 32 MiB, fine so far */
+		{ "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+		    "fffffffffffffffffffff\r\n", 413 },
+		{ "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+		    "zz\r\n", 400 },
+		{ "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+		    "3\r\nabcX\r\n", 400 },
+		{ "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+		    "0\r\nno colon\r\n\r\n", 400 },
+		{ "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
+		    "Content-Length: 3\r\n\r\n0\r\n\r\n", 400 },
+		{ "POST /echo HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+		    411 },
+		{ "POST /bytes HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+		    "0\r\n\r\n", 411 },
+		{ "GET /echo HTTP/1.1\r\n\r\n", 405 },
+	};
+	struct server *s = *state;
+	struct response r;
+	struct client cl;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(client_open(&cl, s->port), 0);
+		assert_int_equal(client_send(&cl, cases[i].req,
+		    strlen(cases[i].req)), 0);
+		if (cases[i].status == -2) {
+			/* no answer yet: the server waits for the data */
+			struct timeval tv = { 0, 300 * 1000 };
+
+			setsockopt(cl.fd, SOL_SOCKET, SO_RCVTIMEO, &tv,
+			    sizeof(tv));
+			assert_int_equal(client_fill(&cl), -1);
+			assert_int_equal(cl.len, 0);
+			client_close(&cl);
+			continue;
+		}
+		assert_int_equal(client_response(&cl, &r), cases[i].status);
+		if (cases[i].status == 405) {
+			assert_non_null(strstr(r.head, "\r\nAllow: POST\r\n"));
+			client_close(&cl);
+			continue;
+		}
+		assert_true(client_at_eof(&cl));
+		client_close(&cl);
+	}
+	assert_int_equal(http_get(s->port, "/ping", &r), 200);
+}
+
 static void
 test_sigterm_exits_zero(void **state)
 {
@@ -825,6 +1197,12 @@ main(void)
 		SYNC(test_workers_bound_concurrency),
 		SYNC(test_idle_keepalive_holds_no_worker),
 		SYNC(test_alloc),
+		SYNC(test_bytes),
+		SYNC(test_echo_length),
+		SYNC(test_echo_chunked),
+		SYNC(test_echo_chunked_large),
+		SYNC(test_echo_head),
+		SYNC(test_echo_refused),
 		SYNC(test_sigterm_exits_zero),
 		ASYNC(test_ping_and_healthz),
 		ASYNC(test_info_async),
@@ -838,6 +1216,12 @@ main(void)
 		ASYNC(test_waits_overlap),
 		ASYNC(test_heavy_blocks_loop),
 		ASYNC(test_alloc),
+		ASYNC(test_bytes),
+		ASYNC(test_echo_length),
+		ASYNC(test_echo_chunked),
+		ASYNC(test_echo_chunked_large),
+		ASYNC(test_echo_head),
+		ASYNC(test_echo_refused),
 		ASYNC(test_sigterm_exits_zero),
 		cmocka_unit_test(test_flags),
 	};

@@ -1,0 +1,1704 @@
+/*
+ * Tests of the balancer (orchestrator/lb.c) in process, against real example
+ * servers ($VD_SVC_BIN, default build/svc) as its replicas.
+ *
+ * The balancer is single-threaded: each test makes its event loop and its
+ * balancer in the main thread and runs the loop there, while client threads
+ * talk HTTP/1.1 to it over plain blocking sockets with the small client
+ * below. Run-time changes (adding, draining, killing replicas), the loop's
+ * stop and samples of vd_lb_stats() are made from timers on the loop; the
+ * client threads never touch the balancer and tell the loop they are done
+ * through an eventfd. Client threads only record what they saw: the main
+ * thread asserts, after joining them.
+ *
+ * Every loop is bounded in count and in time (sockets time out after
+ * $VD_TEST_IO_MS, 20 s by default), and no assertion puts an upper bound on
+ * a duration: the machines that run this are small and noisy.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vdtest.h"
+#include "vd/ev.h"
+#include "vd/lb.h"
+
+#define MAX_BACKENDS 4
+#define MAX_THREADS 8
+#define LIMIT_MS 60000 /* a run of the loop that takes longer fails */
+
+static const char pattern[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+#define PATTERN_LEN 62
+
+/* ------------------------------------------------------------------ time */
+
+static int64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void
+sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static long
+io_ms(void)
+{
+	return atol(vt_env("VD_TEST_IO_MS", "20000"));
+}
+
+/* ---------------------------------------------------------- the client */
+
+/* A client connection with its unread input. */
+struct conn {
+	int fd;
+	size_t len;
+	char buf[65536];
+};
+
+struct resp {
+	int status;
+	char head[8192];
+	bool close;     /* the head says Connection: close */
+	bool chunked;
+	char *body;     /* to free */
+	size_t len;
+	size_t maxchunk; /* the largest chunk, when chunked */
+};
+
+static int
+conn_open(struct conn *c, int port)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	long ms = io_ms();
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	int one = 1;
+
+	sin.sin_port = htons((uint16_t)port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	c->len = 0;
+	if ((c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return -1;
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(c->fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+		close(c->fd);
+		c->fd = -1;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+conn_close(struct conn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	c->len = 0;
+}
+
+static int
+conn_send(struct conn *c, const void *data, size_t n)
+{
+	const char *p = data;
+
+	while (n > 0) {
+		ssize_t k = send(c->fd, p, n, MSG_NOSIGNAL);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+static int
+conn_sendstr(struct conn *c, const char *s)
+{
+	return conn_send(c, s, strlen(s));
+}
+
+/* Read more input: -1 at EOF, on an error or a timeout, or when full. */
+static int
+conn_fill(struct conn *c)
+{
+	ssize_t n;
+
+	if (c->len == sizeof(c->buf))
+		return -1;
+	do
+		n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return -1;
+	c->len += (size_t)n;
+	return 0;
+}
+
+static void
+conn_consume(struct conn *c, size_t n)
+{
+	memmove(c->buf, c->buf + n, c->len - n);
+	c->len -= n;
+}
+
+/* Whether the peer closed with nothing more to read. */
+static bool
+conn_at_eof(struct conn *c)
+{
+	char ch;
+
+	return c->len == 0 && recv(c->fd, &ch, 1, 0) == 0;
+}
+
+/* Append n bytes of input to r->body (n may be more than is buffered). */
+static int
+take(struct conn *c, struct resp *r, size_t n)
+{
+	char *b = realloc(r->body, r->len + n + 1);
+
+	if (!b)
+		return -1;
+	r->body = b;
+	while (n > 0) {
+		size_t k;
+
+		if (c->len == 0 && conn_fill(c) < 0)
+			return -1;
+		k = c->len < n ? c->len : n;
+		memcpy(r->body + r->len, c->buf, k);
+		r->len += k;
+		n -= k;
+		conn_consume(c, k);
+	}
+	r->body[r->len] = '\0';
+	return 0;
+}
+
+/* One line of input (without its CRLF) into line. */
+static int
+take_line(struct conn *c, char *line, size_t size)
+{
+	char *nl;
+	size_t n;
+
+	while (!(nl = memchr(c->buf, '\n', c->len)))
+		if (conn_fill(c) < 0)
+			return -1;
+	n = (size_t)(nl - c->buf);
+	if (n > 0 && c->buf[n - 1] == '\r')
+		n--;
+	if (n >= size)
+		return -1;
+	memcpy(line, c->buf, n);
+	line[n] = '\0';
+	conn_consume(c, (size_t)(nl + 1 - c->buf));
+	return 0;
+}
+
+static void
+resp_clear(struct resp *r)
+{
+	free(r->body);
+	memset(r, 0, sizeof(*r));
+}
+
+/* Read one response: its head, then a body framed by Content-Length,
+ * chunked or the close (none for a response to HEAD). Returns the status,
+ * or -1 (the reason is lost: the tests only need to know it failed). */
+static int
+read_response(struct conn *c, struct resp *r, bool to_head)
+{
+	const char *end, *p;
+	size_t hlen;
+	char line[256];
+
+	resp_clear(r);
+	while (!(end = memmem(c->buf, c->len, "\r\n\r\n", 4)))
+		if (conn_fill(c) < 0)
+			return -1;
+	hlen = (size_t)(end + 4 - c->buf);
+	if (hlen >= sizeof(r->head))
+		return -1;
+	memcpy(r->head, c->buf, hlen);
+	r->head[hlen] = '\0';
+	conn_consume(c, hlen);
+	if (sscanf(r->head, "HTTP/1.%*d %d ", &r->status) != 1)
+		return -1;
+	r->close = strcasestr(r->head, "\r\nConnection: close\r\n") != NULL;
+	r->chunked = strcasestr(r->head, "\r\nTransfer-Encoding: chunked\r\n") != NULL;
+	if (take(c, r, 0) < 0)
+		return -1;
+	if (to_head || r->status == 204 || r->status == 304)
+		return r->status;
+	if (r->chunked) {
+		for (;;) {
+			size_t n;
+
+			if (take_line(c, line, sizeof(line)) < 0)
+				return -1;
+			n = strtoul(line, NULL, 16);
+			if (n > r->maxchunk)
+				r->maxchunk = n;
+			if (n == 0)
+				break;
+			if (take(c, r, n) < 0 || take_line(c, line, sizeof(line)) < 0 || *line)
+				return -1;
+		}
+		/* trailers, up to an empty line */
+		do
+			if (take_line(c, line, sizeof(line)) < 0)
+				return -1;
+		while (*line);
+		return r->status;
+	}
+	if ((p = strcasestr(r->head, "\r\nContent-Length:")))
+		return take(c, r, strtoul(p + 17, NULL, 10)) < 0 ? -1 : r->status;
+	/* to the close */
+	while (conn_fill(c) == 0)
+		;
+	return take(c, r, c->len) < 0 ? -1 : r->status;
+}
+
+/* Send a request (body of n bytes with Content-Length when body is not
+ * NULL) and read its response. */
+static int
+request(struct conn *c, const char *method, const char *path, const char *headers,
+	const char *body, size_t n, struct resp *r)
+{
+	char head[2048];
+
+	if (body)
+		snprintf(head, sizeof(head), "%s %s HTTP/1.1\r\nHost: t\r\n%sContent-Length: %zu\r\n\r\n",
+			 method, path, headers ? headers : "", n);
+	else
+		snprintf(head, sizeof(head), "%s %s HTTP/1.1\r\nHost: t\r\n%s\r\n", method, path,
+			 headers ? headers : "");
+	if (conn_sendstr(c, head) < 0 || (body && conn_send(c, body, n) < 0)) {
+		resp_clear(r);
+		return -1;
+	}
+	return read_response(c, r, strcmp(method, "HEAD") == 0);
+}
+
+/* GET path on a connection of its own. */
+static int
+get_once(int port, const char *path, struct resp *r)
+{
+	struct conn *c = malloc(sizeof(*c));
+	int status = -1;
+
+	if (!c)
+		return -1;
+	if (conn_open(c, port) == 0)
+		status = request(c, "GET", path, NULL, NULL, 0, r);
+	conn_close(c);
+	free(c);
+	return status;
+}
+
+/* The number after "key": in a JSON body, or -1. */
+static long long
+json_num(const char *body, const char *key)
+{
+	char pat[64];
+	const char *p;
+
+	if (!body)
+		return -1;
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	if (!(p = strstr(body, pat)))
+		return -1;
+	return strtoll(p + strlen(pat), NULL, 10);
+}
+
+static bool
+is_pattern(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != pattern[i % PATTERN_LEN])
+			return false;
+	return true;
+}
+
+/* n bytes that are not a pattern (xorshift). */
+static char *
+noise(size_t n)
+{
+	char *p = malloc(n);
+	uint32_t x = 2463534242u;
+
+	for (size_t i = 0; p && i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		p[i] = (char)(x >> 24);
+	}
+	return p;
+}
+
+/* ------------------------------------------------------------ backends */
+
+struct backend {
+	pid_t pid;
+	int port;
+	char name[16];
+};
+
+/* Start build/svc on port (0: a free one) and wait until it answers. */
+static int
+backend_start(struct backend *b, const char *name, const char *model, int workers, int port)
+{
+	char p[16], w[16];
+	char *argv[] = { (char *)(uintptr_t)vt_env("VD_SVC_BIN", "build/svc"), "--listen",
+			 "127.0.0.1", "--port", p, "--model", (char *)(uintptr_t)model,
+			 "--workers", w, NULL };
+	struct resp r = { 0 };
+
+	snprintf(b->name, sizeof(b->name), "%s", name);
+	snprintf(w, sizeof(w), "%d", workers);
+	for (int attempt = 0; attempt < 3; attempt++) {
+		int64_t until = now_us() + 5000000;
+
+		b->port = port ? port : vt_free_port();
+		snprintf(p, sizeof(p), "%d", b->port);
+		if ((b->pid = fork()) < 0)
+			return -1;
+		if (b->pid == 0) {
+			int null = open("/dev/null", O_RDWR);
+
+			dup2(null, 0);
+			dup2(null, 1);
+			dup2(null, 2);
+			execv(argv[0], argv);
+			_exit(127);
+		}
+		while (now_us() < until) {
+			if (get_once(b->port, "/healthz", &r) == 200) {
+				resp_clear(&r);
+				return 0;
+			}
+			if (waitpid(b->pid, NULL, WNOHANG) == b->pid) {
+				b->pid = 0; /* the port was taken: try another */
+				break;
+			}
+			sleep_ms(20);
+		}
+		resp_clear(&r);
+		if (b->pid > 0) {
+			kill(b->pid, SIGKILL);
+			waitpid(b->pid, NULL, 0);
+			b->pid = 0;
+		}
+		if (port)
+			sleep_ms(200);
+	}
+	return -1;
+}
+
+static void
+backend_kill(struct backend *b)
+{
+	if (b->pid > 0) {
+		kill(b->pid, SIGKILL);
+		waitpid(b->pid, NULL, 0);
+	}
+	b->pid = 0;
+}
+
+/* The backend's own count of requests (its /info asked directly, which
+ * counts itself). */
+static long long
+backend_requests(const struct backend *b)
+{
+	struct resp r = { 0 };
+	long long n = -1;
+
+	if (get_once(b->port, "/info", &r) == 200)
+		n = json_num(r.body, "requests");
+	resp_clear(&r);
+	return n;
+}
+
+/* The ports at the far end of every TCP socket of the machine, in any state
+ * but LISTEN (TIME_WAIT included, so closed connections count for a minute),
+ * that have 127.0.0.1:port at one end: one bit per connection made to port. */
+static void
+tcp_peers(int port, uint8_t seen[8192])
+{
+	FILE *f = fopen("/proc/net/tcp", "r");
+	char line[512];
+
+	memset(seen, 0, 8192);
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned la, lp, ra, rp, st;
+
+		if (sscanf(line, " %*d: %8X:%X %8X:%X %X", &la, &lp, &ra, &rp, &st) != 5 ||
+		    st == 0x0A)
+			continue;
+		if ((int)lp == port)
+			seen[rp / 8] |= (uint8_t)(1 << (rp % 8));
+		else if ((int)rp == port)
+			seen[lp / 8] |= (uint8_t)(1 << (lp % 8));
+	}
+	fclose(f);
+}
+
+/* ------------------------------------------------------------- fixture */
+
+/* What a test holds: torn down whatever happened. */
+static struct fixture {
+	struct vd_ev *ev;
+	struct vd_lb *lb;
+	struct backend be[MAX_BACKENDS];
+	int nbe;
+	int efd;                /* client threads -> loop: all done */
+	struct vd_ev_handle done;
+	atomic_int running;     /* client threads not done */
+	int64_t grace_ms;       /* run the loop this long after they are */
+	bool timed_out;
+	int64_t t0_us;          /* when the loop started */
+	/* samples of vd_lb_stats, every 10 ms */
+	int max_queued;
+	int max_inflight;
+	uint64_t max_connections;
+} fx;
+
+static int
+setup(void **state)
+{
+	(void)state;
+	memset(&fx, 0, sizeof(fx));
+	fx.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	return fx.efd < 0 ? -1 : 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	vd_lb_free(fx.lb);
+	vd_ev_free(fx.ev);
+	for (int i = 0; i < fx.nbe; i++)
+		backend_kill(&fx.be[i]);
+	close(fx.efd);
+	memset(&fx, 0, sizeof(fx));
+	return 0;
+}
+
+/* Start backend i of the fixture. */
+static struct backend *
+start(int i, const char *name, const char *model, int workers)
+{
+	assert_int_equal(backend_start(&fx.be[i], name, model, workers, 0), 0);
+	if (i >= fx.nbe)
+		fx.nbe = i + 1;
+	return &fx.be[i];
+}
+
+static void
+stop_loop(void)
+{
+	vd_ev_stop(fx.ev);
+}
+
+static int64_t
+stop_timer(struct vd_ev *ev, void *arg)
+{
+	(void)ev;
+	(void)arg;
+	stop_loop();
+	return -1;
+}
+
+static int64_t
+limit_timer(struct vd_ev *ev, void *arg)
+{
+	(void)ev;
+	(void)arg;
+	fx.timed_out = true;
+	stop_loop();
+	return -1;
+}
+
+static void
+on_done(struct vd_ev *ev, struct vd_ev_handle *h, uint32_t events)
+{
+	uint64_t v;
+
+	(void)events;
+	if (read(h->fd, &v, sizeof(v)) != sizeof(v))
+		return;
+	vd_ev_del(ev, h);
+	if (fx.grace_ms > 0)
+		vd_ev_timer(ev, fx.grace_ms, stop_timer, NULL);
+	else
+		stop_loop();
+}
+
+static int64_t
+sample_timer(struct vd_ev *ev, void *arg)
+{
+	struct vd_lb_stats s;
+
+	(void)ev;
+	(void)arg;
+	if (vd_lb_stats(fx.lb, &s, NULL) == 0) {
+		if (s.queued > fx.max_queued)
+			fx.max_queued = s.queued;
+		if (s.inflight > fx.max_inflight)
+			fx.max_inflight = s.inflight;
+		if (s.connections > fx.max_connections)
+			fx.max_connections = s.connections;
+		free(s.replicas);
+	}
+	return 10;
+}
+
+/* The balancer, with cfg (NULL: the defaults) on port 0, and a replica for
+ * each backend started so far. */
+static void
+balancer(const struct vd_lb_config *cfg)
+{
+	struct vd_error err = VD_ERROR_INIT;
+	struct vd_lb_config def;
+
+	if (!cfg) {
+		vd_lb_config_default(&def);
+		cfg = &def;
+	}
+	def = *cfg;
+	def.listen_host = "127.0.0.1";
+	def.listen_port = 0;
+	fx.ev = vd_ev_new(&err);
+	assert_non_null(fx.ev);
+	fx.lb = vd_lb_new(fx.ev, &def, &err);
+	if (!fx.lb)
+		fail_msg("vd_lb_new: %s", err.msg);
+	assert_true(vd_lb_port(fx.lb) > 0);
+	for (int i = 0; i < fx.nbe; i++)
+		if (vd_lb_add_replica(fx.lb, fx.be[i].name, "127.0.0.1", fx.be[i].port, &err) < 0)
+			fail_msg("vd_lb_add_replica: %s", err.msg);
+}
+
+static int
+lb_port(void)
+{
+	return vd_lb_port(fx.lb);
+}
+
+struct worker {
+	pthread_t t;
+	void *(*fn)(void *);
+	void *arg;
+};
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+	uint64_t one = 1;
+
+	w->fn(w->arg);
+	if (atomic_fetch_sub(&fx.running, 1) == 1 && write(fx.efd, &one, sizeof(one)) < 0)
+		abort();
+	return NULL;
+}
+
+/*
+ * Run the loop in this thread while n client threads run fn(args + i *
+ * size); it stops grace_ms after the last is done (or at LIMIT_MS, which
+ * fails the test). The threads are joined before it returns.
+ */
+static void
+run_clients(int n, void *(*fn)(void *), void *args, size_t size, int64_t grace_ms)
+{
+	struct worker w[MAX_THREADS];
+	int limit;
+
+	assert_true(n >= 1 && n <= MAX_THREADS);
+	fx.grace_ms = grace_ms;
+	fx.done.fd = fx.efd;
+	fx.done.fn = on_done;
+	assert_int_equal(vd_ev_add(fx.ev, &fx.done, EPOLLIN), 0);
+	limit = vd_ev_timer(fx.ev, LIMIT_MS, limit_timer, NULL);
+	vd_ev_timer(fx.ev, 10, sample_timer, NULL);
+	atomic_store(&fx.running, n);
+	fx.t0_us = now_us();
+	for (int i = 0; i < n; i++) {
+		w[i] = (struct worker){ 0, fn, (char *)args + (size_t)i * size };
+		assert_int_equal(pthread_create(&w[i].t, NULL, worker_main, &w[i]), 0);
+	}
+	vd_ev_run(fx.ev);
+	vd_ev_timer_cancel(fx.ev, limit);
+	for (int i = 0; i < n; i++)
+		pthread_join(w[i].t, NULL);
+	assert_false(fx.timed_out);
+}
+
+static struct vd_lb_stats
+stats(void)
+{
+	struct vd_lb_stats s;
+
+	assert_int_equal(vd_lb_stats(fx.lb, &s, NULL), 0);
+	return s;
+}
+
+static const struct vd_lb_replica_stats *
+replica(const struct vd_lb_stats *s, const char *name)
+{
+	for (size_t i = 0; i < s->nreplicas; i++)
+		if (strcmp(s->replicas[i].name, name) == 0)
+			return &s->replicas[i];
+	return NULL;
+}
+
+/* Turns: client threads send one after the other, in index order, a pause
+ * between sends, so the balancer reads the requests in that order. */
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int next;
+} turns = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+
+static void
+turn_wait(int i)
+{
+	int64_t until = now_us() + io_ms() * 1000;
+
+	pthread_mutex_lock(&turns.mu);
+	while (turns.next != i && now_us() < until) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 10 * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&turns.cv, &turns.mu, &ts);
+	}
+	pthread_mutex_unlock(&turns.mu);
+}
+
+static void
+turn_pass(void)
+{
+	pthread_mutex_lock(&turns.mu);
+	turns.next++;
+	pthread_cond_broadcast(&turns.cv);
+	pthread_mutex_unlock(&turns.mu);
+}
+
+/* ---------------------------------------------------------- keep-alive */
+
+struct seq_arg {
+	int port;
+	int n;            /* requests to make */
+	const char *path;
+	int ok;           /* answered 200 */
+	int other;        /* answered another status */
+	int failed;       /* no answer */
+	int closes;       /* answers with Connection: close */
+	int connects;     /* connections opened */
+};
+
+/* n GETs of path, one after the other, reconnecting only when the
+ * balancer closes. */
+static void *
+seq_client(void *arg)
+{
+	struct seq_arg *a = arg;
+	struct conn *c = malloc(sizeof(*c));
+	struct resp r = { 0 };
+
+	c->fd = -1;
+	for (int i = 0; i < a->n; i++) {
+		int status;
+
+		if (c->fd < 0) {
+			if (conn_open(c, a->port) < 0) {
+				a->failed++;
+				continue;
+			}
+			a->connects++;
+		}
+		status = request(c, "GET", a->path, NULL, NULL, 0, &r);
+		if (status == 200)
+			a->ok++;
+		else if (status > 0)
+			a->other++;
+		else
+			a->failed++;
+		if (status < 0 || r.close) {
+			a->closes += r.close;
+			conn_close(c);
+		}
+	}
+	resp_clear(&r);
+	conn_close(c);
+	free(c);
+	return NULL;
+}
+
+/* 100 requests on one client connection reach the backend over one pooled
+ * connection: the kernel's table of TCP sockets (TIME_WAIT included) shows
+ * what connections were made to the backend during the run. */
+static void
+test_keepalive_reuse(void **state)
+{
+	static uint8_t before[8192], after[8192];
+	struct backend *b;
+	struct seq_arg a = { .n = 100, .path = "/ping" };
+	struct vd_lb_stats s;
+	long long r0, r1;
+	int made = 0;
+
+	(void)state;
+	b = start(0, "a", "async", 1);
+	balancer(NULL);
+	r0 = backend_requests(b);
+	tcp_peers(b->port, before);
+	a.port = lb_port();
+	run_clients(1, seq_client, &a, sizeof(a), 0);
+	tcp_peers(b->port, after);
+	r1 = backend_requests(b);
+
+	assert_int_equal(a.ok, 100);
+	assert_int_equal(a.connects, 1);
+	assert_int_equal(a.closes, 0);
+	assert_int_equal(fx.max_connections, 1);
+	/* all 100 reached the backend (and the second /info) ... */
+	assert_int_equal(r1 - r0, 101);
+	/* ... over very few connections */
+	for (int i = 0; i < 8192; i++)
+		made += __builtin_popcount(after[i] & ~before[i]);
+	assert_true(made >= 1);
+	assert_true(made <= 2);
+	s = stats();
+	assert_int_equal(s.requests, 100);
+	assert_int_equal(s.responses[2], 100);
+	free(s.replicas);
+}
+
+/* ------------------------------------------------ headers and closing */
+
+struct hdr_arg {
+	int port;
+	int st_echo, st_10, st_close, st_after;
+	bool eof_10, eof_close, ka_after;
+	char *echo;   /* what the backend saw */
+	size_t echolen;
+};
+
+static void *
+hdr_client(void *arg)
+{
+	struct hdr_arg *a = arg;
+	struct conn *c = malloc(sizeof(*c));
+	struct resp r = { 0 };
+
+	/* hop-by-hop headers stay here; X-Forwarded-For is added */
+	if (conn_open(c, a->port) == 0) {
+		a->st_echo = request(c, "POST", "/echo?head=1",
+				     "Connection: keep-alive\r\nKeep-Alive: timeout=5\r\n"
+				     "Proxy-Connection: keep-alive\r\nX-Forwarded-For: 10.9.8.7\r\n"
+				     "X-Kept: yes\r\n",
+				     "hi", 2, &r);
+		a->echo = r.body;
+		a->echolen = r.len;
+		r.body = NULL;
+		/* the connection is kept for the next */
+		a->st_after = request(c, "GET", "/ping", NULL, NULL, 0, &r);
+		a->ka_after = a->st_after == 200 && !r.close && strcmp(r.body, "pong\n") == 0;
+	}
+	conn_close(c);
+	/* HTTP/1.0: answered, then closed */
+	if (conn_open(c, a->port) == 0 && conn_sendstr(c, "GET /ping HTTP/1.0\r\n\r\n") == 0) {
+		a->st_10 = read_response(c, &r, false);
+		a->eof_10 = a->st_10 == 200 && strcmp(r.body, "pong\n") == 0 && conn_at_eof(c);
+	}
+	conn_close(c);
+	/* Connection: close is honoured */
+	if (conn_open(c, a->port) == 0) {
+		a->st_close = request(c, "GET", "/ping", "Connection: close\r\n", NULL, 0, &r);
+		a->eof_close = conn_at_eof(c);
+	}
+	conn_close(c);
+	resp_clear(&r);
+	free(c);
+	return NULL;
+}
+
+static void
+test_headers_and_close(void **state)
+{
+	struct hdr_arg a = { 0 };
+	char *seen;
+
+	(void)state;
+	start(0, "a", "sync", 2);
+	balancer(NULL);
+	a.port = lb_port();
+	run_clients(1, hdr_client, &a, sizeof(a), 0);
+
+	assert_int_equal(a.st_echo, 200);
+	assert_non_null(a.echo);
+	seen = a.echo;
+	/* the head the backend got, then the body */
+	assert_true(strncmp(seen, "POST /echo?head=1 HTTP/1.1\r\n", 28) == 0);
+	assert_true(a.echolen > 6 && memcmp(seen + a.echolen - 6, "\r\n\r\nhi", 6) == 0);
+	assert_non_null(strstr(seen, "\r\nX-Kept: yes\r\n"));
+	assert_non_null(strstr(seen, "\r\nX-Forwarded-For: 10.9.8.7\r\n"));
+	assert_non_null(strstr(seen, "\r\nX-Forwarded-For: 127.0.0.1\r\n"));
+	assert_true(strstr(seen, "10.9.8.7") < strstr(seen, "127.0.0.1"));
+	assert_null(strcasestr(seen, "\nConnection:"));
+	assert_null(strcasestr(seen, "\nKeep-Alive:"));
+	assert_null(strcasestr(seen, "\nProxy-Connection:"));
+	assert_int_equal(a.st_after, 200);
+	assert_true(a.ka_after);
+	assert_int_equal(a.st_10, 200);
+	assert_true(a.eof_10);
+	assert_int_equal(a.st_close, 200);
+	assert_true(a.eof_close);
+	free(a.echo);
+}
+
+/* --------------------------------------------------------------- bodies */
+
+struct body_arg {
+	int port;
+	int st_cl, st_chunked, st_bytes, st_bytes_chunked, st_head, st_after_head;
+	bool echo_cl_ok, echo_chunked_ok;
+	size_t bytes_len, bytes_chunked_len, maxchunk;
+	bool bytes_ok, bytes_chunked_ok, bytes_chunked_framed;
+	size_t head_body;   /* body bytes that came after the HEAD's head */
+	bool head_eof;      /* the balancer closed after HEAD */
+};
+
+static void *
+body_client(void *arg)
+{
+	static const char chunked_head[] = "POST /echo HTTP/1.1\r\nHost: t\r\n"
+					   "Transfer-Encoding: chunked\r\n\r\n";
+	struct body_arg *a = arg;
+	size_t big = 5 << 20, mid = 3 << 20;
+	char *data = noise(big), line[64];
+	struct conn *c = malloc(sizeof(*c));
+	struct resp r = { 0 };
+
+	if (conn_open(c, a->port) < 0)
+		goto out;
+	a->st_cl = request(c, "POST", "/echo", NULL, data, big, &r);
+	a->echo_cl_ok = r.len == big && memcmp(r.body, data, big) == 0;
+
+	/* 3 MiB in chunks of uneven sizes, some with extensions, and a trailer */
+	if (conn_sendstr(c, chunked_head) < 0)
+		goto out;
+	for (size_t off = 0, n = 1, i = 0; off < mid; off += n, n = n * 5 + 3, i++) {
+		if (n > 200000)
+			n = 7;
+		if (n > mid - off)
+			n = mid - off;
+		snprintf(line, sizeof(line), i % 3 ? "%zx\r\n" : "%zX;ext=%zu\r\n", n, i);
+		if (conn_sendstr(c, line) < 0 || conn_send(c, data + off, n) < 0 ||
+		    conn_sendstr(c, "\r\n") < 0)
+			goto out;
+	}
+	if (conn_sendstr(c, "0\r\nX-Trailer: 1\r\n\r\n") < 0)
+		goto out;
+	a->st_chunked = read_response(c, &r, false);
+	a->echo_chunked_ok = r.len == mid && memcmp(r.body, data, mid) == 0;
+
+	a->st_bytes = request(c, "GET", "/bytes?n=20000000", NULL, NULL, 0, &r);
+	a->bytes_len = r.len;
+	a->bytes_ok = !r.chunked && r.len == 20000000 && is_pattern(r.body, r.len);
+	a->st_bytes_chunked = request(c, "GET", "/bytes?n=20000000&chunked=1", NULL, NULL, 0, &r);
+	a->bytes_chunked_len = r.len;
+	a->maxchunk = r.maxchunk;
+	a->bytes_chunked_framed = r.chunked;
+	a->bytes_chunked_ok = r.len == 20000000 && is_pattern(r.body, r.len);
+
+	/* HEAD: the backend answers 405 with a body; the client must get the
+	 * head alone. The next request on the connection shows what followed. */
+	a->st_head = request(c, "HEAD", "/ping", NULL, NULL, 0, &r);
+	if (a->st_head > 0 && !r.close) {
+		a->st_after_head = request(c, "GET", "/ping", NULL, NULL, 0, &r);
+		if (a->st_after_head < 0)
+			a->head_eof = c->len == 0;
+	} else if (a->st_head > 0) {
+		while (conn_fill(c) == 0)
+			;
+		a->head_body = c->len;
+		a->head_eof = true;
+	}
+out:
+	resp_clear(&r);
+	conn_close(c);
+	free(c);
+	free(data);
+	return NULL;
+}
+
+static void
+test_bodies(void **state)
+{
+	struct body_arg a = { 0 };
+
+	(void)state;
+	start(0, "a", "async", 1);
+	balancer(NULL);
+	a.port = lb_port();
+	run_clients(1, body_client, &a, sizeof(a), 0);
+
+	assert_int_equal(a.st_cl, 200);
+	assert_true(a.echo_cl_ok);
+	assert_int_equal(a.st_chunked, 200);
+	assert_true(a.echo_chunked_ok);
+	assert_int_equal(a.st_bytes, 200);
+	assert_int_equal(a.bytes_len, 20000000);
+	assert_true(a.bytes_ok);
+	assert_int_equal(a.st_bytes_chunked, 200);
+	assert_true(a.bytes_chunked_framed);
+	assert_int_equal(a.bytes_chunked_len, 20000000);
+	assert_true(a.maxchunk > 0 && a.maxchunk <= 65536);
+	assert_true(a.bytes_chunked_ok);
+	assert_int_equal(a.st_head, 405);
+	assert_int_equal(a.head_body, 0);
+	if (!a.head_eof)
+		assert_int_equal(a.st_after_head, 200);
+}
+
+/* ----------------------------------------------------------- the queue */
+
+struct q_arg {
+	int port;
+	int i;            /* send turn */
+	const char *path;
+	int status;
+	long long started; /* at the backend */
+	char body[64];
+};
+
+static void *
+q_client(void *arg)
+{
+	struct q_arg *a = arg;
+	struct conn *c = malloc(sizeof(*c));
+	struct resp r = { 0 };
+	char req[256];
+	bool open = conn_open(c, a->port) == 0;
+
+	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", a->path);
+	turn_wait(a->i);
+	a->status = open && conn_sendstr(c, req) == 0 ? 0 : -1;
+	sleep_ms(30);
+	turn_pass();
+	if (a->status == 0)
+		a->status = read_response(c, &r, false);
+	a->started = json_num(r.body, "started_us");
+	if (r.body)
+		snprintf(a->body, sizeof(a->body), "%s", r.body);
+	resp_clear(&r);
+	conn_close(c);
+	free(c);
+	return NULL;
+}
+
+static void
+q_run(struct q_arg *a, int n)
+{
+	turns.next = 0;
+	for (int i = 0; i < n; i++) {
+		a[i].port = lb_port();
+		a[i].i = i;
+	}
+	run_clients(n, q_client, a, sizeof(*a), 0);
+}
+
+/* One replica taking one request at a time: the rest wait in the queue and
+ * are served in the order they arrived. */
+static void
+test_queue_fifo(void **state)
+{
+	struct vd_lb_config cfg;
+	struct q_arg a[6] = { 0 };
+	struct vd_lb_stats s;
+
+	(void)state;
+	start(0, "a", "sync", 1);
+	vd_lb_config_default(&cfg);
+	cfg.max_inflight = 1;
+	balancer(&cfg);
+	for (int i = 0; i < 6; i++)
+		a[i].path = "/timeout?ms=200";
+	q_run(a, 6);
+
+	for (int i = 0; i < 6; i++) {
+		assert_int_equal(a[i].status, 200);
+		assert_true(a[i].started > 0);
+		if (i > 0)
+			assert_true(a[i].started >= a[i - 1].started + 200000);
+	}
+	assert_true(fx.max_queued > 0);
+	assert_int_equal(fx.max_inflight, 1);
+	s = stats();
+	assert_true(s.wait10.count >= 5);
+	assert_true(s.wait10.p99 > 0);
+	assert_int_equal(s.responses[2], 6);
+	free(s.replicas);
+}
+
+/* queue_limit waiting: the next is answered 503 by the balancer itself. */
+static void
+test_queue_full(void **state)
+{
+	struct vd_lb_config cfg;
+	struct q_arg a[5] = { 0 };
+	struct vd_lb_stats s;
+	int ok = 0, full = 0;
+
+	(void)state;
+	start(0, "a", "sync", 1);
+	vd_lb_config_default(&cfg);
+	cfg.max_inflight = 1;
+	cfg.queue_limit = 2;
+	balancer(&cfg);
+	for (int i = 0; i < 5; i++)
+		a[i].path = "/timeout?ms=500";
+	q_run(a, 5);
+
+	for (int i = 0; i < 5; i++) {
+		if (a[i].status == 200) {
+			ok++;
+		} else {
+			assert_int_equal(a[i].status, 503);
+			assert_string_equal(a[i].body, "service unavailable\n");
+			full++;
+		}
+	}
+	/* the first three (one on the replica, two waiting) get through */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(a[i].status, 200);
+	assert_true(full >= 1);
+	s = stats();
+	assert_int_equal(s.errors[VD_LB_ERR_QUEUE_FULL], (uint64_t)full);
+	assert_int_equal(s.responses[5], (uint64_t)full);
+	assert_int_equal(s.responses[2], (uint64_t)ok);
+	free(s.replicas);
+}
+
+/* A request stuck behind a slow one longer than queue_timeout: 504. */
+static void
+test_queue_timeout(void **state)
+{
+	struct vd_lb_config cfg;
+	struct q_arg a[2] = { { .path = "/timeout?ms=1000" }, { .path = "/timeout?ms=10" } };
+	struct vd_lb_stats s;
+
+	(void)state;
+	start(0, "a", "sync", 1);
+	vd_lb_config_default(&cfg);
+	cfg.max_inflight = 1;
+	cfg.queue_timeout_ms = 100;
+	balancer(&cfg);
+	q_run(a, 2);
+
+	assert_int_equal(a[0].status, 200);
+	assert_int_equal(a[1].status, 504);
+	assert_string_equal(a[1].body, "gateway timeout\n");
+	s = stats();
+	assert_int_equal(s.errors[VD_LB_ERR_QUEUE_TIMEOUT], 1);
+	assert_true(s.wait10.count >= 1);
+	assert_true(s.wait10.max >= 100000);
+	assert_int_equal(s.responses[5], 1);
+	free(s.replicas);
+}
+
+/* ------------------------------------------------------- load in loops */
+
+#define MAX_FAILS 64
+
+struct load_arg {
+	int port;
+	int64_t until_us;
+	const char *path;
+	int ok, failed;
+	int64_t fail_start_us[MAX_FAILS]; /* when each failed request was sent */
+};
+
+/* GET path again and again until until_us (at most 5000 times), on a
+ * keep-alive connection; a failure is recorded and a new connection made. */
+static void *
+load_client(void *arg)
+{
+	struct load_arg *a = arg;
+	struct conn *c = malloc(sizeof(*c));
+	struct resp r = { 0 };
+
+	c->fd = -1;
+	for (int i = 0; i < 5000 && now_us() < a->until_us; i++) {
+		int64_t t = now_us();
+		int status = -1;
+
+		if (c->fd >= 0 || conn_open(c, a->port) == 0)
+			status = request(c, "GET", a->path, NULL, NULL, 0, &r);
+		if (status == 200) {
+			a->ok++;
+		} else {
+			if (a->failed < MAX_FAILS)
+				a->fail_start_us[a->failed] = t;
+			a->failed++;
+		}
+		if (status != 200 || r.close)
+			conn_close(c);
+	}
+	resp_clear(&r);
+	conn_close(c);
+	free(c);
+	return NULL;
+}
+
+static void
+load_init(struct load_arg *a, int n, const char *path, int64_t ms)
+{
+	for (int i = 0; i < n; i++)
+		a[i] = (struct load_arg){ .port = lb_port(), .path = path,
+					  .until_us = now_us() + ms * 1000 };
+}
+
+/* ------------------------------------------------------- a killed backend */
+
+static int64_t dead_us;
+
+static int64_t
+kill_timer(struct vd_ev *ev, void *arg)
+{
+	(void)ev;
+	backend_kill(arg);
+	dead_us = now_us();
+	return -1;
+}
+
+/* Two replicas under load, one killed: only requests that were on it can
+ * fail (GETs are retried on the other, so few or none do); every request
+ * sent after the kill succeeds, and the dead one is ejected. */
+static void
+test_backend_killed(void **state)
+{
+	struct load_arg a[4];
+	struct vd_lb_stats s;
+	const struct vd_lb_replica_stats *ra, *rb;
+	int ok = 0, failed = 0;
+
+	(void)state;
+	start(0, "a", "async", 1);
+	start(1, "b", "async", 1);
+	balancer(NULL);
+	load_init(a, 4, "/timeout?ms=20", 2000);
+	dead_us = 0;
+	vd_ev_timer(fx.ev, 500, kill_timer, &fx.be[0]);
+	run_clients(4, load_client, a, sizeof(a[0]), 0);
+
+	assert_true(dead_us > 0);
+	for (int i = 0; i < 4; i++) {
+		ok += a[i].ok;
+		failed += a[i].failed;
+		for (int k = 0; k < a[i].failed && k < MAX_FAILS; k++)
+			assert_true(a[i].fail_start_us[k] < dead_us);
+	}
+	/* one request at a time per client: at most 4 were on it */
+	assert_true(failed <= 4);
+	assert_true(ok > 40);
+	s = stats();
+	ra = replica(&s, "a");
+	rb = replica(&s, "b");
+	assert_non_null(ra);
+	assert_non_null(rb);
+	assert_false(ra->up);
+	assert_true(rb->up);
+	assert_true(ra->errors > 0);
+	assert_true(s.errors[VD_LB_ERR_CONNECT] + s.errors[VD_LB_ERR_RESET] > 0);
+	assert_true(rb->requests > ra->requests);
+	free(s.replicas);
+}
+
+/* ------------------------------------------- an ejected replica comes back */
+
+static int64_t
+restart_timer(struct vd_ev *ev, void *arg)
+{
+	struct backend *b = arg;
+	struct vd_lb_stats s;
+	const struct vd_lb_replica_stats *r;
+	bool ejected;
+
+	(void)ev;
+	if (vd_lb_stats(fx.lb, &s, NULL) < 0)
+		return 50;
+	r = replica(&s, b->name);
+	ejected = r && !r->up;
+	free(s.replicas);
+	if (!ejected)
+		return 50; /* not yet */
+	/* blocks the loop for as long as the server takes to start: fine here */
+	if (backend_start(b, b->name, "async", 1, b->port) < 0)
+		b->pid = 0;
+	return -1;
+}
+
+/* A replica killed, ejected, then started again on its port is probed and
+ * taken back. */
+static void
+test_ejected_comes_back(void **state)
+{
+	struct seq_arg a = { .n = 1, .path = "/ping" };
+	struct load_arg l[2];
+	struct vd_lb_stats s;
+	const struct vd_lb_replica_stats *ra;
+	long long before;
+
+	(void)state;
+	start(0, "a", "async", 1);
+	start(1, "b", "async", 1);
+	balancer(NULL);
+	backend_kill(&fx.be[0]);
+	a.port = lb_port();
+	/* requests find it dead and eject it */
+	a.n = 10;
+	run_clients(1, seq_client, &a, sizeof(a), 0);
+	assert_int_equal(a.ok, 10);
+	s = stats();
+	ra = replica(&s, "a");
+	assert_non_null(ra);
+	assert_false(ra->up);
+	free(s.replicas);
+
+	/* started again: load for 4 s (probes back off from 0.5 s) */
+	vd_ev_timer(fx.ev, 50, restart_timer, &fx.be[0]);
+	load_init(l, 2, "/ping", 4000);
+	run_clients(2, load_client, l, sizeof(l[0]), 0);
+	assert_true(fx.be[0].pid > 0);
+	assert_int_equal(l[0].failed + l[1].failed, 0);
+	s = stats();
+	ra = replica(&s, "a");
+	assert_non_null(ra);
+	assert_true(ra->up);
+	before = ra->requests;
+	free(s.replicas);
+	assert_true(before > 0);
+	assert_true(backend_requests(&fx.be[0]) > 1); /* more than its /info */
+}
+
+/* ------------------------------------------------- adding and draining */
+
+static struct {
+	int calls;
+	char name[16];
+	int64_t drain_us, done_us;
+	uint64_t requests_at_drain; /* a's count when it was drained */
+	int inflight_at_drain;
+	int add_result, drain_result;
+	uint64_t a_max_requests; /* the most seen for a after its drain */
+} dr;
+
+static void
+drained(void *arg, const char *name)
+{
+	(void)arg;
+	dr.calls++;
+	snprintf(dr.name, sizeof(dr.name), "%s", name);
+	dr.done_us = now_us();
+}
+
+static int64_t
+add_timer(struct vd_ev *ev, void *arg)
+{
+	struct backend *b = arg;
+
+	(void)ev;
+	dr.add_result = vd_lb_add_replica(fx.lb, b->name, "127.0.0.1", b->port, NULL);
+	return -1;
+}
+
+static int64_t
+watch_timer(struct vd_ev *ev, void *arg)
+{
+	struct vd_lb_stats s;
+	const struct vd_lb_replica_stats *r;
+
+	(void)ev;
+	(void)arg;
+	if (vd_lb_stats(fx.lb, &s, NULL) < 0)
+		return 5;
+	if ((r = replica(&s, "a")) && r->draining && r->requests > dr.a_max_requests)
+		dr.a_max_requests = r->requests;
+	free(s.replicas);
+	return 5;
+}
+
+static int64_t
+drain_timer(struct vd_ev *ev, void *arg)
+{
+	struct vd_lb_stats s;
+	const struct vd_lb_replica_stats *r;
+
+	(void)ev;
+	(void)arg;
+	if (vd_lb_stats(fx.lb, &s, NULL) == 0) {
+		if ((r = replica(&s, "a"))) {
+			dr.requests_at_drain = r->requests;
+			dr.inflight_at_drain = r->inflight;
+		}
+		free(s.replicas);
+	}
+	dr.drain_us = now_us();
+	dr.drain_result = vd_lb_drain_replica(fx.lb, "a", drained, NULL);
+	vd_ev_timer(fx.ev, 5, watch_timer, NULL);
+	return -1;
+}
+
+/* Under load, B is added and A drained: no request fails, B takes over,
+ * A gets nothing new once drained and is removed when its last is done. */
+static void
+test_add_and_drain(void **state)
+{
+	struct load_arg a[4];
+	struct vd_lb_stats s;
+	const struct vd_lb_replica_stats *rb;
+	long long a0, a1;
+	int ok = 0, failed = 0;
+
+	(void)state;
+	memset(&dr, 0, sizeof(dr));
+	start(0, "a", "async", 1);
+	balancer(NULL);
+	start(1, "b", "async", 1); /* not a replica yet */
+	a0 = backend_requests(&fx.be[0]);
+	load_init(a, 4, "/timeout?ms=20", 1500);
+	vd_ev_timer(fx.ev, 300, add_timer, &fx.be[1]);
+	vd_ev_timer(fx.ev, 800, drain_timer, NULL);
+	run_clients(4, load_client, a, sizeof(a[0]), 0);
+	a1 = backend_requests(&fx.be[0]);
+
+	for (int i = 0; i < 4; i++) {
+		ok += a[i].ok;
+		failed += a[i].failed;
+	}
+	assert_int_equal(failed, 0);
+	assert_true(ok > 40);
+	assert_int_equal(dr.add_result, 0);
+	assert_int_equal(dr.drain_result, 0);
+	/* the callback came once, once a's requests were done */
+	assert_int_equal(dr.calls, 1);
+	assert_string_equal(dr.name, "a");
+	assert_true(dr.done_us >= dr.drain_us);
+	assert_true(dr.requests_at_drain > 0);
+	assert_true(dr.a_max_requests == 0 || dr.a_max_requests == dr.requests_at_drain);
+	/* a's server saw exactly what was sent before the drain (and the /info) */
+	assert_int_equal(a1 - a0, (long long)dr.requests_at_drain + 1);
+	s = stats();
+	assert_int_equal(s.nreplicas, 1);
+	assert_null(replica(&s, "a"));
+	rb = replica(&s, "b");
+	assert_non_null(rb);
+	assert_true(rb->requests > 0);
+	assert_int_equal(s.responses[2], (uint64_t)ok);
+	free(s.replicas);
+	/* a is gone: draining it again is an error */
+	assert_int_equal(vd_lb_drain_replica(fx.lb, "a", drained, NULL), -1);
+}
+
+/* ------------------------------------------------------------- refusals */
+
+struct bad_arg {
+	int port;
+	int st_big, st_garbage, st_stall;
+	char body_big[64], body_garbage[64], body_stall[64];
+	bool eof_big, eof_garbage, eof_stall;
+};
+
+static void *
+bad_client(void *arg)
+{
+	struct bad_arg *a = arg;
+	struct conn *c = malloc(sizeof(*c));
+	struct resp r = { 0 };
+	size_t n = 20 * 1024 + 64;
+	char *big = malloc(n + 1);
+	int k;
+
+	/* a 20 KiB header */
+	k = snprintf(big, n, "GET /ping HTTP/1.1\r\nHost: t\r\nX-Big: ");
+	memset(big + k, 'a', n - (size_t)k - 4);
+	memcpy(big + n - 4, "\r\n\r\n", 4);
+	if (conn_open(c, a->port) == 0 && conn_send(c, big, n) == 0) {
+		a->st_big = read_response(c, &r, false);
+		snprintf(a->body_big, sizeof(a->body_big), "%s", r.body ? r.body : "");
+		a->eof_big = conn_at_eof(c);
+	}
+	conn_close(c);
+	/* garbage */
+	if (conn_open(c, a->port) == 0 && conn_sendstr(c, "GARBAGE\r\n\r\n") == 0) {
+		a->st_garbage = read_response(c, &r, false);
+		snprintf(a->body_garbage, sizeof(a->body_garbage), "%s", r.body ? r.body : "");
+		a->eof_garbage = conn_at_eof(c);
+	}
+	conn_close(c);
+	/* half a head, then nothing */
+	if (conn_open(c, a->port) == 0 && conn_sendstr(c, "GET /ping HTTP/1.1\r\nHost: t\r\n") == 0) {
+		a->st_stall = read_response(c, &r, false);
+		snprintf(a->body_stall, sizeof(a->body_stall), "%s", r.body ? r.body : "");
+		a->eof_stall = conn_at_eof(c);
+	}
+	conn_close(c);
+	resp_clear(&r);
+	free(big);
+	free(c);
+	return NULL;
+}
+
+static void
+test_bad_requests(void **state)
+{
+	struct vd_lb_config cfg;
+	struct bad_arg a = { 0 };
+	struct vd_lb_stats s;
+
+	(void)state;
+	start(0, "a", "async", 1);
+	vd_lb_config_default(&cfg);
+	cfg.header_timeout_ms = 300;
+	balancer(&cfg);
+	a.port = lb_port();
+	run_clients(1, bad_client, &a, sizeof(a), 0);
+
+	assert_int_equal(a.st_big, 431);
+	assert_string_equal(a.body_big, "request head too large\n");
+	assert_true(a.eof_big);
+	assert_int_equal(a.st_garbage, 400);
+	assert_string_equal(a.body_garbage, "bad request\n");
+	assert_true(a.eof_garbage);
+	assert_int_equal(a.st_stall, 408);
+	assert_string_equal(a.body_stall, "request timeout\n");
+	assert_true(a.eof_stall);
+	s = stats();
+	assert_int_equal(s.errors[VD_LB_ERR_HEADER_TOO_BIG], 1);
+	assert_int_equal(s.errors[VD_LB_ERR_BAD_REQUEST], 1);
+	assert_int_equal(s.errors[VD_LB_ERR_CLIENT_TIMEOUT], 1);
+	assert_int_equal(s.responses[4], 3);
+	assert_int_equal(s.requests, 0); /* no head was whole */
+	free(s.replicas);
+	assert_int_equal(backend_requests(&fx.be[0]), 2); /* its /healthz, /info */
+}
+
+/* ------------------------------------------------------------- policies */
+
+static void
+spread(enum vd_lb_policy policy, int threads, int per_thread, int *got)
+{
+	struct vd_lb_config cfg;
+	struct seq_arg a[4];
+	struct vd_lb_stats s;
+	long long before[3];
+	const char *names[] = { "a", "b", "c" };
+
+	start(0, "a", "async", 1);
+	start(1, "b", "async", 1);
+	start(2, "c", "async", 1);
+	vd_lb_config_default(&cfg);
+	cfg.policy = policy;
+	balancer(&cfg);
+	for (int i = 0; i < 3; i++)
+		before[i] = backend_requests(&fx.be[i]);
+	for (int i = 0; i < threads; i++)
+		a[i] = (struct seq_arg){ .port = lb_port(), .n = per_thread, .path = "/ping" };
+	run_clients(threads, seq_client, a, sizeof(a[0]), 0);
+	for (int i = 0; i < threads; i++)
+		assert_int_equal(a[i].ok, per_thread);
+	s = stats();
+	for (int i = 0; i < 3; i++) {
+		const struct vd_lb_replica_stats *r = replica(&s, names[i]);
+
+		assert_non_null(r);
+		got[i] = (int)r->requests;
+		/* the balancer's count is what the server saw */
+		assert_int_equal(backend_requests(&fx.be[i]) - before[i], got[i] + 1);
+	}
+	assert_int_equal(got[0] + got[1] + got[2], threads * per_thread);
+	free(s.replicas);
+}
+
+static void
+test_round_robin(void **state)
+{
+	int got[3];
+
+	(void)state;
+	spread(VD_LB_ROUND_ROBIN, 1, 300, got);
+	/* one request at a time: strictly in turn */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(got[i], 100);
+}
+
+static void
+test_p2c(void **state)
+{
+	int got[3];
+
+	(void)state;
+	spread(VD_LB_P2C, 4, 75, got);
+	for (int i = 0; i < 3; i++)
+		assert_true(got[i] >= 30); /* a share each (about 100) */
+}
+
+/* ---------------------------------------------------------------- stats */
+
+struct mix_arg {
+	int port;
+	int ok, notfound, bad;
+};
+
+static void *
+mix_client(void *arg)
+{
+	struct mix_arg *a = arg;
+	struct conn *c = malloc(sizeof(*c));
+	struct resp r = { 0 };
+
+	if (conn_open(c, a->port) == 0) {
+		for (int i = 0; i < 50; i++)
+			a->ok += request(c, "GET", "/timeout?ms=1", NULL, NULL, 0, &r) == 200;
+		a->notfound += request(c, "GET", "/nope", NULL, NULL, 0, &r) == 404;
+	}
+	conn_close(c);
+	if (conn_open(c, a->port) == 0 && conn_sendstr(c, "BAD\x01 / HTTP/1.1\r\n\r\n") == 0)
+		a->bad += read_response(c, &r, false) == 400;
+	conn_close(c);
+	resp_clear(&r);
+	free(c);
+	return NULL;
+}
+
+/* The numbers add up: heads received, responses by class, the balancer's
+ * own answers, latency windows; nothing left in flight or open. */
+static void
+test_stats(void **state)
+{
+	struct mix_arg a = { 0 };
+	struct vd_lb_stats s;
+	uint64_t sum = 0;
+	const struct vd_lb_replica_stats *r;
+
+	(void)state;
+	start(0, "a", "async", 1);
+	balancer(NULL);
+	a.port = lb_port();
+	run_clients(1, mix_client, &a, sizeof(a), 200);
+	assert_int_equal(a.ok, 50);
+	assert_int_equal(a.notfound, 1);
+	assert_int_equal(a.bad, 1);
+
+	s = stats();
+	for (int i = 0; i < 6; i++)
+		sum += s.responses[i];
+	assert_int_equal(s.requests, 51);
+	assert_int_equal(s.responses[2], 50);
+	assert_int_equal(s.responses[4], 2);
+	assert_int_equal(sum, s.requests + s.errors[VD_LB_ERR_BAD_REQUEST]);
+	assert_int_equal(s.errors[VD_LB_ERR_BAD_REQUEST], 1);
+	assert_int_equal(s.inflight, 0);
+	assert_int_equal(s.queued, 0);
+	assert_int_equal(s.connections, 0);
+	assert_int_equal(s.total10.count, 51);
+	assert_true(s.total10.p50 > 0);
+	assert_true(s.total10.p50 <= s.total10.p99 && s.total10.p99 <= s.total10.max);
+	assert_true(s.total10.p50 >= 1000); /* /timeout?ms=1 */
+	assert_int_equal(s.total60.count, 51);
+	assert_true(s.rps10 > 0);
+	assert_int_equal(s.nreplicas, 1);
+	r = replica(&s, "a");
+	assert_non_null(r);
+	assert_int_equal(r->requests, 51);
+	assert_int_equal(r->errors, 0);
+	assert_int_equal(r->inflight, 0);
+	assert_int_equal(r->total10.count, 51);
+	assert_true(r->up);
+	assert_false(r->draining);
+	free(s.replicas);
+}
+
+/* No replica at all: 503 from the balancer. */
+static void
+test_no_replica(void **state)
+{
+	struct seq_arg a = { .n = 3, .path = "/ping" };
+	struct vd_lb_stats s;
+
+	(void)state;
+	balancer(NULL);
+	a.port = lb_port();
+	run_clients(1, seq_client, &a, sizeof(a), 0);
+	assert_int_equal(a.other, 3);
+	assert_int_equal(a.closes, 3);
+	s = stats();
+	assert_int_equal(s.errors[VD_LB_ERR_NO_REPLICA], 3);
+	assert_int_equal(s.responses[5], 3);
+	free(s.replicas);
+}
+
+#define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_keepalive_reuse),
+		T(test_headers_and_close),
+		T(test_bodies),
+		T(test_queue_fifo),
+		T(test_queue_full),
+		T(test_queue_timeout),
+		T(test_backend_killed),
+		T(test_ejected_comes_back),
+		T(test_add_and_drain),
+		T(test_bad_requests),
+		T(test_round_robin),
+		T(test_p2c),
+		T(test_stats),
+		T(test_no_replica),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
