@@ -28,7 +28,7 @@ PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 LIB_SRC := $(sort $(wildcard orchestrator/*.c))
-CLI_SRC := $(sort $(wildcard cli/*.c))
+CLI_SRC := $(filter-out cli/lb_main.c,$(sort $(wildcard cli/*.c)))
 SVC_SRC := $(sort $(wildcard examples/svc/*.c))
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 INTEG_SRC := $(sort $(wildcard tests/integration/test_*.c))
@@ -42,8 +42,13 @@ INTEG_BIN := $(INTEG_SRC:%.c=$(B)/%)
 
 LIBORCH := $(B)/liborchestrator.a
 
+# vdctl-lb: `vdctl balance` without the engines' libraries (cli/lb_main.c)
+LEAN_OBJ := $(addprefix $(B)/,cli/lb_main.o cli/balance.o cli/usage.o orchestrator/ev.o \
+	orchestrator/lb.o orchestrator/hist.o orchestrator/units.o orchestrator/error.o \
+	orchestrator/log.o)
+
 .PHONY: all setup run test check images fuzz clean tests
-all: $(B)/vdctl $(B)/svc tests
+all: $(B)/vdctl $(B)/vdctl-lb $(B)/svc tests
 
 $(B)/orchestrator/%.o: orchestrator/%.c
 	@mkdir -p $(@D)
@@ -63,6 +68,9 @@ $(LIBORCH): $(LIB_OBJ)
 
 $(B)/vdctl: $(CLI_OBJ) $(LIBORCH)
 	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(LIBORCH) $(PKG_LIBS) $(LIBS)
+
+$(B)/vdctl-lb: $(LEAN_OBJ)
+	$(CC) $(CFLAGS) -o $@ $(LEAN_OBJ) -lhttp_parser -lm
 
 # The example workload: static, so it runs in a FROM-scratch image and in a
 # busybox initramfs.

@@ -5,10 +5,13 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "vd/lb.h"
@@ -76,6 +79,30 @@ print_stats(struct vd_ev *ev, void *arg)
 	return e->ms;
 }
 
+/*
+ * Run as the lean sibling binary vdctl-lb when it is installed next to this
+ * one (see cli/lb_main.c). Returns only when it is not there.
+ */
+static void
+exec_lean(char **argv)
+{
+	char self[PATH_MAX], path[PATH_MAX + 16];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	static const char *const names[] = { "error", "warn", "info", "debug" };
+
+	if (n <= 0)
+		return;
+	self[n] = '\0';
+	if (strcmp(basename(self), "vdctl-lb") == 0)
+		return;
+	snprintf(path, sizeof(path), "%s/vdctl-lb", dirname(self));
+	if (access(path, X_OK) != 0)
+		return;
+	/* the log level set by vdctl's global options goes along */
+	setenv("VDCTL_LOG", names[vd_log_get_level()], 1);
+	execv(path, argv);
+}
+
 int
 cmd_balance(int argc, char **argv, struct vd_error *err)
 {
@@ -101,6 +128,7 @@ cmd_balance(int argc, char **argv, struct vd_error *err)
 	struct every every;
 
 	vd_lb_config_default(&cfg);
+	exec_lean(argv);
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
 		switch (c) {

@@ -999,6 +999,91 @@ test_bodies(void **state)
 		assert_int_equal(a.st_after_head, 200);
 }
 
+/* A replica slow to take the connection while a large body streams in: the
+ * balancer holds what fits of the body, and relays all of it once connected.
+ * The replica's port first has a listener with a full queue (so the SYN is
+ * dropped and sent again a second later); the server replaces it. */
+
+static struct {
+	int lfd, dummy;
+	int port;
+} slow;
+
+static int64_t
+slow_timer(struct vd_ev *ev, void *arg)
+{
+	(void)ev;
+	(void)arg;
+	close(slow.lfd);
+	close(slow.dummy);
+	slow.lfd = slow.dummy = -1;
+	/* blocks the loop while the server starts: fine here */
+	if (backend_start(&fx.be[0], "a", "async", 1, slow.port) < 0)
+		fx.be[0].pid = 0;
+	return -1;
+}
+
+struct echo_arg {
+	int port;
+	size_t n;
+	int status;
+	bool same;
+	int64_t us;
+};
+
+static void *
+echo_client(void *arg)
+{
+	struct echo_arg *a = arg;
+	struct conn *c = malloc(sizeof(*c));
+	struct resp r = { 0 };
+	char *data = noise(a->n);
+	int64_t t = now_us();
+
+	if (conn_open(c, a->port) == 0) {
+		a->status = request(c, "POST", "/echo", NULL, data, a->n, &r);
+		a->same = r.len == a->n && memcmp(r.body, data, a->n) == 0;
+		fprintf(stderr, "DEBUG %s%s\n", r.head, a->status != 200 ? r.body : "");
+	}
+	a->us = now_us() - t;
+	resp_clear(&r);
+	conn_close(c);
+	free(c);
+	free(data);
+	return NULL;
+}
+
+static void
+test_slow_connect_body(void **state)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	struct echo_arg a = { .n = 1 << 20 };
+	int one = 1;
+
+	(void)state;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	slow.port = vt_free_port();
+	sin.sin_port = htons((uint16_t)slow.port);
+	slow.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	slow.dummy = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	setsockopt(slow.lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	assert_int_equal(bind(slow.lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(slow.lfd, 0), 0);
+	/* one connection waiting to be accepted fills the queue */
+	assert_int_equal(connect(slow.dummy, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	fx.be[0] = (struct backend){ 0, slow.port, "a" };
+	fx.nbe = 1;
+	balancer(NULL);
+	vd_ev_timer(fx.ev, 300, slow_timer, NULL);
+	a.port = lb_port();
+	run_clients(1, echo_client, &a, sizeof(a), 0);
+
+	assert_true(fx.be[0].pid > 0);
+	assert_int_equal(a.status, 200);
+	assert_true(a.same);
+	assert_true(a.us >= 500000); /* the connect did wait for the SYN again */
+}
+
 /* ----------------------------------------------------------- the queue */
 
 struct q_arg {
@@ -1686,6 +1771,7 @@ main(void)
 		T(test_keepalive_reuse),
 		T(test_headers_and_close),
 		T(test_bodies),
+		T(test_slow_connect_body),
 		T(test_queue_fifo),
 		T(test_queue_full),
 		T(test_queue_timeout),
