@@ -3,6 +3,7 @@
  * stop signals through a signalfd. See vd/ev.h.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,7 +185,12 @@ heap_remove(struct vd_ev *ev, size_t i)
 int
 vd_ev_timer(struct vd_ev *ev, int64_t after_ms, vd_ev_timer_fn fn, void *arg)
 {
-	struct timer t = { vd_ev_now_ms(ev) + after_ms, 0, fn, arg };
+	struct timer t;
+
+	/* from now, not from the start of the round: a timer set before the
+	 * loop runs would fire early */
+	ev->now_us = clock_us();
+	t = (struct timer){ vd_ev_now_ms(ev) + after_ms, 0, fn, arg };
 
 	if (++ev->next_id <= 0)
 		ev->next_id = 1;
@@ -215,7 +221,8 @@ run_timers(struct vd_ev *ev)
 		heap_remove(ev, 0);
 		again = t.fn(ev, t.arg);
 		if (again >= 0) {
-			t.at_ms = now + again;
+			/* 0 means "next round", not "again in this one" */
+			t.at_ms = now + (again > 0 ? again : 1);
 			heap_push(ev, t);
 		}
 	}
@@ -285,10 +292,10 @@ vd_ev_stop_on_signal(struct vd_ev *ev, int signo, struct vd_error *err)
 	if (ev->sig.fd >= 0 && signalfd(ev->sig.fd, &set, 0) < 0)
 		return vd_error_errno(err, errno, "signalfd");
 	/* the set grows: ask the kernel what is blocked already */
-	sigprocmask(SIG_BLOCK, NULL, &set);
+	pthread_sigmask(SIG_BLOCK, NULL, &set);
 	sigaddset(&set, signo);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-		return vd_error_errno(err, errno, "sigprocmask");
+	if ((errno = pthread_sigmask(SIG_BLOCK, &set, NULL)) != 0)
+		return vd_error_errno(err, errno, "pthread_sigmask");
 	if (ev->sig.fd >= 0)
 		return signalfd(ev->sig.fd, &set, 0) < 0 ? vd_error_errno(err, errno, "signalfd") : 0;
 	ev->sig.fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);

@@ -20,6 +20,8 @@
 #include <http_parser.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,7 +157,7 @@ static const struct {
 	       "bad request\n" },
 	{ 408, "HTTP/1.1 408 Request Timeout\r\nContent-Length: 16\r\nConnection: close\r\n\r\n"
 	       "request timeout\n" },
-	{ 431, "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 22\r\n"
+	{ 431, "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 23\r\n"
 	       "Connection: close\r\n\r\nrequest head too large\n" },
 	{ 502, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 12\r\nConnection: close\r\n\r\n"
 	       "bad gateway\n" },
@@ -214,6 +216,7 @@ static bool
 buf_room(struct client *c)
 {
 	size_t limit = c->lb->cfg.max_header_bytes + CLIENT_BUF;
+	uintptr_t old = (uintptr_t)c->buf;
 	char *b;
 
 	if (!c->buf) {
@@ -228,6 +231,10 @@ buf_room(struct client *c)
 	b = realloc(c->buf, c->cap * 2 > limit ? limit : c->cap * 2);
 	if (!b)
 		return false;
+	/* the head's iovec, not sent yet, points into the old buffer */
+	for (int i = c->iov_at; i < c->niov; i++)
+		if (c->iov[i].iov_base != c->xff)
+			c->iov[i].iov_base = b + ((uintptr_t)c->iov[i].iov_base - old);
 	c->buf = b;
 	c->cap = c->cap * 2 > limit ? limit : c->cap * 2;
 	return true;
@@ -324,12 +331,19 @@ nonblocking_socket(int family)
 	return fd;
 }
 
-/* A probe: a connect that answers at once (replicas are on loopback). */
+/* A probe: a connect that answers at once (replicas are on loopback). Linux
+ * says EINPROGRESS even then, with the handshake done: a poll that does not
+ * wait tells. */
 static void
 probe(struct vd_lb *lb, struct replica *r)
 {
-	int fd = nonblocking_socket(r->sa.ss_family);
-	bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&r->sa, r->salen) == 0;
+	int fd = nonblocking_socket(r->sa.ss_family), soerr = -1;
+	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+	socklen_t len = sizeof(soerr);
+	bool ok = fd >= 0 && (connect(fd, (struct sockaddr *)&r->sa, r->salen) == 0 ||
+			      (errno == EINPROGRESS && poll(&pfd, 1, 0) == 1 &&
+			       getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 &&
+			       soerr == 0));
 
 	if (fd >= 0)
 		close(fd);
@@ -668,7 +682,7 @@ parse_request(struct client *c)
 		route(c);
 		return c->h.fd >= 0;
 	}
-	if (!c->head_len && c->len >= lb->cfg.max_header_bytes) {
+	if (c->state == C_HEAD && c->len >= lb->cfg.max_header_bytes) {
 		answer(c, 431, VD_LB_ERR_HEADER_TOO_BIG);
 		return false;
 	}
@@ -932,11 +946,11 @@ finish(struct client *c)
 		vd_window_record(&r->total, now_ms, us);
 	up->no_reuse |= !http_should_keep_alive(&up->p);
 	c->up = NULL;
-	release_slot(c, r);
 	if (up->r)
 		pool_put(up);
 	else
 		upstream_close(up);
+	release_slot(c, r); /* last: it frees r once r is drained */
 	if (!keep) {
 		client_close(c);
 	} else {
@@ -948,6 +962,7 @@ finish(struct client *c)
 		reset_request(c);
 		c->state = rest ? C_HEAD : C_IDLE;
 		c->t_activity_ms = now_ms;
+		c->t_head_us = vd_ev_now_us(lb->ev); /* the next head's clock */
 		buf_release(c);
 		vd_ev_set(lb->ev, &c->h, EPOLLIN);
 		if (rest && parse_request(c) && c->state == C_HEAD)
@@ -1003,10 +1018,10 @@ upstream_failed(struct upstream *up, enum vd_lb_error_kind why, bool blame)
 		r->errors++;
 	c->up = NULL;
 	up->c = NULL;
-	release_slot(c, r);
 	upstream_close(up);
 	if (blame && r && r->up)
 		eject(lb, r);
+	release_slot(c, r); /* last: it frees r once r is drained */
 	if (c->idempotent && c->replayable && !c->response_started) {
 		/* start the head again from the top */
 		size_t blank = c->buf[c->head_len - 2] == '\r' ? 2 : 1;
@@ -1163,7 +1178,7 @@ client_read(struct client *c)
 
 	for (;;) {
 		if (!buf_room(c)) {
-			if (!c->head_len)
+			if (c->state == C_HEAD)
 				answer(c, 431, VD_LB_ERR_HEADER_TOO_BIG);
 			else
 				vd_ev_set(lb->ev, &c->h, 0); /* body window full: wait */

@@ -55,8 +55,9 @@ void vd_ev_timer_cancel(struct vd_ev *ev, int id);
 /* Run fn(arg) after the current round of events (or the next one). */
 int vd_ev_defer(struct vd_ev *ev, vd_ev_defer_fn fn, void *arg);
 
-/* Stop vd_ev_run() on SIGNO (blocked for the whole process, taken through a
- * signalfd); vd_ev_run() then returns SIGNO. */
+/* Stop vd_ev_run() on SIGNO, taken through a signalfd: the signal is
+ * blocked in the calling thread, so call this before starting other threads
+ * (they inherit the mask). vd_ev_run() then returns SIGNO. */
 int vd_ev_stop_on_signal(struct vd_ev *ev, int signo, struct vd_error *err);
 
 /* Run until vd_ev_stop() or a stop signal. Returns 0, the signal, or -1. */

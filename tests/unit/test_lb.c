@@ -178,6 +178,20 @@ conn_at_eof(struct conn *c)
 	return c->len == 0 && recv(c->fd, &ch, 1, 0) == 0;
 }
 
+/* Whether the peer closed with nothing more to read, or reset: a peer that
+ * closes with input unread makes its kernel send a reset. */
+static bool
+conn_closed(struct conn *c)
+{
+	char ch;
+	ssize_t n;
+
+	if (c->len)
+		return false;
+	n = recv(c->fd, &ch, 1, 0);
+	return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
 /* Append n bytes of input to r->body (n may be more than is buffered). */
 static int
 take(struct conn *c, struct resp *r, size_t n)
@@ -382,7 +396,8 @@ backend_start(struct backend *b, const char *name, const char *model, int worker
 			 "--workers", w, NULL };
 	struct resp r = { 0 };
 
-	snprintf(b->name, sizeof(b->name), "%s", name);
+	if (name != b->name)
+		snprintf(b->name, sizeof(b->name), "%s", name);
 	snprintf(w, sizeof(w), "%d", workers);
 	for (int attempt = 0; attempt < 3; attempt++) {
 		int64_t until = now_us() + 5000000;
@@ -447,30 +462,49 @@ backend_requests(const struct backend *b)
 	return n;
 }
 
-/* The ports at the far end of every TCP socket of the machine, in any state
- * but LISTEN (TIME_WAIT included, so closed connections count for a minute),
- * that have 127.0.0.1:port at one end: one bit per connection made to port. */
+/* The connections to 127.0.0.1:port in the kernel's table of TCP sockets:
+ * how many are open, and the far-end ports of those closed or closing
+ * (TIME_WAIT lasts a minute, so connections closed lately count too). A port
+ * can come back (tcp_tw_reuse on loopback), so a new connection counts
+ * either as open or as a closed port that was not in the table before. */
+struct peers {
+	int open;
+	uint8_t closed[8192];
+};
+
 static void
-tcp_peers(int port, uint8_t seen[8192])
+tcp_peers(int port, struct peers *p)
 {
 	FILE *f = fopen("/proc/net/tcp", "r");
 	char line[512];
 
-	memset(seen, 0, 8192);
+	memset(p, 0, sizeof(*p));
 	if (!f)
 		return;
 	while (fgets(line, sizeof(line), f)) {
-		unsigned la, lp, ra, rp, st;
+		unsigned la, lp, ra, rp, st, peer;
 
 		if (sscanf(line, " %*d: %8X:%X %8X:%X %X", &la, &lp, &ra, &rp, &st) != 5 ||
-		    st == 0x0A)
+		    st == 0x0A || ((int)lp != port && (int)rp != port))
 			continue;
-		if ((int)lp == port)
-			seen[rp / 8] |= (uint8_t)(1 << (rp % 8));
-		else if ((int)rp == port)
-			seen[lp / 8] |= (uint8_t)(1 << (lp % 8));
+		peer = (int)lp == port ? rp : lp;
+		if (st == 0x01) /* ESTABLISHED: count the connecting side's entry */
+			p->open += (int)rp == port;
+		else
+			p->closed[peer / 8] |= (uint8_t)(1 << (peer % 8));
 	}
 	fclose(f);
+}
+
+/* Connections made to the port between two looks at the table. */
+static int
+tcp_made(const struct peers *before, const struct peers *after)
+{
+	int n = after->open;
+
+	for (int i = 0; i < 8192; i++)
+		n += __builtin_popcount(after->closed[i] & ~before->closed[i]);
+	return n;
 }
 
 /* ------------------------------------------------------------- fixture */
@@ -773,25 +807,28 @@ seq_client(void *arg)
 
 /* 100 requests on one client connection reach the backend over one pooled
  * connection: the kernel's table of TCP sockets (TIME_WAIT included) shows
- * what connections were made to the backend during the run. */
+ * what connections were made to the backend during the run (only the
+ * balancer's: the test makes none then). */
 static void
 test_keepalive_reuse(void **state)
 {
-	static uint8_t before[8192], after[8192];
+	static struct peers before, after;
 	struct backend *b;
-	struct seq_arg a = { .n = 100, .path = "/ping" };
+	/* a little wait each, so that the run lasts for samples of the stats */
+	struct seq_arg a = { .n = 100, .path = "/timeout?ms=1" };
 	struct vd_lb_stats s;
 	long long r0, r1;
-	int made = 0;
+	int made;
 
 	(void)state;
 	b = start(0, "a", "async", 1);
 	balancer(NULL);
 	r0 = backend_requests(b);
-	tcp_peers(b->port, before);
+	tcp_peers(b->port, &before);
+	assert_int_equal(before.open, 0);
 	a.port = lb_port();
 	run_clients(1, seq_client, &a, sizeof(a), 0);
-	tcp_peers(b->port, after);
+	tcp_peers(b->port, &after);
 	r1 = backend_requests(b);
 
 	assert_int_equal(a.ok, 100);
@@ -801,8 +838,7 @@ test_keepalive_reuse(void **state)
 	/* all 100 reached the backend (and the second /info) ... */
 	assert_int_equal(r1 - r0, 101);
 	/* ... over very few connections */
-	for (int i = 0; i < 8192; i++)
-		made += __builtin_popcount(after[i] & ~before[i]);
+	made = tcp_made(&before, &after);
 	assert_true(made >= 1);
 	assert_true(made <= 2);
 	s = stats();
@@ -1043,7 +1079,6 @@ echo_client(void *arg)
 	if (conn_open(c, a->port) == 0) {
 		a->status = request(c, "POST", "/echo", NULL, data, a->n, &r);
 		a->same = r.len == a->n && memcmp(r.body, data, a->n) == 0;
-		fprintf(stderr, "DEBUG %s%s\n", r.head, a->status != 200 ? r.body : "");
 	}
 	a->us = now_us() - t;
 	resp_clear(&r);
@@ -1389,9 +1424,10 @@ test_ejected_comes_back(void **state)
 	assert_false(ra->up);
 	free(s.replicas);
 
-	/* started again: load for 4 s (probes back off from 0.5 s) */
+	/* started again: load for 4 s (probes back off from 0.5 s; each client
+	 * makes at most 5000 requests, so they wait a little each) */
 	vd_ev_timer(fx.ev, 50, restart_timer, &fx.be[0]);
-	load_init(l, 2, "/ping", 4000);
+	load_init(l, 2, "/timeout?ms=5", 4000);
 	run_clients(2, load_client, l, sizeof(l[0]), 0);
 	assert_true(fx.be[0].pid > 0);
 	assert_int_equal(l[0].failed + l[1].failed, 0);
@@ -1550,7 +1586,7 @@ bad_client(void *arg)
 	if (conn_open(c, a->port) == 0 && conn_send(c, big, n) == 0) {
 		a->st_big = read_response(c, &r, false);
 		snprintf(a->body_big, sizeof(a->body_big), "%s", r.body ? r.body : "");
-		a->eof_big = conn_at_eof(c);
+		a->eof_big = conn_closed(c); /* the rest of the head is unread */
 	}
 	conn_close(c);
 	/* garbage */
@@ -1605,6 +1641,59 @@ test_bad_requests(void **state)
 	assert_int_equal(s.requests, 0); /* no head was whole */
 	free(s.replicas);
 	assert_int_equal(backend_requests(&fx.be[0]), 2); /* its /healthz, /info */
+}
+
+/* A pipelined request whose head is not whole when the one before it is
+ * answered gets header_timeout from then, not from the first one's head. */
+struct pipe_arg {
+	int port;
+	int st1, st2;
+	char body2[16];
+};
+
+static void *
+pipe_client(void *arg)
+{
+	struct pipe_arg *a = arg;
+	struct conn *c = malloc(sizeof(*c));
+	struct resp r = { 0 };
+
+	if (conn_open(c, a->port) == 0 &&
+	    conn_sendstr(c, "GET /timeout?ms=600 HTTP/1.1\r\nHost: t\r\n\r\n"
+			    "GET /ping HTTP/1.1\r\n") == 0) {
+		a->st1 = read_response(c, &r, false);
+		sleep_ms(150);
+		if (conn_sendstr(c, "Host: t\r\n\r\n") == 0)
+			a->st2 = read_response(c, &r, false);
+		snprintf(a->body2, sizeof(a->body2), "%s", r.body ? r.body : "");
+	}
+	resp_clear(&r);
+	conn_close(c);
+	free(c);
+	return NULL;
+}
+
+static void
+test_pipelined_head_timeout(void **state)
+{
+	struct vd_lb_config cfg;
+	struct pipe_arg a = { 0 };
+	struct vd_lb_stats s;
+
+	(void)state;
+	start(0, "a", "async", 1);
+	vd_lb_config_default(&cfg);
+	cfg.header_timeout_ms = 400;
+	balancer(&cfg);
+	a.port = lb_port();
+	run_clients(1, pipe_client, &a, sizeof(a), 0);
+
+	assert_int_equal(a.st1, 200);
+	assert_int_equal(a.st2, 200);
+	assert_string_equal(a.body2, "pong\n");
+	s = stats();
+	assert_int_equal(s.errors[VD_LB_ERR_CLIENT_TIMEOUT], 0);
+	free(s.replicas);
 }
 
 /* ------------------------------------------------------------- policies */
@@ -1779,6 +1868,7 @@ main(void)
 		T(test_ejected_comes_back),
 		T(test_add_and_drain),
 		T(test_bad_requests),
+		T(test_pipelined_head_timeout),
 		T(test_round_robin),
 		T(test_p2c),
 		T(test_stats),
