@@ -436,6 +436,21 @@ unqueue(struct client *c)
 	c->state = C_HEAD;
 }
 
+/* Give up the exchange a client has on a replica: a connection left in the
+ * middle of a response cannot be reused. */
+static void
+drop_upstream(struct client *c)
+{
+	struct upstream *up = c->up;
+
+	if (!up)
+		return;
+	up->c = NULL;
+	c->up = NULL;
+	upstream_close(up);
+	release_slot(c, up->r); /* last: it frees a drained replica */
+}
+
 static void
 client_close(struct client *c)
 {
@@ -444,15 +459,7 @@ client_close(struct client *c)
 	if (c->h.fd < 0)
 		return;
 	unqueue(c);
-	if (c->up) {
-		/* the client went away mid-exchange: that connection cannot be reused */
-		struct upstream *up = c->up;
-
-		release_slot(c, up->r);
-		up->c = NULL;
-		c->up = NULL;
-		upstream_close(up);
-	}
+	drop_upstream(c);
 	vd_ev_del(lb->ev, &c->h);
 	close(c->h.fd);
 	c->h.fd = -1;
@@ -496,14 +503,7 @@ answer(struct client *c, int status, enum vd_lb_error_kind why)
 
 	lb->errors[why]++;
 	unqueue(c);
-	if (c->up) {
-		struct upstream *up = c->up;
-
-		release_slot(c, up->r);
-		up->c = NULL;
-		c->up = NULL;
-		upstream_close(up);
-	}
+	drop_upstream(c);
 	if (c->response_started) {
 		client_close(c);
 		return;
