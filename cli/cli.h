@@ -93,6 +93,8 @@ int cmd_delete(int argc, char **argv, struct vd_error *err);
 int cmd_diff(int argc, char **argv, struct vd_error *err);
 int cmd_get(int argc, char **argv, struct vd_error *err);
 int cmd_help(int argc, char **argv, struct vd_error *err);
+int cmd_load(int argc, char **argv, struct vd_error *err);
+int cmd_report(int argc, char **argv, struct vd_error *err);
 int cmd_resize(int argc, char **argv, struct vd_error *err);
 int cmd_scale(int argc, char **argv, struct vd_error *err);
 int cmd_version(int argc, char **argv, struct vd_error *err);

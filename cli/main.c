@@ -20,6 +20,8 @@ const struct vd_cmd vd_commands[] = {
 	{ "resize", cmd_resize, VD_CMD_ENGINE, "set a service's cpus and memory, live" },
 	{ "delete", cmd_delete, VD_CMD_ENGINE, "remove services and their replicas" },
 	{ "balance", cmd_balance, 0, "run the HTTP balancer in front of given backends" },
+	{ "load", cmd_load, 0, "send HTTP load from a load profile or an Artillery script" },
+	{ "report", cmd_report, 0, "draw a load's results.json as an HTML page of charts" },
 	{ "help", cmd_help, 0, "show help for vdctl or one of its commands" },
 	{ "validate", cmd_validate, VD_CMD_MANIFEST, "check manifests and print what they declare" },
 	{ "version", cmd_version, 0, "print vdctl's version" },

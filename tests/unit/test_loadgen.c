@@ -1,0 +1,429 @@
+/*
+ * The load generator (orchestrator/loadgen.c) against the example server
+ * ($VD_SVC_BIN, default build/svc) started on a free port of 127.0.0.1.
+ *
+ * Nothing here asserts a wall-clock upper bound: arrival schedules are
+ * checked by counts (how many were started, and in which second), wait
+ * times by how many requests they leave room for, latencies against the
+ * server's known delay from below, weights within statistical bounds.
+ */
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "vdtest.h"
+#include "vd/loadgen.h"
+
+struct svc {
+	pid_t pid;
+	int port;
+};
+
+static struct svc
+svc_start(const char *model, const char *workers)
+{
+	const char *bin = vt_env("VD_SVC_BIN", "build/svc");
+	struct svc s = { -1, vt_free_port() };
+	char port[16], url[64];
+
+	snprintf(port, sizeof(port), "%d", s.port);
+	s.pid = fork();
+	assert_true(s.pid >= 0);
+	if (s.pid == 0) {
+		freopen("/dev/null", "w", stdout);
+		freopen("/dev/null", "w", stderr);
+		execl(bin, bin, "--model", model, "--workers", workers, "--port", port,
+		      "--listen", "127.0.0.1", (char *)NULL);
+		_exit(127);
+	}
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/ping", s.port);
+	if (vt_wait_http(url, 10) < 0) {
+		kill(s.pid, SIGKILL);
+		fail_msg("%s did not answer on port %d", bin, s.port);
+	}
+	return s;
+}
+
+static void
+svc_stop(struct svc *s)
+{
+	kill(s->pid, SIGTERM);
+	waitpid(s->pid, NULL, 0);
+}
+
+/* Read a profile from FMT, where %d is the port, and run it. */
+static void
+run(int port, int threads, struct vd_load_result *r, const char *fmt)
+{
+	struct vd_diags d = VD_DIAGS_INIT;
+	struct vd_error err = VD_ERROR_INIT;
+	struct vd_load_profile *p;
+	struct vd_load_opts o;
+	char text[2048];
+
+	snprintf(text, sizeof(text), fmt, port, port);
+	if (vd_load_profile_parse("t.yaml", text, strlen(text), &p, &d, &err) < 0) {
+		vd_diags_print(&d, stderr);
+		fail_msg("%s", err.msg);
+	}
+	vd_load_opts_init(&o);
+	o.out = NULL;
+	o.threads = threads;
+	if (vd_load_run(p, &o, r, &err) < 0)
+		fail_msg("%s", err.msg);
+	vd_load_profile_free(p);
+}
+
+static uint64_t
+errors(const struct vd_load_result *r)
+{
+	uint64_t n = 0;
+
+	for (int k = 0; k < VD_LOAD_ERR_KINDS; k++)
+		n += r->total.errors[k];
+	return n;
+}
+
+#define assert_in(v, lo, hi) do { \
+	double v_ = (double)(v); \
+	if (v_ < (double)(lo) || v_ > (double)(hi)) \
+		fail_msg("%s = %g, not in [%g, %g]", #v, v_, (double)(lo), (double)(hi)); \
+} while (0)
+
+/* ===================================================================== */
+
+/* 200 arrivals a second for 2 s, constant spacing: exactly 400, 200 in
+ * each second, on one thread and on two. */
+static void
+test_constant_rate(void **state)
+{
+	struct svc s = svc_start("async", "1");
+	struct vd_load_result r;
+
+	(void)state;
+	for (int threads = 1; threads <= 2; threads++) {
+		run(s.port, threads, &r,
+		    "target: http://127.0.0.1:%d\n"
+		    "phases: [{duration: 2s, arrival_rate: 200}]\n"
+		    "requests: [{path: /ping}]\n");
+		assert_int_equal(r.total.created, 400);
+		assert_int_equal(r.total.responses, 400);
+		assert_int_equal(r.total.codes[200], 400);
+		assert_int_equal(errors(&r), 0);
+		assert_true(r.nsecs >= 2);
+		/* the second an arrival lands in may slip by a tick */
+		assert_in(r.timeline[0].c.created, 195, 201);
+		assert_in(r.timeline[1].c.created, 195, 205);
+		assert_int_equal(r.hist.count, 400);
+		vd_load_result_clear(&r);
+	}
+	svc_stop(&s);
+}
+
+/* A ramp from 0 to 200 a second over 2 s: 200 arrivals in all, a quarter
+ * of them in the first second; then Poisson arrivals at 500/s. */
+static void
+test_ramp_and_poisson(void **state)
+{
+	struct svc s = svc_start("async", "1");
+	struct vd_load_result r;
+
+	(void)state;
+	run(s.port, 1, &r,
+	    "target: http://127.0.0.1:%d\n"
+	    "phases: [{duration: 2s, arrival_rate: 0, ramp_to: 200}, {pause: 1s},"
+	    "         {duration: 1s, arrival_count: 30}]\n"
+	    "requests: [{path: /ping}]\n");
+	assert_int_equal(r.total.created, 230);
+	assert_int_equal(r.total.responses, 230);
+	assert_in(r.timeline[0].c.created, 45, 55);
+	assert_in(r.timeline[1].c.created, 145, 155);
+	assert_in(r.timeline[2].c.created, 0, 3); /* the pause */
+	assert_in(r.timeline[3].c.created, 25, 30);
+	vd_load_result_clear(&r);
+
+	/* 1,000 expected: within 5 standard deviations (sqrt(1000) ~ 32) */
+	run(s.port, 1, &r,
+	    "target: http://127.0.0.1:%d\narrivals: poisson\n"
+	    "phases: [{duration: 2s, arrival_rate: 500}]\n"
+	    "requests: [{path: /ping}]\n");
+	assert_in(r.total.created, 840, 1160);
+	assert_int_equal(r.total.responses, r.total.created);
+	vd_load_result_clear(&r);
+	svc_stop(&s);
+}
+
+/* Closed model: 4 users, each waiting 100 ms after each answer, for 2 s:
+ * at most 21 requests each; then waits between 200 and 400 ms. */
+static void
+test_closed_users_and_waits(void **state)
+{
+	struct svc s = svc_start("async", "1");
+	struct vd_load_result r;
+
+	(void)state;
+	run(s.port, 1, &r,
+	    "target: http://127.0.0.1:%d\nusers: 4\nspawn_rate: 100\n"
+	    "wait_time: 100ms\nduration: 2s\n"
+	    "requests: [{path: /ping}]\n");
+	assert_int_equal(r.total.created, 4);
+	assert_int_equal(r.total.completed, 4);
+	assert_int_equal(errors(&r), 0);
+	assert_int_equal(r.total.responses, r.total.requests);
+	assert_in(r.total.requests, 20, 4 * 21);
+	assert_in(r.timeline[0].c.users, 4, 4);
+	vd_load_result_clear(&r);
+
+	run(s.port, 2, &r,
+	    "target: http://127.0.0.1:%d\nusers: 3\n"
+	    "wait_time: {min: 200ms, max: 400ms}\nduration: 2s\n"
+	    "requests: [{path: /ping}]\n");
+	assert_int_equal(r.total.created, 3);
+	assert_in(r.total.requests, 3, 3 * (2000 / 200 + 1));
+	vd_load_result_clear(&r);
+	svc_stop(&s);
+}
+
+/* Weights 10 to 1: the share of the light request within 5 standard
+ * deviations of 1/11. */
+static void
+test_weights(void **state)
+{
+	struct svc s = svc_start("async", "1");
+	struct vd_load_result r;
+	double n, share, sd;
+
+	(void)state;
+	run(s.port, 1, &r,
+	    "target: http://127.0.0.1:%d\nusers: 2\nduration: 1s\n"
+	    "requests: [{path: /ping, weight: 10}, {path: /healthz, weight: 1}]\n");
+	n = (double)(r.per_request[0] + r.per_request[1]);
+	assert_true(n >= 200);
+	assert_int_equal(errors(&r), 0);
+	share = (double)r.per_request[1] / n;
+	sd = sqrt((1.0 / 11) * (10.0 / 11) / n);
+	assert_in(share, 1.0 / 11 - 5 * sd, 1.0 / 11 + 5 * sd);
+	vd_load_result_clear(&r);
+
+	/* Artillery scenarios: 3 to 1 over a flow of two requests */
+	run(s.port, 1, &r,
+	    "config: {target: 'http://127.0.0.1:%d', phases: [{duration: 2, arrivalRate: 200}]}\n"
+	    "scenarios:\n"
+	    "  - {weight: 3, flow: [{get: {url: /ping}}, {think: 0.01}, {get: {url: /ping}}]}\n"
+	    "  - {weight: 1, flow: [{post: {url: /echo, json: {a: [1, 2]}}}]}\n");
+	n = (double)r.total.created;
+	assert_int_equal(r.total.completed, r.total.created);
+	assert_int_equal(r.per_request[0], r.per_request[1]);
+	share = (double)r.per_request[2] / n;
+	sd = sqrt(0.25 * 0.75 / n);
+	assert_in(share, 0.25 - 5 * sd, 0.25 + 5 * sd);
+	vd_load_result_clear(&r);
+	svc_stop(&s);
+}
+
+/* Against /timeout?ms=100 every percentile is at least the delay (the
+ * histogram is within 1%). */
+static void
+test_percentiles_known_delay(void **state)
+{
+	struct svc s = svc_start("async", "1");
+	struct vd_load_result r;
+
+	(void)state;
+	run(s.port, 1, &r,
+	    "target: http://127.0.0.1:%d\n"
+	    "phases: [{duration: 2s, arrival_rate: 25}]\n"
+	    "requests: [{path: '/timeout?ms=100'}]\n");
+	assert_int_equal(r.total.responses, 50);
+	assert_int_equal(r.hist.count, 50);
+	assert_true(r.hist.min_us >= 100000);
+	assert_true(vd_hist_percentile(&r.hist, 50) >= 99000);
+	assert_true(vd_hist_percentile(&r.hist, 95) >= vd_hist_percentile(&r.hist, 50));
+	assert_true(vd_hist_percentile(&r.hist, 99) >= vd_hist_percentile(&r.hist, 95));
+	assert_true(r.hist.max_us >= vd_hist_percentile(&r.hist, 99));
+	assert_true(vd_hist_percentile(&r.hist, 50) < 100000 + 2000000); /* sanity only */
+	assert_true(r.timeline[0].p50_us >= 99000);
+	vd_load_result_clear(&r);
+	svc_stop(&s);
+}
+
+/* No coordinated omission: one sync worker serves 10 requests a second of
+ * /timeout?ms=100; asked for 20 a second, the arrivals still all start on
+ * schedule, and latency, counted from when each was due, grows: request
+ * k (due at 50k ms) cannot finish before 100(k+1) ms, so the last of 20
+ * waited at least 1,050 ms and the median at least 550 ms. */
+static void
+test_no_coordinated_omission(void **state)
+{
+	struct svc s = svc_start("sync", "1");
+	struct vd_load_result r;
+
+	(void)state;
+	run(s.port, 1, &r,
+	    "target: http://127.0.0.1:%d\n"
+	    "phases: [{duration: 1s, arrival_rate: 20}]\n"
+	    "requests: [{path: '/timeout?ms=100'}]\n");
+	assert_int_equal(r.total.created, 20);
+	assert_in(r.timeline[0].c.created, 19, 20);
+	assert_in(r.timeline[0].c.requests, 19, 20);
+	assert_int_equal(r.total.responses, 20);
+	assert_true(r.hist.max_us >= 1000000);
+	assert_true(vd_hist_percentile(&r.hist, 50) >= 500000);
+	vd_load_result_clear(&r);
+	svc_stop(&s);
+}
+
+/* Errors by kind: a refused port, a timeout; status codes by code. */
+static void
+test_errors_and_codes(void **state)
+{
+	struct svc s = svc_start("async", "1");
+	struct vd_load_result r;
+
+	(void)state;
+	run(vt_free_port(), 1, &r,
+	    "target: http://127.0.0.1:%d\n"
+	    "phases: [{duration: 1s, arrival_rate: 20}]\n"
+	    "requests: [{path: /ping}]\n");
+	assert_int_equal(r.total.created, 20);
+	assert_int_equal(r.total.errors[VD_LOAD_ECONNREFUSED], 20);
+	assert_int_equal(r.total.failed, 20);
+	assert_int_equal(r.total.responses, 0);
+	vd_load_result_clear(&r);
+
+	run(s.port, 1, &r,
+	    "target: http://127.0.0.1:%d\ntimeout: 200ms\n"
+	    "phases: [{duration: 1s, arrival_rate: 10}]\n"
+	    "requests: [{path: '/timeout?ms=3000'}]\n");
+	assert_int_equal(r.total.errors[VD_LOAD_ETIMEDOUT], 10);
+	assert_int_equal(r.total.failed, 10);
+	vd_load_result_clear(&r);
+
+	run(s.port, 1, &r,
+	    "target: http://127.0.0.1:%d\nusers: 1\nduration: 1s\nwait_time: 10ms\n"
+	    "requests: [{path: /nothing-here}, {method: PUT, path: /ping}]\n");
+	assert_true(r.total.codes[404] > 0 && r.total.codes[405] > 0);
+	assert_int_equal(r.total.codes[404] + r.total.codes[405], r.total.responses);
+	assert_int_equal(errors(&r), 0);
+	vd_load_result_clear(&r);
+	svc_stop(&s);
+}
+
+/* A pool of 2 keep-alive connections serves 100 arrivals; users that find
+ * both busy wait for one. Chunked bodies are read to their end. */
+static void
+test_keep_alive_pool(void **state)
+{
+	struct svc s = svc_start("async", "1");
+	struct vd_load_result r;
+
+	(void)state;
+	run(s.port, 1, &r,
+	    "target: http://127.0.0.1:%d\nkeep_alive_pool: 2\n"
+	    "phases: [{duration: 1s, arrival_rate: 100}]\n"
+	    "requests: [{path: '/bytes?n=100000&chunked=1'}, {path: '/timeout?ms=20'}]\n");
+	assert_int_equal(r.total.created, 100);
+	assert_int_equal(r.total.responses, 100);
+	assert_int_equal(r.total.codes[200], 100);
+	assert_int_equal(errors(&r), 0);
+	vd_load_result_clear(&r);
+	svc_stop(&s);
+}
+
+/* The Artillery example runs unchanged but for its port; then vdctl load
+ * and vdctl report as a user runs them. */
+static void
+test_cli_output_and_report(void **state)
+{
+	struct svc s = svc_start("async", "1");
+	char vdctl[512];
+	char prof[] = "/tmp/vd-test-load-XXXXXX", json[64], html[64];
+	struct vt_result res;
+	char *text = NULL, *at;
+	size_t len = 0;
+	FILE *f;
+	int fd;
+
+	(void)state;
+	snprintf(vdctl, sizeof(vdctl), "%s", vt_env("VD_VDCTL_BIN", "build/vdctl"));
+	f = fopen(vt_path("examples/load/artillery.yml"), "r");
+	assert_non_null(f);
+	assert_true(getdelim(&text, &len, '\0', f) > 0);
+	fclose(f);
+	at = strstr(text, "127.0.0.1:8080");
+	assert_non_null(at);
+	fd = mkstemp(prof);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	fprintf(f, "%.*s127.0.0.1:%d%s", (int)(at - text), text, s.port, at + 14);
+	fclose(f);
+	free(text);
+	snprintf(json, sizeof(json), "%s.json", prof);
+	snprintf(html, sizeof(html), "%s.html", prof);
+
+	vt_run((char *[]){ vdctl, "load", "--report-every", "5s", "--output", json,
+			   prof, NULL }, 120, &res);
+	assert_int_equal(res.status, 0);
+	assert_non_null(strstr(res.out, "Metrics for period to: 5s"));
+	assert_non_null(strstr(res.out, "Summary report"));
+	assert_non_null(strstr(res.out, "vusers.created: "));
+	assert_non_null(strstr(res.out, "http.codes.200: "));
+	assert_null(strstr(res.out, "errors."));
+	vt_result_clear(&res);
+
+	vt_run((char *[]){ vdctl, "report", json, "--html", html, NULL }, 30, &res);
+	assert_int_equal(res.status, 0);
+	vt_result_clear(&res);
+	f = fopen(html, "r");
+	assert_non_null(f);
+	text = NULL;
+	assert_true(getdelim(&text, &len, '\0', f) > 0);
+	fclose(f);
+	at = text;
+	for (int i = 0; i < 3; i++) {
+		at = strstr(at, "<svg");
+		assert_non_null(at);
+		at++;
+	}
+	assert_non_null(strstr(text, "Response time"));
+	assert_null(strstr(text, "<script"));
+	free(text);
+
+	/* an unsupported key: exit 2, FILE:LINE:COL */
+	f = fopen(prof, "w");
+	fprintf(f, "config:\n  target: http://127.0.0.1:%d\n  phases: [{duration: 1, "
+		"arrivalRate: 1}]\n  plugins: {}\nscenarios: [{flow: [{get: {url: /}}]}]\n",
+		s.port);
+	fclose(f);
+	vt_run((char *[]){ vdctl, "load", prof, NULL }, 30, &res);
+	assert_int_equal(res.status, 2);
+	assert_non_null(strstr(res.err, ":4:3: 'config.plugins' is not supported"));
+	vt_result_clear(&res);
+	unlink(prof);
+	unlink(json);
+	unlink(html);
+	svc_stop(&s);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_constant_rate),
+		cmocka_unit_test(test_ramp_and_poisson),
+		cmocka_unit_test(test_closed_users_and_waits),
+		cmocka_unit_test(test_weights),
+		cmocka_unit_test(test_percentiles_known_delay),
+		cmocka_unit_test(test_no_coordinated_omission),
+		cmocka_unit_test(test_errors_and_codes),
+		cmocka_unit_test(test_keep_alive_pool),
+		cmocka_unit_test(test_cli_output_and_report),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
