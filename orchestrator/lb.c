@@ -141,6 +141,7 @@ static http_parser_settings req_settings, resp_settings;
 static void client_io(struct vd_ev *ev, struct vd_ev_handle *h, uint32_t events);
 static void upstream_io(struct vd_ev *ev, struct vd_ev_handle *h, uint32_t events);
 static void client_close(struct client *c);
+static void answer(struct client *c, int status, enum vd_lb_error_kind why);
 static void upstream_close(struct upstream *up);
 static void route(struct client *c);
 static void pump_queue(struct vd_lb *lb);
@@ -301,6 +302,16 @@ pick(struct vd_lb *lb)
 	return NULL;
 }
 
+/* Is any replica able to take requests, now or once it has room? */
+static bool
+any_up(const struct vd_lb *lb)
+{
+	for (size_t i = 0; i < lb->nreps; i++)
+		if (lb->reps[i]->up && !lb->reps[i]->draining)
+			return true;
+	return false;
+}
+
 static void
 eject(struct vd_lb *lb, struct replica *r)
 {
@@ -319,6 +330,10 @@ eject(struct vd_lb *lb, struct replica *r)
 		upstream_close(up);
 	}
 	vd_warn("balancer: replica %s (%s) ejected; probing it back", r->name, r->address);
+	/* nothing left to wait for: the queue gets its answer now, not at its
+	 * timeout (as HAProxy answers 503 when no server is up) */
+	while (lb->qhead && !any_up(lb))
+		answer(lb->qhead, 503, VD_LB_ERR_NO_REPLICA);
 }
 
 static int
@@ -848,7 +863,7 @@ route(struct client *c)
 		dispatch(c, r);
 		return;
 	}
-	if (lb->nreps == 0) {
+	if (!any_up(lb)) {
 		answer(c, 503, VD_LB_ERR_NO_REPLICA);
 		return;
 	}

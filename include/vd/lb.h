@@ -11,7 +11,8 @@
  * queue: queue_limit waiting is answered 503, queue_timeout waited 504.
  *
  * A replica that refuses connections or resets them is ejected and probed
- * back; an idempotent request that could not be sent is retried on another
+ * back; while no replica is up, requests are answered 503 at once; an
+ * idempotent request that could not be sent is retried on another
  * replica; a response cut short is a 502 to that client alone (or, when part
  * of it was already sent, a closed connection). Replicas come and go at run
  * time: vd_lb_drain_replica() stops new requests to one and removes it once
@@ -71,7 +72,7 @@ enum vd_lb_error_kind {
 	VD_LB_ERR_CONNECT,       /* a replica refused or did not answer a connect */
 	VD_LB_ERR_RESET,         /* a replica reset or closed a request's connection */
 	VD_LB_ERR_CUT,           /* a response was cut short (502 or closed client) */
-	VD_LB_ERR_NO_REPLICA,    /* nothing to send to: 503 */
+	VD_LB_ERR_NO_REPLICA,    /* no replica up (or none at all): 503 */
 	VD_LB_ERR_QUEUE_FULL,    /* 503 */
 	VD_LB_ERR_QUEUE_TIMEOUT, /* 504 */
 	VD_LB_ERR_REPLICA_TIMEOUT, /* a replica did not answer in time: 504 */

@@ -1851,6 +1851,34 @@ test_no_replica(void **state)
 	free(s.replicas);
 }
 
+/* Every replica down: requests are answered 503 at once, not queued until
+ * the queue's timeout; the replica is ejected. */
+static void
+test_all_down(void **state)
+{
+	struct seq_arg a = { .n = 3, .path = "/ping" };
+	struct vd_lb_config cfg;
+	struct vd_lb_stats s;
+
+	(void)state;
+	start(0, "a", "async", 1);
+	vd_lb_config_default(&cfg);
+	cfg.queue_timeout_ms = 600000; /* a wait would be visible as no answer */
+	balancer(&cfg);
+	backend_kill(&fx.be[0]);
+	a.port = lb_port();
+	run_clients(1, seq_client, &a, sizeof(a), 0);
+	assert_int_equal(a.other, 3);
+	assert_int_equal(a.failed, 0);
+	s = stats();
+	assert_int_equal(s.errors[VD_LB_ERR_NO_REPLICA], 3);
+	assert_true(s.errors[VD_LB_ERR_CONNECT] >= 1);
+	assert_int_equal(s.queued, 0);
+	assert_int_equal(s.nreplicas, 1);
+	assert_false(s.replicas[0].up);
+	free(s.replicas);
+}
+
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 
 int
@@ -1873,6 +1901,7 @@ main(void)
 		T(test_p2c),
 		T(test_stats),
 		T(test_no_replica),
+		T(test_all_down),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
