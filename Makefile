@@ -10,9 +10,13 @@
 
 VERSION := 0.1.0
 CC ?= gcc
-PKGS := libvirt libcurl yaml-0.1 jansson
+PKGS := yaml-0.1 jansson
+# libvirt's headers only: it is loaded when first used (orchestrator/libvirt_dl.c)
+HDR_PKGS := libvirt
+# the tests' HTTP client
+TEST_PKGS := libcurl
 # not in pkg-config: Debian's http-parser (the balancer's HTTP parsing)
-LIBS := -lhttp_parser -lm -lpthread
+LIBS := -lhttp_parser -lm -lpthread -ldl
 
 WARN := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes -Wshadow \
 	-Wpointer-arith -Wcast-qual -Wsign-compare
@@ -23,8 +27,9 @@ B := build
 
 # pkg-config is asked only when building the library, so `make setup` runs
 # on a machine that has none of the -dev packages yet.
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) $(HDR_PKGS) $(TEST_PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+TEST_LIBS = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 LIB_SRC := $(sort $(wildcard orchestrator/*.c))
@@ -83,7 +88,7 @@ tests: $(UNIT_BIN) $(INTEG_BIN)
 $(B)/tests/%: tests/%.c $(LIBORCH) $(TESTLIB_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests/lib -o $@ $< $(TESTLIB_OBJ) $(LIBORCH) \
-		$(PKG_LIBS) $(LIBS) -lcmocka
+		$(PKG_LIBS) $(TEST_LIBS) $(LIBS) -lcmocka
 
 setup:
 	scripts/setup.sh

@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "vd/apply.h"
 #include "vd/error.h"
@@ -87,8 +88,27 @@ int cli_load_recorded(const char *service, struct vd_manifest **m, struct vd_err
  * them), keeping the manifest identity each was recorded with. */
 int cli_apply_recorded(struct vd_manifest *m, struct vd_apply_opts *o, struct vd_error *err);
 
+/* The controller (cli/ctlclient.c). cli_controller_up(): does one answer
+ * on the state directory's control socket? The others fail with exit 3
+ * when none does. */
+bool cli_controller_up(void);
+/* GET PATH: the JSON it answers into *out. */
+int cli_ctl_get(const char *path, json_t **out, struct vd_error *err);
+/* Hand an apply or a delete to the controller, printing its progress on
+ * o->out as it comes; its exit status becomes err's code. */
+int cli_ctl_apply(const struct vd_desired *want, size_t n, const struct vd_apply_opts *o,
+		  struct vd_error *err);
+int cli_ctl_delete(const char *const *names, size_t n, const struct vd_apply_opts *o,
+		   struct vd_error *err);
+
+/* Print a controller's status (GET /v1/status) for people: only the
+ * services named, when n > 0 (exit 2 for one it does not have). */
+int cli_status_print(const json_t *st, char *const *only, size_t n, FILE *f,
+		     struct vd_error *err);
+
 int cmd_apply(int argc, char **argv, struct vd_error *err);
 int cmd_balance(int argc, char **argv, struct vd_error *err);
+int cmd_controller(int argc, char **argv, struct vd_error *err);
 int cmd_delete(int argc, char **argv, struct vd_error *err);
 int cmd_diff(int argc, char **argv, struct vd_error *err);
 int cmd_get(int argc, char **argv, struct vd_error *err);
@@ -97,6 +117,8 @@ int cmd_load(int argc, char **argv, struct vd_error *err);
 int cmd_report(int argc, char **argv, struct vd_error *err);
 int cmd_resize(int argc, char **argv, struct vd_error *err);
 int cmd_scale(int argc, char **argv, struct vd_error *err);
+int cmd_status(int argc, char **argv, struct vd_error *err);
+int cmd_top(int argc, char **argv, struct vd_error *err);
 int cmd_version(int argc, char **argv, struct vd_error *err);
 int cmd_validate(int argc, char **argv, struct vd_error *err);
 

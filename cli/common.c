@@ -82,6 +82,19 @@ cli_run_option(const char *cmd, int c, const char *arg, struct vd_apply_opts *o,
 	return 0;
 }
 
+/* Apply here, or hand it to the controller when one runs (a dry run only
+ * reads, so it stays here). */
+static int
+apply(const struct vd_desired *want, size_t n, struct vd_apply_opts *o,
+      struct vd_apply_result *res, struct vd_error *err)
+{
+	if (!o->dry_run && cli_controller_up()) {
+		memset(res, 0, sizeof(*res));
+		return cli_ctl_apply(want, n, o, err);
+	}
+	return vd_apply(want, n, o, res, err);
+}
+
 int
 cli_apply_recorded(struct vd_manifest *m, struct vd_apply_opts *o, struct vd_error *err)
 {
@@ -101,7 +114,7 @@ cli_apply_recorded(struct vd_manifest *m, struct vd_apply_opts *o, struct vd_err
 	o->quiet_undeclared = true;
 	ret = vd_desired_from_manifest(m, idents, &want, &made, err);
 	if (ret == 0)
-		ret = vd_apply(want, m->nservices, o, &res, err);
+		ret = apply(want, m->nservices, o, &res, err);
 	vd_desired_free(want, made, m->nservices);
 	for (size_t i = 0; i < m->nservices; i++)
 		free(idents[i]);
@@ -135,7 +148,7 @@ cli_apply_files(char *const *paths, size_t n, struct vd_apply_opts *o,
 		return -1;
 	ret = vd_desired_from_manifest(m, NULL, &want, &idents, err);
 	if (ret == 0)
-		ret = vd_apply(want, m->nservices, o, res, err);
+		ret = apply(want, m->nservices, o, res, err);
 	vd_desired_free(want, idents, m->nservices);
 	vd_manifest_free(m);
 	return ret;

@@ -1,9 +1,9 @@
 /*
  * The Docker driver: container replicas through the Docker Engine REST API.
  *
- * It speaks HTTP with libcurl, over the engine's unix socket
- * (CURLOPT_UNIX_SOCKET_PATH) or plain TCP, with one curl handle per driver
- * connection so the connection is kept and reused. The API version is the
+ * It speaks HTTP/1.1 through vd/httpc.h, over the engine's unix socket or
+ * plain TCP, a connection per call (a unix socket connects in microseconds;
+ * vd/httpc.h says why not libcurl). The API version is the
  * lower of the engine's and ours. This file is the only one that knows
  * Docker's JSON.
  *
@@ -11,7 +11,6 @@
  * operation on an id inspects the container first and refuses one without
  * that label.
  */
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -27,6 +26,7 @@
 
 #include "vd/cleanup.h"
 #include "vd/driver.h"
+#include "vd/httpc.h"
 #include "vd/labels.h"
 #include "vd/manifest.h"
 
@@ -39,12 +39,11 @@
 
 struct docker {
 	struct vd_driver base;
-	CURL *curl;
+	struct vd_httpc_target target;
 	char endpoint[256];   /* as configured, for messages */
 	char unix_path[108];  /* unix endpoint: the socket; else "" */
 	char tcp_host[128];   /* tcp endpoint: host and port */
 	char tcp_port[8];
-	char base_url[160];   /* http://host:port or http://docker */
 	char api[16];         /* "v1.41" */
 	int timeout_ms;
 
@@ -55,7 +54,7 @@ struct docker {
 	size_t ev_len, ev_cap;
 };
 
-/* A response body, growing as curl hands it over. */
+/* A response body, growing as it arrives. */
 struct body {
 	char *data;
 	size_t len;
@@ -64,38 +63,21 @@ struct body {
 VD_DEFINE_CLEANUP(cleanup_json_, json_t *, json_decref)
 #define _cleanup_json_ _cleanup_(cleanup_json_)
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-
-static void
-curl_init_once(void)
-{
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 /* ------------------------------------------------------------ transport */
 
-static size_t
-collect(char *ptr, size_t size, size_t nmemb, void *userdata)
+static int
+collect(void *arg, const char *data, size_t n)
 {
-	struct body *b = userdata;
-	size_t n = size * nmemb;
+	struct body *b = arg;
 	char *p = realloc(b->data, b->len + n + 1);
 
 	if (!p)
-		return 0;
+		return -1;
 	b->data = p;
-	memcpy(b->data + b->len, ptr, n);
+	memcpy(b->data + b->len, data, n);
 	b->len += n;
 	b->data[b->len] = '\0';
-	return n;
-}
-
-static bool
-unreachable(CURLcode rc)
-{
-	return rc == CURLE_COULDNT_CONNECT || rc == CURLE_OPERATION_TIMEDOUT ||
-	       rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_GOT_NOTHING ||
-	       rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR;
+	return 0;
 }
 
 /*
@@ -110,47 +92,27 @@ call(struct docker *dk, const char *method, const char *path, bool versioned, js
      int timeout_ms, long *status, json_t **reply, struct vd_error *err)
 {
 	_cleanup_free_ char *payload = NULL;
-	struct curl_slist *hdrs = NULL;
 	struct body out = { NULL, 0 };
+	struct vd_error e = VD_ERROR_INIT;
+	enum vd_httpc_failure why;
 	char url[1024];
-	CURLcode rc;
+	int st;
 
-	snprintf(url, sizeof(url), "%s%s%s%s", dk->base_url, versioned ? "/" : "",
-		 versioned ? dk->api : "", path);
-	curl_easy_reset(dk->curl);
-	curl_easy_setopt(dk->curl, CURLOPT_URL, url);
-	if (dk->unix_path[0])
-		curl_easy_setopt(dk->curl, CURLOPT_UNIX_SOCKET_PATH, dk->unix_path);
-	curl_easy_setopt(dk->curl, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(dk->curl, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-	curl_easy_setopt(dk->curl, CURLOPT_CONNECTTIMEOUT_MS,
-			 (long)(timeout_ms < DOCKER_CONNECT_TIMEOUT_MS ? timeout_ms
-								    : DOCKER_CONNECT_TIMEOUT_MS));
-	curl_easy_setopt(dk->curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(dk->curl, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(dk->curl, CURLOPT_WRITEDATA, &out);
-	if (body) {
-		payload = json_dumps(body, JSON_COMPACT);
-		if (!payload)
-			return vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
-		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-		curl_easy_setopt(dk->curl, CURLOPT_HTTPHEADER, hdrs);
-		curl_easy_setopt(dk->curl, CURLOPT_POSTFIELDS, payload);
-	} else if (strcmp(method, "POST") == 0) {
-		curl_easy_setopt(dk->curl, CURLOPT_POSTFIELDS, "");
-	}
-	rc = curl_easy_perform(dk->curl);
-	curl_slist_free_all(hdrs);
-	if (rc != CURLE_OK) {
+	snprintf(url, sizeof(url), "%s%s%s", versioned ? "/" : "", versioned ? dk->api : "", path);
+	if (body && !(payload = json_dumps(body, JSON_COMPACT)))
+		return vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
+	st = vd_httpc_request(&dk->target, method, url, "application/json", payload,
+			      payload ? strlen(payload) : 0, timeout_ms, collect, &out, &why, &e);
+	if (st < 0) {
 		free(out.data);
-		if (unreachable(rc))
-			return vd_error_set(err, VD_EXIT_ENGINE,
-					    "cannot reach the Docker engine at %s: %s (%s)",
-					    dk->endpoint, curl_easy_strerror(rc), DOCKER_HINT);
-		return vd_error_set(err, VD_EXIT_FAILURE, "Docker engine at %s: %s", dk->endpoint,
-				    curl_easy_strerror(rc));
+		if (why == VD_HTTPC_PROTOCOL)
+			return vd_error_set(err, VD_EXIT_FAILURE, "Docker engine at %s: %s",
+					    dk->endpoint, e.msg);
+		return vd_error_set(err, VD_EXIT_ENGINE,
+				    "cannot reach the Docker engine at %s: %s (%s)", dk->endpoint,
+				    e.msg, DOCKER_HINT);
 	}
-	curl_easy_getinfo(dk->curl, CURLINFO_RESPONSE_CODE, status);
+	*status = st;
 	if (reply)
 		*reply = out.len ? json_loadb(out.data, out.len, 0, NULL) : NULL;
 	free(out.data);
@@ -197,7 +159,7 @@ parse_endpoint(struct docker *dk, const char *ep, struct vd_error *err)
 			return vd_error_set(err, VD_EXIT_INPUT,
 					    "bad Docker endpoint '%s': want unix:///absolute/path", ep);
 		snprintf(dk->unix_path, sizeof(dk->unix_path), "%s", ep + 7);
-		snprintf(dk->base_url, sizeof(dk->base_url), "http://docker");
+		dk->target.unix_path = dk->unix_path;
 		return 0;
 	}
 	if (strncmp(ep, "tcp://", 6) == 0) {
@@ -210,8 +172,8 @@ parse_endpoint(struct docker *dk, const char *ep, struct vd_error *err)
 					    "bad Docker endpoint 'tcp://%s': want tcp://host:port", ep);
 		memcpy(dk->tcp_host, ep, (size_t)(colon - ep));
 		snprintf(dk->tcp_port, sizeof(dk->tcp_port), "%s", colon + 1);
-		snprintf(dk->base_url, sizeof(dk->base_url), "http://%s:%s", dk->tcp_host,
-			 dk->tcp_port);
+		dk->target.host = dk->tcp_host;
+		dk->target.port = dk->tcp_port;
 		return 0;
 	}
 	return vd_error_set(err, VD_EXIT_INPUT,
@@ -250,8 +212,6 @@ docker_close(struct vd_driver *d)
 
 	if (!dk)
 		return;
-	if (dk->curl)
-		curl_easy_cleanup(dk->curl);
 	if (dk->ev_fd >= 0)
 		close(dk->ev_fd);
 	free(dk->ev_buf);
@@ -264,7 +224,6 @@ docker_open(const struct vd_node_config *cfg, struct vd_driver **out, struct vd_
 	const char *ep = cfg && cfg->docker_endpoint ? cfg->docker_endpoint : getenv("DOCKER_HOST");
 	struct docker *dk;
 
-	pthread_once(&curl_once, curl_init_once);
 	dk = calloc(1, sizeof(*dk));
 	if (!dk)
 		return vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
@@ -272,9 +231,7 @@ docker_open(const struct vd_node_config *cfg, struct vd_driver **out, struct vd_
 	dk->ev_fd = -1;
 	dk->timeout_ms = cfg && cfg->timeout_ms > 0 ? cfg->timeout_ms : DOCKER_DEFAULT_TIMEOUT_MS;
 	if (parse_endpoint(dk, ep && *ep ? ep : DOCKER_DEFAULT_ENDPOINT, err) < 0 ||
-	    !(dk->curl = curl_easy_init()) || negotiate(dk, err) < 0) {
-		if (!dk->curl && err && !err->code)
-			vd_error_set(err, VD_EXIT_FAILURE, "cannot make a curl handle");
+	    negotiate(dk, err) < 0) {
 		docker_close(&dk->base);
 		return -1;
 	}
@@ -497,7 +454,7 @@ docker_inspect(struct vd_driver *d, const char *id, struct vd_replica *out, stru
 
 /* The label filter of a list, URL-escaped. */
 static char *
-list_filter(struct docker *dk, const char *service)
+list_filter(const char *service)
 {
 	_cleanup_json_ json_t *f = NULL;
 	_cleanup_free_ char *text = NULL;
@@ -513,11 +470,11 @@ list_filter(struct docker *dk, const char *service)
 	f = json_pack("{s:o}", "label", labels);
 	if (!f || !(text = json_dumps(f, JSON_COMPACT)))
 		return NULL;
-	escaped = curl_easy_escape(dk->curl, text, 0);
+	escaped = vd_httpc_escape(text);
 	if (!escaped)
 		return NULL;
 	copy = strdup(escaped);
-	curl_free(escaped);
+	free(escaped);
 	return copy;
 }
 
@@ -527,7 +484,7 @@ docker_list(struct vd_driver *d, const char *service, struct vd_replica_list *ou
 {
 	struct docker *dk = (struct docker *)d;
 	_cleanup_json_ json_t *reply = NULL;
-	_cleanup_free_ char *filter = list_filter(dk, service);
+	_cleanup_free_ char *filter = list_filter(service);
 	char path[1024];
 	long status = 0;
 	json_t *c;
@@ -809,33 +766,15 @@ docker_stats(struct vd_driver *d, const char *id, struct vd_stats *out, struct v
 static int
 connect_engine(struct docker *dk, struct vd_error *err)
 {
-	_cleanup_close_ int fd = -1;
+	struct vd_error e = VD_ERROR_INIT;
+	int fd = vd_httpc_connect(&dk->target, dk->timeout_ms < DOCKER_CONNECT_TIMEOUT_MS
+						       ? dk->timeout_ms
+						       : DOCKER_CONNECT_TIMEOUT_MS, &e);
 
-	if (dk->unix_path[0]) {
-		struct sockaddr_un sa = { .sun_family = AF_UNIX };
-
-		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", dk->unix_path);
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-			return vd_error_set(err, VD_EXIT_ENGINE,
-					    "cannot reach the Docker engine at %s: %s (%s)",
-					    dk->endpoint, strerror(errno), DOCKER_HINT);
-	} else {
-		struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
-		int rc = getaddrinfo(dk->tcp_host, dk->tcp_port, &hints, &ai);
-
-		if (rc != 0)
-			return vd_error_set(err, VD_EXIT_ENGINE, "cannot resolve %s: %s",
-					    dk->endpoint, gai_strerror(rc));
-		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		rc = fd < 0 ? -1 : connect(fd, ai->ai_addr, ai->ai_addrlen);
-		freeaddrinfo(ai);
-		if (rc < 0)
-			return vd_error_set(err, VD_EXIT_ENGINE,
-					    "cannot reach the Docker engine at %s: %s (%s)",
-					    dk->endpoint, strerror(errno), DOCKER_HINT);
-	}
-	return vd_steal_fd(&fd);
+	if (fd < 0)
+		return vd_error_set(err, VD_EXIT_ENGINE, "cannot reach the Docker engine at %s: %s (%s)",
+				    dk->endpoint, e.msg, DOCKER_HINT);
+	return fd;
 }
 
 /*
@@ -857,11 +796,11 @@ docker_events_open(struct vd_driver *d, struct vd_error *err)
 	f = json_pack("{s:[s], s:[s,s,s], s:[s]}", "type", "container", "event", "start", "die",
 		      "oom", "label", VD_LABEL_MANAGED "=true");
 	if (!f || !(filter = json_dumps(f, JSON_COMPACT)) ||
-	    !(escaped = curl_easy_escape(dk->curl, filter, 0)))
+	    !(escaped = vd_httpc_escape(filter)))
 		return vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
 	n = snprintf(req, sizeof(req), "GET /%s/events?filters=%s HTTP/1.0\r\nHost: docker\r\n\r\n",
 		     dk->api, escaped);
-	curl_free(escaped);
+	free(escaped);
 	if ((fd = connect_engine(dk, err)) < 0)
 		return -1;
 	if (n <= 0 || (size_t)n >= sizeof(req) || write(fd, req, (size_t)n) != n)

@@ -1,13 +1,25 @@
 /*
- * One health check, blocking and bounded: a non-blocking connect and a poll
- * for each step, within one deadline.
+ * Health checks, two ways over the same parsing: vd_health_check() blocks,
+ * a non-blocking connect and a poll for each step within one deadline; a
+ * probe (vd_health_probe_start) walks the same steps on the vd_ev loop,
+ * connect, send the request, read up to the status line, with one timer as
+ * its deadline.
+ *
+ * A probe has one timer at all times: its deadline, or a 0 ms one that
+ * delivers a result known at the start (no address, no socket), so done() is
+ * never called from inside vd_health_probe_start(). Every way out, done or
+ * cancelled, goes through probe_close(): it takes the fd out of the loop,
+ * closes it, cancels the timer, calls done() and frees the probe after the
+ * round, since an event of the same round may still point at it.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -15,6 +27,100 @@
 
 #include "vd/cleanup.h"
 #include "vd/health.h"
+
+#define STATUS_MAX 256 /* a longer status line is not an answer */
+#define DEFAULT_TIMEOUT_MS 1000
+
+/* ------------------------------------------------- addresses and answers */
+
+/* HOST (an IP literal) and PORT as a socket address; -1 when there is none. */
+static int
+parse_addr(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (!host || !*host || port <= 0 || port > 65535)
+		return -1;
+	if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons((uint16_t)port);
+		*len = sizeof(*in4);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*in6);
+		return 0;
+	}
+	return -1;
+}
+
+/* A non-blocking socket connecting to SS: the fd, or -1. */
+static int
+start_connect(const struct sockaddr_storage *ss, socklen_t len)
+{
+	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (const struct sockaddr *)ss, len) < 0 && errno != EINPROGRESS) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Did the connect on fd succeed (once it is writable)? */
+static bool
+connected(int fd)
+{
+	int soerr = 0;
+	socklen_t slen = sizeof(soerr);
+
+	return getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &slen) == 0 && !soerr;
+}
+
+/* The GET of PATH ("/" when NULL) for HOST:PORT, to free(); NULL when out of
+ * memory. */
+static char *
+http_request(const char *host, int port, const char *path, size_t *len)
+{
+	char *req;
+	int n;
+
+	n = asprintf(&req, "GET %s HTTP/1.1\r\nHost: %s%s%s:%d\r\nUser-Agent: vdctl-health\r\n"
+		     "Connection: close\r\n\r\n", path ? path : "/", strchr(host, ':') ? "[" : "",
+		     host, strchr(host, ':') ? "]" : "", port);
+	if (n < 0)
+		return NULL;
+	*len = (size_t)n;
+	return req;
+}
+
+/* What the first GOT bytes of an answer in BUF (SIZE bytes, GOT < SIZE) say:
+ * a result, or -1 while the status line is incomplete and more may come. EOF
+ * says no more will. The status line is all a check needs. */
+static int
+status_result(char *buf, size_t got, size_t size, bool eof)
+{
+	int status;
+
+	if (got == 0)
+		return eof ? VD_HEALTH_CLOSED : -1;
+	if (strncmp(buf, "HTTP/", got < 5 ? got : 5) != 0)
+		return VD_HEALTH_HTTP_BAD_REPLY;
+	if (!memchr(buf, '\n', got))
+		return eof || got >= size - 1 ? VD_HEALTH_HTTP_BAD_REPLY : -1;
+	buf[got] = '\0';
+	if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1 || status < 100 || status > 999)
+		return VD_HEALTH_HTTP_BAD_REPLY;
+	return status >= 200 && status < 400 ? VD_HEALTH_OK : VD_HEALTH_HTTP_BAD_STATUS;
+}
+
+/* ------------------------------------------------------ the blocking check */
 
 static int64_t
 now_ms(void)
@@ -50,57 +156,46 @@ wait_fd(int fd, short events, int64_t deadline)
 static enum vd_health_result
 connect_to(const char *host, int port, int64_t deadline, int *out)
 {
-	struct sockaddr_storage ss = { 0 };
-	struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+	struct sockaddr_storage ss;
 	socklen_t len;
-	int fd, soerr = 0;
-	socklen_t slen = sizeof(soerr);
+	_cleanup_close_ int fd = -1;
 
-	if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
-		in4->sin_family = AF_INET;
-		in4->sin_port = htons((uint16_t)port);
-		len = sizeof(*in4);
-	} else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)port);
-		len = sizeof(*in6);
-	} else {
+	if (parse_addr(host, port, &ss, &len) < 0)
 		return VD_HEALTH_NO_ADDRESS;
-	}
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = start_connect(&ss, len);
 	if (fd < 0)
 		return VD_HEALTH_CONNECT_FAIL;
-	if (connect(fd, (struct sockaddr *)&ss, len) < 0 && errno != EINPROGRESS) {
-		close(fd);
-		return VD_HEALTH_CONNECT_FAIL;
-	}
-	if (!wait_fd(fd, POLLOUT, deadline)) {
-		close(fd);
+	if (!wait_fd(fd, POLLOUT, deadline))
 		return VD_HEALTH_TIMEOUT;
-	}
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &slen) < 0 || soerr) {
-		close(fd);
+	if (!connected(fd))
 		return VD_HEALTH_CONNECT_FAIL;
-	}
-	*out = fd;
+	*out = vd_steal_fd(&fd);
 	return VD_HEALTH_OK;
 }
 
 static enum vd_health_result
-http_get(int fd, const char *host, const char *path, int64_t deadline)
+http_get(int fd, const char *host, int port, const char *path, int64_t deadline)
 {
-	char req[1024], resp[256];
-	size_t got = 0;
-	int n, status;
+	char resp[STATUS_MAX];
+	size_t len, sent = 0, got = 0;
+	_cleanup_free_ char *req = http_request(host, port, path, &len);
+	int res;
 
-	n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: vdctl-health\r\n"
-		     "Connection: close\r\n\r\n", path, host);
-	if (n <= 0 || (size_t)n >= sizeof(req) || !wait_fd(fd, POLLOUT, deadline) ||
-	    send(fd, req, (size_t)n, MSG_NOSIGNAL) != n)
+	if (!req)
 		return VD_HEALTH_CLOSED;
-	/* the status line is all a check needs */
-	while (got < sizeof(resp) - 1 && !memchr(resp, '\n', got)) {
+	while (sent < len) {
+		ssize_t n;
+
+		if (!wait_fd(fd, POLLOUT, deadline))
+			return VD_HEALTH_TIMEOUT;
+		n = send(fd, req + sent, len - sent, MSG_NOSIGNAL);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (n <= 0)
+			return VD_HEALTH_CLOSED;
+		sent += (size_t)n;
+	}
+	while ((res = status_result(resp, got, sizeof(resp), false)) < 0) {
 		ssize_t r;
 
 		if (!wait_fd(fd, POLLIN, deadline))
@@ -109,13 +204,10 @@ http_get(int fd, const char *host, const char *path, int64_t deadline)
 		if (r < 0 && (errno == EAGAIN || errno == EINTR))
 			continue;
 		if (r <= 0)
-			return got ? VD_HEALTH_HTTP_BAD_REPLY : VD_HEALTH_CLOSED;
+			return (enum vd_health_result)status_result(resp, got, sizeof(resp), true);
 		got += (size_t)r;
 	}
-	resp[got] = '\0';
-	if (sscanf(resp, "HTTP/1.%*d %d", &status) != 1)
-		return VD_HEALTH_HTTP_BAD_REPLY;
-	return status >= 200 && status < 400 ? VD_HEALTH_OK : VD_HEALTH_HTTP_BAD_STATUS;
+	return (enum vd_health_result)res;
 }
 
 enum vd_health_result
@@ -125,15 +217,14 @@ vd_health_check(const struct vd_service *svc, const char *host, int port, int ti
 	enum vd_health_result r;
 	_cleanup_close_ int fd = -1;
 
-	if (!host || !*host || port <= 0)
-		return VD_HEALTH_NO_ADDRESS;
 	if (timeout_ms <= 0)
-		timeout_ms = svc->health.timeout_ms > 0 ? (int)svc->health.timeout_ms : 1000;
+		timeout_ms = svc->health.timeout_ms > 0 ? (int)svc->health.timeout_ms
+							: DEFAULT_TIMEOUT_MS;
 	deadline = now_ms() + timeout_ms;
 	r = connect_to(host, port, deadline, &fd);
 	if (r != VD_HEALTH_OK || svc->health.kind == VD_HEALTH_TCP)
 		return r;
-	return http_get(fd, host, svc->health.http_path ? svc->health.http_path : "/", deadline);
+	return http_get(fd, host, port, svc->health.http_path, deadline);
 }
 
 const char *
@@ -150,4 +241,199 @@ vd_health_result_name(enum vd_health_result r)
 	};
 
 	return (unsigned)r < sizeof(names) / sizeof(names[0]) ? names[r] : "unknown";
+}
+
+/* ------------------------------------------------- the check on the loop */
+
+enum pstate {
+	P_CONNECTING, /* waiting for EPOLLOUT */
+	P_SENDING,    /* the request, maybe in pieces */
+	P_READING,    /* up to the status line */
+	P_CLOSED,     /* done or cancelled; freed after the round */
+};
+
+struct vd_health_probe {
+	struct vd_ev_handle h; /* first: the loop hands it back */
+	struct vd_ev *ev;
+	enum pstate state;
+	enum vd_health_kind kind;
+	enum vd_health_result result; /* what the timer delivers */
+	int timer;                    /* 0: none */
+	bool watched;                 /* the fd went into epoll at least once */
+	vd_health_done_fn done;
+	void *arg;
+	char *req; /* HTTP only */
+	size_t reqlen, sent, got;
+	char resp[STATUS_MAX];
+};
+
+static void
+probe_free(void *arg)
+{
+	struct vd_health_probe *p = arg;
+
+	free(p->req);
+	free(p);
+}
+
+/* The one way out: NOTIFY says whether done() hears of R. */
+static void
+probe_close(struct vd_health_probe *p, enum vd_health_result r, bool notify)
+{
+	if (p->state == P_CLOSED)
+		return;
+	p->state = P_CLOSED;
+	if (p->h.fd >= 0) {
+		vd_ev_del(p->ev, &p->h);
+		close(p->h.fd);
+		p->h.fd = -1;
+	}
+	if (p->timer > 0) {
+		vd_ev_timer_cancel(p->ev, p->timer);
+		p->timer = 0;
+	}
+	if (notify)
+		p->done(p->arg, r);
+	/* an event of this round may still point at the handle; with no room
+	 * to defer, a probe whose fd was never watched can go at once, and one
+	 * that was is left behind rather than risk a use after free */
+	if (vd_ev_defer(p->ev, probe_free, p) < 0 && !p->watched)
+		probe_free(p);
+}
+
+static int64_t
+on_timer(struct vd_ev *ev, void *arg)
+{
+	struct vd_health_probe *p = arg;
+
+	(void)ev;
+	p->timer = 0; /* fired: not to be cancelled */
+	probe_close(p, p->result, true);
+	return -1;
+}
+
+/* Send what is left of the request; then wait for the answer. */
+static void
+probe_send(struct vd_health_probe *p)
+{
+	while (p->sent < p->reqlen) {
+		ssize_t n = send(p->h.fd, p->req + p->sent, p->reqlen - p->sent, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return; /* EPOLLOUT again */
+		if (n <= 0) {
+			probe_close(p, VD_HEALTH_CLOSED, true);
+			return;
+		}
+		p->sent += (size_t)n;
+	}
+	p->state = P_READING;
+	if (vd_ev_set(p->ev, &p->h, EPOLLIN) < 0)
+		probe_close(p, VD_HEALTH_CLOSED, true);
+}
+
+/* Read once (the loop is level-triggered) and see whether the status line
+ * is whole. */
+static void
+probe_read(struct vd_health_probe *p)
+{
+	ssize_t n = recv(p->h.fd, p->resp + p->got, sizeof(p->resp) - 1 - p->got, 0);
+	int res;
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n > 0)
+		p->got += (size_t)n;
+	res = status_result(p->resp, p->got, sizeof(p->resp), n <= 0);
+	if (res >= 0)
+		probe_close(p, (enum vd_health_result)res, true);
+}
+
+static void
+on_io(struct vd_ev *ev, struct vd_ev_handle *h, uint32_t events)
+{
+	struct vd_health_probe *p = (struct vd_health_probe *)h;
+
+	(void)ev;
+	(void)events;
+	switch (p->state) {
+	case P_CONNECTING:
+		if (!connected(p->h.fd)) {
+			probe_close(p, VD_HEALTH_CONNECT_FAIL, true);
+		} else if (p->kind == VD_HEALTH_TCP) {
+			probe_close(p, VD_HEALTH_OK, true);
+		} else {
+			p->state = P_SENDING;
+			probe_send(p);
+		}
+		break;
+	case P_SENDING:
+		probe_send(p);
+		break;
+	case P_READING:
+		probe_read(p);
+		break;
+	case P_CLOSED:
+		break;
+	}
+}
+
+struct vd_health_probe *
+vd_health_probe_start(struct vd_ev *ev, const struct vd_health_spec *spec, const char *host,
+		      int port, vd_health_done_fn done, void *arg)
+{
+	struct vd_health_probe *p = calloc(1, sizeof(*p));
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int64_t after;
+
+	if (!p)
+		return NULL;
+	p->h.fd = -1;
+	p->h.fn = on_io;
+	p->ev = ev;
+	p->kind = spec->kind;
+	p->done = done;
+	p->arg = arg;
+	p->result = VD_HEALTH_TIMEOUT;
+	after = spec->timeout_ms > 0 ? spec->timeout_ms : DEFAULT_TIMEOUT_MS;
+	if (parse_addr(host, port, &ss, &len) < 0) {
+		p->result = VD_HEALTH_NO_ADDRESS;
+		after = 0;
+	} else if (p->kind == VD_HEALTH_HTTP &&
+		   !(p->req = http_request(host, port, spec->http_path, &p->reqlen))) {
+		free(p);
+		return NULL;
+	} else if ((p->h.fd = start_connect(&ss, len)) < 0 ||
+		   vd_ev_add(ev, &p->h, EPOLLOUT) < 0) {
+		/* no socket, refused at once, or the loop cannot take it */
+		if (p->h.fd >= 0)
+			close(p->h.fd);
+		p->h.fd = -1;
+		p->h.events = 0;
+		p->result = VD_HEALTH_CONNECT_FAIL;
+		after = 0;
+	} else {
+		p->watched = true;
+	}
+	p->timer = vd_ev_timer(ev, after, on_timer, p);
+	if (p->timer < 0) {
+		p->timer = 0;
+		if (p->h.fd >= 0) {
+			vd_ev_del(ev, &p->h);
+			close(p->h.fd);
+		}
+		probe_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+void
+vd_health_probe_cancel(struct vd_health_probe *p)
+{
+	if (p)
+		probe_close(p, VD_HEALTH_OK, false);
 }

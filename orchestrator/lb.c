@@ -13,6 +13,12 @@
  *
  * Timeouts, the queue's deadline and the probes of ejected replicas run on
  * one tick every 100 ms.
+ *
+ * A graceful stop (vd_lb_shutdown) closes the listener and lets what is in
+ * flight finish: each response still to come has its head held until it is
+ * whole and rewritten to say "Connection: close" (stop_head), and its client
+ * is closed once it is sent. The normal path pays for it with tests of
+ * lb->stopping only: two per read from a replica, one per response.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -43,6 +49,8 @@
 #define MAX_ATTEMPTS 3       /* replicas tried for one idempotent request */
 #define PROBE_MIN_MS 500
 #define PROBE_MAX_MS 5000
+#define CONN_CLOSE "Connection: close\r\n"
+#define CLOSE_ROOM (sizeof(CONN_CLOSE) - 1) /* kept free in a response's buffer while stopping */
 
 enum cstate {
 	C_IDLE,     /* keep-alive, no request */
@@ -95,6 +103,10 @@ struct upstream {
 	struct upstream *next; /* in the pool */
 	http_parser p;
 	bool connecting, reused, got_bytes, done, interim, no_reuse;
+	/* while the balancer stops (see stop_head) */
+	bool head_out; /* the response head went out, or began to before the stop */
+	bool head_cut; /* what went out of it ends in the middle of a line */
+	size_t held;   /* bytes of a head at buf's start, parsed, not relayed yet */
 	int64_t t_start_ms, t_activity_ms;
 	size_t off, len;
 	char buf[UP_BUF];
@@ -119,9 +131,11 @@ struct replica {
 struct vd_lb {
 	struct vd_ev *ev;
 	struct vd_lb_config cfg;
-	struct vd_ev_handle listener;
+	struct vd_ev_handle listener; /* fd -1 once stopping */
 	int port;
 	int tick;
+	bool stopping;
+	int grace; /* the timer that closes idle clients when stopping, or 0 */
 	struct client *clients;
 	uint64_t nclients;
 	struct client *qhead, *qtail;
@@ -136,7 +150,7 @@ struct vd_lb {
 	struct vd_window wait, total;
 };
 
-static http_parser_settings req_settings, resp_settings;
+static http_parser_settings req_settings, resp_settings, resp_stop_settings;
 
 static void client_io(struct vd_ev *ev, struct vd_ev_handle *h, uint32_t events);
 static void upstream_io(struct vd_ev *ev, struct vd_ev_handle *h, uint32_t events);
@@ -312,6 +326,20 @@ any_up(const struct vd_lb *lb)
 	return false;
 }
 
+/* Close a replica's idle pooled connections. */
+static void
+pool_flush(struct replica *r)
+{
+	while (r->idle) {
+		struct upstream *up = r->idle;
+
+		r->idle = up->next;
+		r->nidle--;
+		up->r = NULL;
+		upstream_close(up);
+	}
+}
+
 static void
 eject(struct vd_lb *lb, struct replica *r)
 {
@@ -321,14 +349,7 @@ eject(struct vd_lb *lb, struct replica *r)
 	r->backoff_ms = PROBE_MIN_MS;
 	r->next_probe_ms = vd_ev_now_ms(lb->ev) + r->backoff_ms;
 	/* pooled connections to it are suspect now */
-	while (r->idle) {
-		struct upstream *up = r->idle;
-
-		r->idle = up->next;
-		r->nidle--;
-		up->r = NULL;
-		upstream_close(up);
-	}
+	pool_flush(r);
 	vd_warn("balancer: replica %s (%s) ejected; probing it back", r->name, r->address);
 	/* nothing left to wait for: the queue gets its answer now, not at its
 	 * timeout (as HAProxy answers 503 when no server is up) */
@@ -383,13 +404,7 @@ replica_remove(struct vd_lb *lb, struct replica *r)
 		return;
 	memmove(&lb->reps[i], &lb->reps[i + 1], (lb->nreps - i - 1) * sizeof(*lb->reps));
 	lb->nreps--;
-	while (r->idle) {
-		struct upstream *up = r->idle;
-
-		r->idle = up->next;
-		up->r = NULL;
-		upstream_close(up);
-	}
+	pool_flush(r);
 	if (r->drained)
 		r->drained(r->drained_arg, r->name);
 	free(r);
@@ -915,6 +930,18 @@ on_resp_headers_complete(http_parser *p)
 	return up->c && up->c->is_head ? 1 : 0;
 }
 
+/* While the balancer stops: the parser pauses on the last LF of a final
+ * response head, so that upstream_read() knows where the head ends. */
+static int
+on_resp_head_stop(http_parser *p)
+{
+	int skip = on_resp_headers_complete(p);
+
+	if (p->status_code < 100 || p->status_code >= 200 || p->status_code == 101)
+		http_parser_pause(p, 1);
+	return skip;
+}
+
 static int
 on_resp_message_complete(http_parser *p)
 {
@@ -953,7 +980,8 @@ finish(struct client *c)
 	struct replica *r = up->r;
 	int64_t now_ms = vd_ev_now_ms(lb->ev);
 	uint64_t us = (uint64_t)(vd_ev_now_us(lb->ev) - c->t_head_us);
-	bool keep = c->keep_alive && http_should_keep_alive(&up->p) && !up->no_reuse;
+	bool keep = c->keep_alive && http_should_keep_alive(&up->p) && !up->no_reuse &&
+		    !lb->stopping;
 
 	count_response(lb, up->p.status_code);
 	vd_window_record(&lb->total, now_ms, us);
@@ -1027,6 +1055,7 @@ upstream_failed(struct upstream *up, enum vd_lb_error_kind why, bool blame)
 	struct client *c = up->c;
 	struct vd_lb *lb = c->lb;
 	struct replica *r = up->r;
+	bool pooled = up->reused;
 
 	lb->errors[why]++;
 	if (r)
@@ -1034,6 +1063,13 @@ upstream_failed(struct upstream *up, enum vd_lb_error_kind why, bool blame)
 	c->up = NULL;
 	up->c = NULL;
 	upstream_close(up);
+	if (pooled && r) {
+		/* the replica closed a pooled connection (it restarted, or died):
+		 * its other idle ones are as stale; the retry is not counted, and
+		 * goes out on a fresh connection */
+		pool_flush(r);
+		c->attempts--;
+	}
 	if (blame && r && r->up)
 		eject(lb, r);
 	release_slot(c, r); /* last: it frees r once r is drained */
@@ -1051,17 +1087,103 @@ upstream_failed(struct upstream *up, enum vd_lb_error_kind why, bool blame)
 	answer(c, 502, why);
 }
 
+/*
+ * Make the response head that ends at END in buf (after its blank line) say
+ * "Connection: close": its hop-by-hop lines from FROM on are left out, with
+ * the lines folded into them, and the header is added before the blank line.
+ * LEN bytes are in buf, with room for CLOSE_ROOM more; returns the new LEN.
+ * A blank line that began in an earlier read gets nothing added.
+ */
+static size_t
+say_close(char *buf, size_t from, size_t end, size_t len)
+{
+	size_t blank = end >= 2 && buf[end - 2] == '\r' ? end - 2 : end - 1;
+	size_t s = from, e;
+	const char *nl, *colon;
+
+	while (s < blank) {
+		nl = memchr(buf + s, '\n', blank - s);
+		e = nl ? (size_t)(nl - buf) + 1 : blank;
+		colon = memchr(buf + s, ':', e - s);
+		if (!colon || !hop_by_hop(buf + s, (size_t)(colon - (buf + s)))) {
+			s = e;
+			continue;
+		}
+		while (e < blank && (buf[e] == ' ' || buf[e] == '\t')) {
+			nl = memchr(buf + e, '\n', blank - e);
+			e = nl ? (size_t)(nl - buf) + 1 : blank;
+		}
+		memmove(buf + s, buf + e, len - e);
+		len -= e - s;
+		blank -= e - s;
+	}
+	if (blank == 0 || buf[blank - 1] != '\n')
+		return len;
+	memmove(buf + blank + CLOSE_ROOM, buf + blank, len - blank);
+	memcpy(buf + blank, CONN_CLOSE, CLOSE_ROOM);
+	return len + CLOSE_ROOM;
+}
+
+/*
+ * While the balancer stops, after a read of a response was parsed: USED bytes
+ * of up->buf are the parser's, HEAD_END is where a final response head ends
+ * in them (0: not in them), RESP_AT where the final response begins (after
+ * any 1xx answers; 0 when it began at the start or before).
+ *
+ * A head not sent yet is held at the start of the buffer until it is whole
+ * (returns true: nothing to relay yet), then rewritten by say_close(). A head
+ * that does not fit the buffer, that begins after a 1xx answer in a read it
+ * does not end in, or that had begun to go out when the stop came, goes on as
+ * it comes: only the lines of the read where it ends are rewritten (from its
+ * first whole line). The client's connection closes after it all the same.
+ */
+static bool
+stop_head(struct upstream *up, size_t *used, size_t head_end, size_t resp_at)
+{
+	size_t from = resp_at;
+	const char *nl;
+
+	up->held = 0;
+	if (head_end) {
+		if (!resp_at && up->head_out && up->head_cut) {
+			nl = memchr(up->buf, '\n', head_end);
+			from = nl ? (size_t)(nl - up->buf) + 1 : head_end;
+		}
+		*used = say_close(up->buf, from, head_end, *used);
+		up->head_out = true;
+	} else if (!up->head_out && !up->done && resp_at < *used) {
+		if (!resp_at && *used + CLOSE_ROOM < sizeof(up->buf)) {
+			up->held = *used;
+			return true;
+		}
+		up->head_out = true;
+		up->head_cut = up->buf[*used - 1] != '\n';
+	} else if (up->head_out && *used > resp_at) {
+		up->head_cut = up->buf[*used - 1] != '\n';
+	}
+	if (up->done)
+		up->head_out = up->head_cut = false; /* the next response is new */
+	return false;
+}
+
 static void
 upstream_read(struct upstream *up)
 {
 	struct client *c = up->c;
 	struct vd_lb *lb = c->lb;
+	const http_parser_settings *settings = &resp_settings;
+	size_t at = 0, room = sizeof(up->buf), total, used, head_end = 0, resp_at = 0;
 	ssize_t n;
-	size_t used = 0;
 
 	if (up->len)
 		return; /* the client has not taken the last read yet */
-	n = recv(up->h.fd, up->buf, sizeof(up->buf), 0);
+	if (lb->stopping) {
+		/* after what is held, with room to add "Connection: close" */
+		settings = &resp_stop_settings;
+		at = up->held;
+		room = sizeof(up->buf) - CLOSE_ROOM - at;
+	}
+	n = recv(up->h.fd, up->buf + at, room, 0);
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -1073,7 +1195,7 @@ upstream_read(struct upstream *up)
 			return;
 		}
 		/* the end of a response that runs to the close, or a cut */
-		http_parser_execute(&up->p, &resp_settings, NULL, 0);
+		http_parser_execute(&up->p, settings, NULL, 0);
 		if (up->done) {
 			up->no_reuse = true;
 			finish(c);
@@ -1092,15 +1214,23 @@ upstream_read(struct upstream *up)
 	}
 	up->got_bytes = true;
 	up->t_activity_ms = vd_ev_now_ms(lb->ev);
-	while (used < (size_t)n && !up->done) {
-		size_t k = http_parser_execute(&up->p, &resp_settings, up->buf + used,
-					       (size_t)n - used);
+	total = at + (size_t)n;
+	used = at;
+	while (used < total && !up->done) {
+		size_t k = http_parser_execute(&up->p, settings, up->buf + used, total - used);
 
 		used += k;
 		if (HTTP_PARSER_ERRNO(&up->p) == HPE_PAUSED && up->interim) {
 			http_parser_init(&up->p, HTTP_RESPONSE);
 			up->p.data = up;
 			up->interim = false;
+			resp_at = used;
+			continue;
+		}
+		if (HTTP_PARSER_ERRNO(&up->p) == HPE_PAUSED && !up->done) {
+			/* stopping: on the head's last LF, which is parsed again */
+			head_end = used + 1;
+			http_parser_pause(&up->p, 0);
 			continue;
 		}
 		if (HTTP_PARSER_ERRNO(&up->p) != HPE_OK && HTTP_PARSER_ERRNO(&up->p) != HPE_PAUSED) {
@@ -1117,8 +1247,10 @@ upstream_read(struct upstream *up)
 			break;
 	}
 	/* bytes past the end of the response: the connection is not clean */
-	if (up->done && used < (size_t)n)
+	if (up->done && used < total)
 		up->no_reuse = true;
+	if (lb->stopping && stop_head(up, &used, head_end, resp_at))
+		return;
 	up->off = 0;
 	up->len = used;
 	relay(up);
@@ -1249,49 +1381,57 @@ client_io(struct vd_ev *ev, struct vd_ev_handle *h, uint32_t events)
 		client_read(c);
 }
 
+/* Take one connection off the listener's queue; false when there is none
+ * (or accept fails). */
+static bool
+accept_one(struct vd_lb *lb)
+{
+	struct sockaddr_storage sa;
+	socklen_t len = sizeof(sa);
+	int fd = accept4(lb->listener.fd, (struct sockaddr *)&sa, &len,
+			 SOCK_NONBLOCK | SOCK_CLOEXEC);
+	struct client *c;
+	int one = 1;
+
+	if (fd < 0)
+		return false;
+	if (!(c = calloc(1, sizeof(*c)))) {
+		close(fd);
+		return true;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->h.fd = fd;
+	c->h.fn = client_io;
+	c->lb = lb;
+	c->state = C_IDLE;
+	c->t_activity_ms = vd_ev_now_ms(lb->ev);
+	if (sa.ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, c->ip, sizeof(c->ip));
+	else
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, c->ip, sizeof(c->ip));
+	reset_request(c);
+	if (vd_ev_add(lb->ev, &c->h, EPOLLIN) < 0) {
+		close(fd);
+		free(c);
+		return true;
+	}
+	c->next = lb->clients;
+	if (lb->clients)
+		lb->clients->prev = c;
+	lb->clients = c;
+	lb->nclients++;
+	return true;
+}
+
 static void
 accept_clients(struct vd_ev *ev, struct vd_ev_handle *h, uint32_t events)
 {
 	struct vd_lb *lb = (struct vd_lb *)((char *)h - offsetof(struct vd_lb, listener));
 
+	(void)ev;
 	(void)events;
-	for (int i = 0; i < 256; i++) {
-		struct sockaddr_storage sa;
-		socklen_t len = sizeof(sa);
-		int fd = accept4(h->fd, (struct sockaddr *)&sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		struct client *c;
-		int one = 1;
-
-		if (fd < 0)
-			return;
-		if (!(c = calloc(1, sizeof(*c)))) {
-			close(fd);
-			continue;
-		}
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		c->h.fd = fd;
-		c->h.fn = client_io;
-		c->lb = lb;
-		c->state = C_IDLE;
-		c->t_activity_ms = vd_ev_now_ms(ev);
-		if (sa.ss_family == AF_INET6)
-			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, c->ip,
-				  sizeof(c->ip));
-		else
-			inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, c->ip,
-				  sizeof(c->ip));
-		reset_request(c);
-		if (vd_ev_add(ev, &c->h, EPOLLIN) < 0) {
-			close(fd);
-			free(c);
-			continue;
-		}
-		c->next = lb->clients;
-		if (lb->clients)
-			lb->clients->prev = c;
-		lb->clients = c;
-		lb->nclients++;
-	}
+	for (int i = 0; i < 256 && accept_one(lb); i++)
+		;
 }
 
 /* ---------------------------------------------------------------- tick */
@@ -1409,6 +1549,8 @@ vd_lb_new(struct vd_ev *ev, const struct vd_lb_config *cfg, struct vd_error *err
 		req_settings.on_message_complete = on_req_message_complete;
 		resp_settings.on_headers_complete = on_resp_headers_complete;
 		resp_settings.on_message_complete = on_resp_message_complete;
+		resp_stop_settings = resp_settings;
+		resp_stop_settings.on_headers_complete = on_resp_head_stop;
 	}
 	lb->ev = ev;
 	lb->cfg = *cfg;
@@ -1452,6 +1594,8 @@ vd_lb_free(struct vd_lb *lb)
 	if (!lb)
 		return;
 	vd_ev_timer_cancel(lb->ev, lb->tick);
+	if (lb->grace > 0)
+		vd_ev_timer_cancel(lb->ev, lb->grace);
 	while (lb->clients)
 		client_close(lb->clients);
 	for (size_t i = 0; i < lb->nreps; i++) {
@@ -1466,8 +1610,10 @@ vd_lb_free(struct vd_lb *lb)
 		free(r);
 	}
 	free(lb->reps);
-	vd_ev_del(lb->ev, &lb->listener);
-	close(lb->listener.fd);
+	if (lb->listener.fd >= 0) {
+		vd_ev_del(lb->ev, &lb->listener);
+		close(lb->listener.fd);
+	}
 	for (int i = 0; i < lb->nfree; i++)
 		free(lb->free_bufs[i]);
 	free(lb);
@@ -1477,6 +1623,54 @@ int
 vd_lb_port(const struct vd_lb *lb)
 {
 	return lb->port;
+}
+
+/* The grace is over: keep-alive clients with no request are closed (no
+ * client becomes idle any more: each is closed after its response). */
+static int64_t
+grace_over(struct vd_ev *ev, void *arg)
+{
+	struct vd_lb *lb = arg;
+	struct client *c, *next;
+
+	(void)ev;
+	lb->grace = 0;
+	for (c = lb->clients; c; c = next) {
+		next = c->next;
+		if (c->state == C_IDLE)
+			client_close(c);
+	}
+	return -1;
+}
+
+void
+vd_lb_shutdown(struct vd_lb *lb, int64_t grace_ms)
+{
+	if (!lb->stopping) {
+		/* connections the kernel has taken already are served, not reset */
+		while (accept_one(lb))
+			;
+		vd_ev_del(lb->ev, &lb->listener);
+		close(lb->listener.fd);
+		lb->listener.fd = -1;
+		/* a response begun already may have sent some of its head as it
+		 * was (or all of it: there is no knowing, so it is not held) */
+		for (struct client *c = lb->clients; c; c = c->next)
+			if (c->up && c->up->got_bytes && !c->up->done)
+				c->up->head_out = c->up->head_cut = true;
+		lb->stopping = true;
+	}
+	if (lb->grace > 0)
+		vd_ev_timer_cancel(lb->ev, lb->grace);
+	lb->grace = vd_ev_timer(lb->ev, grace_ms > 0 ? grace_ms : 0, grace_over, lb);
+	if (lb->grace < 0)
+		grace_over(lb->ev, lb);
+}
+
+size_t
+vd_lb_clients(const struct vd_lb *lb)
+{
+	return (size_t)lb->nclients;
 }
 
 static struct replica *

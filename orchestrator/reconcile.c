@@ -131,11 +131,14 @@ add_waiter(struct run *run, const struct vd_service *svc, const struct vd_replic
 /* Stop gracefully, then remove; a replica already gone is done. A failed
  * stop still ends in the removal, which kills what did not stop. */
 static int
-remove_replica(struct run *run, struct vd_driver *d, const char *id, struct vd_error *err)
+remove_replica(struct run *run, struct vd_driver *d, const char *name, const char *id,
+	       struct vd_error *err)
 {
 	int grace = run->o->stop_grace_s < 0 ? DEFAULT_GRACE_S : run->o->stop_grace_s;
 	struct vd_error ignore = VD_ERROR_INIT;
 
+	if (run->o->before_remove)
+		run->o->before_remove(run->o->hook_arg, name, id);
 	vd_driver_stop(d, id, grace, &ignore);
 	return vd_driver_remove(d, id, err);
 }
@@ -190,6 +193,8 @@ create_replica(struct run *run, struct vd_driver *d, const struct vd_action *a, 
 	vd_replica_clear(&r);
 	if (vd_driver_inspect(d, name, &r, err) < 0)
 		return -1;
+	if (run->o->on_started)
+		run->o->on_started(run->o->hook_arg, &r);
 	add_waiter(run, want->svc, &r);
 	vd_replica_clear(&r);
 	return 0;
@@ -222,6 +227,8 @@ act(struct run *run, struct conns *c, const struct vd_action *a)
 		if (vd_driver_start(d, a->have->id, &err) < 0 ||
 		    vd_driver_inspect(d, a->have->id, &r, &err) < 0)
 			break;
+		if (run->o->on_started)
+			run->o->on_started(run->o->hook_arg, &r);
 		add_waiter(run, a->want->svc, &r);
 		vd_replica_clear(&r);
 		say(run, name, "started");
@@ -240,7 +247,7 @@ act(struct run *run, struct conns *c, const struct vd_action *a)
 		return;
 	case VD_ACT_REPLACE:
 		/* the new one may be on another backend than the old */
-		if (remove_replica(run, d, a->have->id, &err) < 0 ||
+		if (remove_replica(run, d, name, a->have->id, &err) < 0 ||
 		    !(dn = conn(run, c, a->want->svc->backend, &err)) ||
 		    create_replica(run, dn, a, name, &err) < 0)
 			break;
@@ -249,7 +256,7 @@ act(struct run *run, struct conns *c, const struct vd_action *a)
 		return;
 	case VD_ACT_REMOVE:
 		/* a surge replica made by this run is known by name only */
-		if (remove_replica(run, d, a->have ? a->have->id : name, &err) < 0)
+		if (remove_replica(run, d, name, a->have ? a->have->id : name, &err) < 0)
 			break;
 		say(run, name, "removed (%s)", vd_reason_name(a->reason));
 		__atomic_add_fetch(&run->res->removed, 1, __ATOMIC_RELAXED);

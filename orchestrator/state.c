@@ -109,8 +109,8 @@ duration(int64_t ms)
 	return json_string(vd_format_duration_ms(ms, buf, sizeof(buf)));
 }
 
-static json_t *
-service_json(const struct vd_service *s)
+json_t *
+vd_state_service_json(const struct vd_service *s)
 {
 	json_t *j = json_object(), *env = json_object(), *cmd = json_array();
 	char listen[300], cpus[32];
@@ -207,7 +207,7 @@ vd_state_save(const char *dir, const struct vd_service *svc, const char *manifes
 	snprintf(sub, sizeof(sub), "%s/services", dir);
 	if (vd_mkdir_p(sub, err) < 0)
 		return vd_error_wrap(err, "state directory");
-	j = service_json(svc);
+	j = vd_state_service_json(svc);
 	body = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6))
 		 : NULL;
 	json_decref(j);

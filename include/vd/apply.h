@@ -51,6 +51,11 @@ void vd_desired_free(struct vd_desired *want, char **idents, size_t n);
 int vd_observe(const struct vd_node_config *node, unsigned required,
 	       struct vd_replica_list *out, struct vd_error *err);
 
+/* The same, asking only the backends in required | asked (bitmasks as
+ * above): a backend not asked is not even loaded. */
+int vd_observe_some(const struct vd_node_config *node, unsigned required, unsigned asked,
+		    struct vd_replica_list *out, struct vd_error *err);
+
 /* Refuse (VD_EXIT_INPUT, with the numbers and who asks) when the services,
  * the replicas of other services that stay and the surge replicas of PLAN
  * need more CPUs or memory than the node has and than runs now. */

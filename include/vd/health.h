@@ -3,11 +3,16 @@
  *
  * Results are codes, not strings (as in relayd); vd_health_result_name()
  * says them in words. vd_health_check() is one blocking check bounded by the
- * service's health timeout, for `apply --wait` and `get`.
+ * service's health timeout, for `apply --wait` and `get`; a probe
+ * (vd_health_probe_start) is the same check on the event loop, for the
+ * controller, which runs one per replica beside the balancer.
  */
 #ifndef VD_HEALTH_H
 #define VD_HEALTH_H
 
+#include <stdint.h>
+
+#include "vd/ev.h"
 #include "vd/manifest.h"
 
 enum vd_health_result {
@@ -27,5 +32,31 @@ enum vd_health_result vd_health_check(const struct vd_service *svc, const char *
 				      int timeout_ms);
 
 const char *vd_health_result_name(enum vd_health_result r);
+
+/* An asynchronous check in flight on a vd_ev loop. */
+struct vd_health_probe;
+
+/* A probe finished with R; called from the loop, once per probe. */
+typedef void (*vd_health_done_fn)(void *arg, enum vd_health_result r);
+
+/* What a probe checks. */
+struct vd_health_spec {
+	enum vd_health_kind kind; /* VD_HEALTH_TCP or VD_HEALTH_HTTP (vd/manifest.h) */
+	const char *http_path;    /* copied; "/" when NULL */
+	int64_t timeout_ms;       /* whole check; <= 0 = 1000 */
+};
+
+/* Start one check of HOST:PORT (an IP literal) on EV; done(arg, result) is
+ * called exactly once, from the loop, never from inside this call. NULL when
+ * out of memory (nothing will be called). done() may start probes and cancel
+ * others; the probe is freed after it returns. Cancel every probe still in
+ * flight before vd_ev_free(). */
+struct vd_health_probe *vd_health_probe_start(struct vd_ev *ev, const struct vd_health_spec *spec,
+					      const char *host, int port,
+					      vd_health_done_fn done, void *arg);
+
+/* Stop a check that has not finished: done is not called; the probe is freed
+ * (after the loop's current round). */
+void vd_health_probe_cancel(struct vd_health_probe *p);
 
 #endif

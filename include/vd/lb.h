@@ -17,6 +17,11 @@
  * of it was already sent, a closed connection). Replicas come and go at run
  * time: vd_lb_drain_replica() stops new requests to one and removes it once
  * its last request is answered.
+ *
+ * The balancer stops gracefully (vd_lb_shutdown) for the controller to stop
+ * or restart without cutting a request: the listener closes at once, what is
+ * in flight or queued is answered with "Connection: close", and idle
+ * keep-alive clients are closed after a grace period.
  */
 #ifndef VD_LB_H
 #define VD_LB_H
@@ -52,8 +57,22 @@ void vd_lb_config_default(struct vd_lb_config *cfg);
 /* Start listening. */
 struct vd_lb *vd_lb_new(struct vd_ev *ev, const struct vd_lb_config *cfg, struct vd_error *err);
 
-/* Close everything: listener, clients, replicas' connections. */
+/* Close everything: listener, clients, replicas' connections. Safe at any
+ * point, a graceful stop under way included. */
 void vd_lb_free(struct vd_lb *lb);
+
+/* Stop gracefully: close the listener at once (new connections are refused),
+ * let every request in flight or queued finish, answer each with
+ * "Connection: close" and close its connection once the response is sent;
+ * keep-alive connections with no request are closed after GRACE_MS unless
+ * a request starts on them first (which is then served and closed).
+ * vd_lb_clients() says how many client connections remain; the caller
+ * runs the loop until it is 0 (or its own deadline) and then vd_lb_free().
+ * Calling it again restarts the grace period with the new GRACE_MS. */
+void vd_lb_shutdown(struct vd_lb *lb, int64_t grace_ms);
+
+/* Client connections open now. */
+size_t vd_lb_clients(const struct vd_lb *lb);
 
 /* The port it listens on (useful with listen_port 0). */
 int vd_lb_port(const struct vd_lb *lb);

@@ -28,6 +28,14 @@ struct vd_reconcile_opts {
 	int64_t timeout_ms; /* for each health wait; 0 = 120 s */
 	int stop_grace_s;   /* graceful stop before a removal; < 0 = 10 s */
 	FILE *progress;     /* progress lines, or NULL */
+	/* Called (from a worker thread) before a running replica is stopped
+	 * for removal or replacement, so traffic can leave it first; ID is the
+	 * engine id, or the name for a surge replica this run made. */
+	void (*before_remove)(void *arg, const char *name, const char *id);
+	/* Called (from a worker thread) once a replica this run made or started
+	 * runs, before its health is known. */
+	void (*on_started)(void *arg, const struct vd_replica *r);
+	void *hook_arg;
 };
 
 struct vd_reconcile_result {

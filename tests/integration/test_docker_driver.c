@@ -345,7 +345,7 @@ test_unreachable_engine(void **state)
 		vd_error_clear(&err);
 		assert_int_equal(vd_driver_open(&vd_docker_driver, &cfg, &d, &err), -1);
 		assert_int_equal(err.code, VD_EXIT_ENGINE);
-		assert_non_null(strstr(err.msg, "Timeout"));
+		assert_non_null(strstr(err.msg, "timed out"));
 		close(lfd);
 		unlink(sa.sun_path);
 	}

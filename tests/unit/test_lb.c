@@ -606,7 +606,7 @@ sample_timer(struct vd_ev *ev, void *arg)
 
 	(void)ev;
 	(void)arg;
-	if (vd_lb_stats(fx.lb, &s, NULL) == 0) {
+	if (fx.lb && vd_lb_stats(fx.lb, &s, NULL) == 0) {
 		if (s.queued > fx.max_queued)
 			fx.max_queued = s.queued;
 		if (s.inflight > fx.max_inflight)
@@ -1879,6 +1879,515 @@ test_all_down(void **state)
 	free(s.replicas);
 }
 
+/* ------------------------------------------------------------- stopping */
+
+/* When a stop test calls vd_lb_shutdown (from a timer that looks every
+ * 5 ms), and what it saw then. Client threads only read the flags. */
+static struct {
+	int64_t grace_ms;
+	int inflight, queued;   /* stop once this many are on replicas and wait, */
+	uint64_t responses;     /* this many 2xx were sent, */
+	uint64_t connections;   /* this many clients are connected */
+	bool on_first;          /* and a client said it has the first bytes */
+	atomic_bool first;
+	atomic_bool stopped;    /* vd_lb_shutdown was called */
+	atomic_bool idle_closed; /* the idle client saw its connection closed */
+	atomic_bool marked;     /* the piece client saw its mark */
+	int64_t at_us;          /* when */
+	size_t clients_at;      /* vd_lb_clients() just before */
+	int64_t free_after_ms;  /* > 0: vd_lb_free that long after the stop */
+} sd;
+
+static int64_t
+free_timer(struct vd_ev *ev, void *arg)
+{
+	(void)ev;
+	(void)arg;
+	vd_lb_free(fx.lb);
+	fx.lb = NULL;
+	return -1;
+}
+
+static int64_t
+stop_when_timer(struct vd_ev *ev, void *arg)
+{
+	struct vd_lb_stats s;
+	bool due;
+
+	(void)arg;
+	if (vd_lb_stats(fx.lb, &s, NULL) < 0)
+		return 5;
+	due = s.inflight >= sd.inflight && s.queued >= sd.queued &&
+	      s.responses[2] >= sd.responses && s.connections >= sd.connections &&
+	      (!sd.on_first || atomic_load(&sd.first));
+	free(s.replicas);
+	if (!due)
+		return 5;
+	sd.clients_at = vd_lb_clients(fx.lb);
+	sd.at_us = now_us();
+	vd_lb_shutdown(fx.lb, sd.grace_ms);
+	atomic_store(&sd.stopped, true);
+	if (sd.free_after_ms > 0)
+		vd_ev_timer(ev, sd.free_after_ms, free_timer, NULL);
+	return -1;
+}
+
+/* Stop the balancer with grace_ms once what sd asks for is seen. */
+static void
+stop_when(int64_t grace_ms)
+{
+	sd.grace_ms = grace_ms;
+	vd_ev_timer(fx.ev, 5, stop_when_timer, NULL);
+}
+
+/* Wait (bounded) until flag is set. */
+static bool
+wait_flag(atomic_bool *flag)
+{
+	int64_t until = now_us() + io_ms() * 1000;
+
+	while (!atomic_load(flag) && now_us() < until)
+		sleep_ms(5);
+	return atomic_load(flag);
+}
+
+/* The head says Connection: close, once, and nothing of keep-alive. */
+static bool
+says_close(const struct resp *r)
+{
+	const char *p = strcasestr(r->head, "\nConnection:");
+
+	return r->close && p && !strcasestr(p + 1, "\nConnection:") &&
+	       !strcasestr(r->head, "keep-alive");
+}
+
+struct stop_arg {
+	int port;
+	int i;               /* send turn */
+	const char *path;
+	bool try_connect;    /* once answered, connect again */
+	int status;
+	bool after_stop;     /* the answer came once the balancer was stopping */
+	bool close, eof;
+	bool refused;        /* the new connection was refused */
+	int connect_errno;
+};
+
+static void *
+stop_client(void *arg)
+{
+	struct stop_arg *a = arg;
+	struct conn *c = malloc(sizeof(*c));
+	struct resp r = { 0 };
+	char req[256];
+	bool open = conn_open(c, a->port) == 0;
+
+	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", a->path);
+	turn_wait(a->i);
+	a->status = open && conn_sendstr(c, req) == 0 ? 0 : -1;
+	sleep_ms(30);
+	turn_pass();
+	if (a->status == 0)
+		a->status = read_response(c, &r, false);
+	a->after_stop = atomic_load(&sd.stopped);
+	a->close = a->status == 200 && says_close(&r);
+	a->eof = a->status == 200 && conn_at_eof(c);
+	conn_close(c);
+	if (a->try_connect) {
+		a->refused = conn_open(c, a->port) < 0 && errno == ECONNREFUSED;
+		a->connect_errno = errno;
+		conn_close(c);
+	}
+	resp_clear(&r);
+	free(c);
+	return NULL;
+}
+
+/* A slow request on the replica and one waiting in the queue when the
+ * balancer stops: both are answered, with Connection: close (the replica's
+ * keep-alive taken out), then closed; a new connection is refused. */
+static void
+test_stop_inflight(void **state)
+{
+	struct vd_lb_config cfg;
+	struct stop_arg a[2] = { { .path = "/timeout?ms=500", .try_connect = true },
+				 { .path = "/timeout?ms=100" } };
+	struct vd_lb_stats s;
+
+	(void)state;
+	memset(&sd, 0, sizeof(sd));
+	start(0, "a", "async", 1);
+	vd_lb_config_default(&cfg);
+	cfg.max_inflight = 1;
+	balancer(&cfg);
+	sd.inflight = 1;
+	sd.queued = 1;
+	stop_when(10000);
+	turns.next = 0;
+	for (int i = 0; i < 2; i++) {
+		a[i].port = lb_port();
+		a[i].i = i;
+	}
+	run_clients(2, stop_client, a, sizeof(a[0]), 0);
+
+	assert_true(atomic_load(&sd.stopped));
+	assert_int_equal(sd.clients_at, 2);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(a[i].status, 200);
+		assert_true(a[i].after_stop);
+		assert_true(a[i].close);
+		assert_true(a[i].eof);
+	}
+	if (!a[0].refused)
+		fail_msg("connect after the stop: %s", strerror(a[0].connect_errno));
+	assert_int_equal(vd_lb_clients(fx.lb), 0);
+	s = stats();
+	assert_int_equal(s.responses[2], 2);
+	assert_int_equal(s.responses[5], 0);
+	assert_int_equal(s.connections, 0);
+	assert_int_equal(s.inflight, 0);
+	assert_int_equal(s.queued, 0);
+	free(s.replicas);
+}
+
+struct idle_arg {
+	int port;
+	bool late;         /* the late client, not the idle one */
+	int st_first, st_late;
+	bool first_kept;   /* the first answer kept the connection */
+	bool idle_eof;     /* the idle connection was closed */
+	int64_t eof_us;    /* when */
+	bool late_close, late_eof;
+};
+
+/* Idle after one request: closed at the end of the grace period. */
+static void *
+idle_client(void *arg)
+{
+	struct idle_arg *a = arg;
+	struct conn *c = malloc(sizeof(*c));
+	struct resp r = { 0 };
+
+	if (conn_open(c, a->port) == 0) {
+		a->st_first = request(c, "GET", "/ping", NULL, NULL, 0, &r);
+		a->first_kept = a->st_first == 200 && !r.close;
+		a->idle_eof = conn_closed(c);
+		a->eof_us = now_us();
+	}
+	atomic_store(&sd.idle_closed, true);
+	resp_clear(&r);
+	conn_close(c);
+	free(c);
+	return NULL;
+}
+
+/* In the middle of a head when the balancer stops, and still once the grace
+ * period is over: served, then closed. */
+static void *
+late_client(void *arg)
+{
+	struct idle_arg *a = arg;
+	struct conn *c = malloc(sizeof(*c));
+	struct resp r = { 0 };
+
+	if (conn_open(c, a->port) == 0 && conn_sendstr(c, "GET /ping HTTP/1.1\r\n") == 0 &&
+	    wait_flag(&sd.idle_closed) && conn_sendstr(c, "Host: t\r\n\r\n") == 0) {
+		a->st_late = read_response(c, &r, false);
+		a->late_close = a->st_late == 200 && says_close(&r);
+		a->late_eof = a->st_late == 200 && conn_at_eof(c);
+	}
+	resp_clear(&r);
+	conn_close(c);
+	free(c);
+	return NULL;
+}
+
+static void *
+idle_or_late(void *arg)
+{
+	struct idle_arg *a = arg;
+
+	return a->late ? late_client(a) : idle_client(a);
+}
+
+/* An idle keep-alive client is closed once the grace period is over; one in
+ * the middle of a request is not, and vd_lb_clients() comes to 0. */
+static void
+test_stop_idle(void **state)
+{
+	struct idle_arg a[2] = { { 0 }, { .late = true } };
+
+	(void)state;
+	memset(&sd, 0, sizeof(sd));
+	start(0, "a", "async", 1);
+	balancer(NULL);
+	sd.responses = 1;
+	sd.connections = 2;
+	stop_when(300);
+	a[0].port = a[1].port = lb_port();
+	run_clients(2, idle_or_late, a, sizeof(a[0]), 0);
+
+	assert_true(atomic_load(&sd.stopped));
+	assert_int_equal(sd.clients_at, 2);
+	assert_int_equal(a[0].st_first, 200);
+	assert_true(a[0].first_kept);
+	assert_true(a[0].idle_eof);
+	/* not before the grace period (the loop's clock counts whole ms) */
+	assert_true(a[0].eof_us - sd.at_us >= (sd.grace_ms - 2) * 1000);
+	assert_int_equal(a[1].st_late, 200);
+	assert_true(a[1].late_close);
+	assert_true(a[1].late_eof);
+	assert_int_equal(vd_lb_clients(fx.lb), 0);
+}
+
+struct ka_arg {
+	int port;
+	int st1, st2;
+	bool kept, close, eof;
+};
+
+static void *
+ka_client(void *arg)
+{
+	struct ka_arg *a = arg;
+	struct conn *c = malloc(sizeof(*c));
+	struct resp r = { 0 };
+
+	if (conn_open(c, a->port) == 0) {
+		a->st1 = request(c, "GET", "/ping", NULL, NULL, 0, &r);
+		a->kept = a->st1 == 200 && !r.close;
+		if (wait_flag(&sd.stopped))
+			a->st2 = request(c, "GET", "/ping", NULL, NULL, 0, &r);
+		a->close = a->st2 == 200 && says_close(&r) && strcmp(r.body, "pong\n") == 0;
+		a->eof = a->st2 == 200 && conn_at_eof(c);
+	}
+	resp_clear(&r);
+	conn_close(c);
+	free(c);
+	return NULL;
+}
+
+/* A keep-alive client that sends a request within the grace period is
+ * served, told Connection: close, and closed. */
+static void
+test_stop_keepalive_request(void **state)
+{
+	struct ka_arg a = { 0 };
+
+	(void)state;
+	memset(&sd, 0, sizeof(sd));
+	start(0, "a", "async", 1);
+	balancer(NULL);
+	sd.responses = 1;
+	stop_when(10000);
+	a.port = lb_port();
+	run_clients(1, ka_client, &a, sizeof(a), 0);
+
+	assert_int_equal(a.st1, 200);
+	assert_true(a.kept);
+	assert_int_equal(a.st2, 200);
+	assert_true(a.close);
+	assert_true(a.eof);
+	assert_int_equal(vd_lb_clients(fx.lb), 0);
+	/* the grace timer still runs: teardown's vd_lb_free cancels it */
+}
+
+/* A replica of the test's own that sends its response in pieces, 30 ms
+ * apart, the first `before` of them before the balancer stops, and the last
+ * only once the client has seen `mark` (when there is one). */
+struct piece_arg {
+	int lfd;
+	const char *pieces[3];
+	int before;
+	const char *mark;
+	/* the client */
+	int port;
+	int status;
+	char head[512];
+	char body[16];
+	bool eof;
+	bool saw_mark; /* before the replica sent the last piece */
+};
+
+static void *
+piece_replica(struct piece_arg *a)
+{
+	struct conn *c = malloc(sizeof(*c));
+	long ms = io_ms();
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	c->len = 0;
+	if ((c->fd = accept(a->lfd, NULL, NULL)) < 0)
+		goto out;
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	while (!memmem(c->buf, c->len, "\r\n\r\n", 4))
+		if (conn_fill(c) < 0)
+			goto out;
+	for (int i = 0; i < 3; i++) {
+		if (i == a->before && !wait_flag(&sd.stopped))
+			goto out;
+		if (i == 2 && a->mark && !wait_flag(&sd.marked))
+			goto out;
+		if (i > 0)
+			sleep_ms(30);
+		if (conn_sendstr(c, a->pieces[i]) < 0)
+			goto out;
+	}
+out:
+	conn_close(c);
+	free(c);
+	return NULL;
+}
+
+static void *
+piece_client(struct piece_arg *a)
+{
+	struct conn *c = malloc(sizeof(*c));
+	struct resp r = { 0 };
+
+	if (conn_open(c, a->port) == 0 && conn_sendstr(c, "GET /p HTTP/1.1\r\nHost: t\r\n\r\n") == 0 &&
+	    conn_fill(c) == 0) {
+		atomic_store(&sd.first, true);
+		while (a->mark && !(a->saw_mark = memmem(c->buf, c->len, a->mark,
+							   strlen(a->mark)) != NULL))
+			if (conn_fill(c) < 0)
+				break;
+		atomic_store(&sd.marked, true);
+		a->status = read_response(c, &r, false);
+		snprintf(a->head, sizeof(a->head), "%.500s", r.head);
+		snprintf(a->body, sizeof(a->body), "%s", r.body ? r.body : "");
+		a->eof = a->status == 200 && conn_at_eof(c);
+	}
+	resp_clear(&r);
+	conn_close(c);
+	free(c);
+	return NULL;
+}
+
+static void *
+piece_main(void *arg)
+{
+	struct piece_arg *a = arg;
+
+	return a->lfd >= 0 ? piece_replica(a) : piece_client(a);
+}
+
+/* Run a piece replica and a client; the response's head as the client got it. */
+static void
+pieces(struct piece_arg a[2])
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sin);
+	long ms = io_ms();
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	struct vd_error err = VD_ERROR_INIT;
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a[0].lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(a[0].lfd >= 0);
+	/* accept() waits no longer than the clients' sockets do */
+	setsockopt(a[0].lfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	assert_int_equal(bind(a[0].lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(a[0].lfd, 8), 0);
+	assert_int_equal(getsockname(a[0].lfd, (struct sockaddr *)&sin, &len), 0);
+	a[1].lfd = -1;
+	a[1].mark = a[0].mark;
+	balancer(NULL);
+	if (vd_lb_add_replica(fx.lb, "p", "127.0.0.1", ntohs(sin.sin_port), &err) < 0)
+		fail_msg("vd_lb_add_replica: %s", err.msg);
+	a[1].port = lb_port();
+	stop_when(10000);
+	run_clients(2, piece_main, a, sizeof(a[0]), 0);
+	close(a[0].lfd);
+	assert_int_equal(a[1].status, 200);
+	assert_true(a[1].eof);
+	assert_int_equal(vd_lb_clients(fx.lb), 0);
+}
+
+/* A response whose head comes in pieces after the stop: held until whole,
+ * its hop-by-hop lines taken out wherever they were, Connection: close
+ * added. */
+static void
+test_stop_head_held(void **state)
+{
+	struct piece_arg a[2] = { {
+		.pieces = { "HTTP/1.1 200 OK\r\nX-One: 1\r\nConnection: keep-al",
+			    "ive\r\nKeep-Alive: timeout=5\r\n",
+			    "X-Two: 2\r\nContent-Length: 3\r\n\r\nabc" },
+		.before = 0,
+	} };
+
+	(void)state;
+	memset(&sd, 0, sizeof(sd));
+	sd.inflight = 1;
+	pieces(a);
+	assert_string_equal(a[1].head, "HTTP/1.1 200 OK\r\nX-One: 1\r\nX-Two: 2\r\n"
+				       "Content-Length: 3\r\nConnection: close\r\n\r\n");
+	assert_string_equal(a[1].body, "abc");
+}
+
+/* A head that began to go out before the stop: what follows is rewritten. */
+static void
+test_stop_head_begun(void **state)
+{
+	struct piece_arg a[2] = { {
+		.pieces = { "HTTP/1.1 200 OK\r\nX-One: 1\r\n", "X-Two: 2\r\n",
+			    "Keep-Alive: timeout=5\r\nConnection: keep-alive\r\n"
+			    "Content-Length: 3\r\n\r\nabc" },
+		.before = 1,
+	} };
+
+	(void)state;
+	memset(&sd, 0, sizeof(sd));
+	sd.on_first = true;
+	pieces(a);
+	assert_string_equal(a[1].head, "HTTP/1.1 200 OK\r\nX-One: 1\r\nX-Two: 2\r\n"
+				       "Content-Length: 3\r\nConnection: close\r\n\r\n");
+	assert_string_equal(a[1].body, "abc");
+}
+
+/* A body on its way when the balancer stops streams on: what comes is
+ * relayed at once (the replica waits for the client to see "MID" before it
+ * sends the rest), not held as if it were a head. The head went out as it
+ * was; the connection is closed after the response all the same. */
+static void
+test_stop_body_streams(void **state)
+{
+	struct piece_arg a[2] = { {
+		.pieces = { "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc", "MID", "xyz" },
+		.before = 1,
+		.mark = "MID",
+	} };
+
+	(void)state;
+	memset(&sd, 0, sizeof(sd));
+	sd.on_first = true;
+	pieces(a);
+	assert_true(a[1].saw_mark);
+	assert_string_equal(a[1].body, "abcMIDxyz");
+}
+
+/* vd_lb_free in the middle of a stop closes what is left. */
+static void
+test_stop_then_free(void **state)
+{
+	struct stop_arg a = { .path = "/timeout?ms=300" };
+
+	(void)state;
+	memset(&sd, 0, sizeof(sd));
+	start(0, "a", "async", 1);
+	balancer(NULL);
+	sd.inflight = 1;
+	sd.free_after_ms = 50;
+	stop_when(10000);
+	turns.next = 0;
+	a.port = lb_port();
+	run_clients(1, stop_client, &a, sizeof(a), 0);
+	assert_true(atomic_load(&sd.stopped));
+	assert_null(fx.lb);
+	assert_int_equal(a.status, -1); /* cut by the free, not answered */
+}
+
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 
 int
@@ -1902,6 +2411,13 @@ main(void)
 		T(test_stats),
 		T(test_no_replica),
 		T(test_all_down),
+		T(test_stop_inflight),
+		T(test_stop_idle),
+		T(test_stop_keepalive_request),
+		T(test_stop_head_held),
+		T(test_stop_head_begun),
+		T(test_stop_body_streams),
+		T(test_stop_then_free),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

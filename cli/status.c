@@ -1,0 +1,179 @@
+/*
+ * vdctl status [SERVICE...]: what the controller sees: engines, services
+ * with their balancer's numbers, replicas with health and restarts.
+ */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage[] =
+	"usage: vdctl status [--json] [SERVICE...]\n"
+	"\n"
+	"Ask the running controller (see vdctl-controller(8)) what it sees: whether\n"
+	"each engine answers; for each service its replicas ready of desired and its\n"
+	"balancer's numbers (client connections, requests in flight and queued,\n"
+	"responses a second and p50/p95/p99 response time over the last 10 s,\n"
+	"errors); for each replica its state, health, restarts and the reason of\n"
+	"the last one, address, requests in flight and served.\n"
+	"\n"
+	"options:\n"
+	"   --json       print the controller's answer as it is (GET /v1/status)\n"
+	"   -h, --help   show this help\n"
+	"\n"
+	"exit status: 0 shown; 2 bad arguments or unknown service; 3 no controller\n"
+	"answers\n";
+
+static bool
+wanted(const char *name, char *const *only, size_t n)
+{
+	if (!n)
+		return true;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(only[i], name) == 0)
+			return true;
+	return false;
+}
+
+static const char *
+str(const json_t *o, const char *key, const char *def)
+{
+	const json_t *v = json_object_get(o, key);
+
+	return json_is_string(v) ? json_string_value(v) : def;
+}
+
+static long long
+num(const json_t *o, const char *key)
+{
+	return (long long)json_number_value(json_object_get(o, key));
+}
+
+static void
+print_engines(const json_t *st, FILE *f)
+{
+	const char *name;
+	json_t *e;
+	bool first = true;
+
+	fputs("engines:", f);
+	json_object_foreach(json_object_get(st, "engines"), name, e) {
+		fprintf(f, "%s %s %s", first ? "" : ",", name,
+			json_is_true(json_object_get(e, "up")) ? "up" : "DOWN");
+		if (!json_is_true(json_object_get(e, "up")))
+			fprintf(f, " (%s)", str(e, "error", "?"));
+		first = false;
+	}
+	fprintf(f, "%s\n", first ? " none in use" : "");
+}
+
+static void
+print_service(const json_t *s, FILE *f)
+{
+	const json_t *b = json_object_get(s, "balancer"), *reps = json_object_get(s, "replicas");
+	const json_t *r;
+	size_t i;
+
+	fprintf(f, "\n%s (%s): %lld/%lld ready", str(s, "name", "?"), str(s, "backend", "?"),
+		num(s, "ready"), num(s, "desired"));
+	if (json_is_object(b)) {
+		const char *k;
+		json_t *v;
+		long long errors = 0;
+
+		json_object_foreach(json_object_get(b, "errors"), k, v)
+			errors += (long long)json_integer_value(v);
+		if (!json_is_true(json_object_get(b, "up")))
+			fprintf(f, ", balancer %s NOT LISTENING (%s)", str(b, "listen", "?"),
+				str(b, "error", "waiting for replicas"));
+		else
+			fprintf(f, ", balancer %s: %lld conns, %lld inflight, %lld queued, "
+				"%.1f req/s, p50 %.2f ms, p95 %.2f ms, p99 %.2f ms, %lld errors",
+				str(b, "listen", "?"), num(b, "connections"), num(b, "inflight"),
+				num(b, "queued"), json_number_value(json_object_get(b, "rps")),
+				json_number_value(json_object_get(b, "p50_ms")),
+				json_number_value(json_object_get(b, "p95_ms")),
+				json_number_value(json_object_get(b, "p99_ms")), errors);
+	}
+	fprintf(f, "\n%-20s %-8s %-10s %-9s %-22s %-8s %-8s %s\n", "REPLICA", "STATE", "HEALTH",
+		"RESTARTS", "ADDRESS", "INFLIGHT", "REQUESTS", "LAST RESTART");
+	json_array_foreach(reps, i, r) {
+		char restarts[32];
+		double backoff = json_number_value(json_object_get(r, "backoff_s"));
+
+		snprintf(restarts, sizeof(restarts), "%lld", num(r, "restarts"));
+		fprintf(f, "%-20s %-8s %-10s %-9s %-22s %-8lld %-8lld %s", str(r, "name", "?"),
+			str(r, "state", "?"), str(r, "health", "?"), restarts,
+			*str(r, "address", "") ? str(r, "address", "") : "-", num(r, "inflight"),
+			num(r, "requests"), str(r, "last_reason", "-"));
+		if (backoff > 0)
+			fprintf(f, " (next try in %.0f s)", backoff);
+		fputc('\n', f);
+	}
+}
+
+int
+cli_status_print(const json_t *st, char *const *only, size_t n, FILE *f, struct vd_error *err)
+{
+	const json_t *svcs = json_object_get(st, "services"), *s;
+	size_t i;
+
+	for (size_t k = 0; k < n; k++) {
+		bool found = false;
+
+		json_array_foreach(svcs, i, s)
+			found |= strcmp(str(s, "name", ""), only[k]) == 0;
+		if (!found)
+			return vd_error_set(err, VD_EXIT_INPUT, "no service '%s' in the controller",
+					    only[k]);
+	}
+	fprintf(f, "controller pid %lld, up %.0f s, state %s; ", num(st, "pid"),
+		json_number_value(json_object_get(st, "uptime_s")), str(st, "state_dir", "?"));
+	print_engines(st, f);
+	if (!json_array_size(svcs))
+		fputs("no services applied yet\n", f);
+	json_array_foreach(svcs, i, s)
+		if (wanted(str(s, "name", ""), only, n))
+			print_service(s, f);
+	return 0;
+}
+
+int
+cmd_status(int argc, char **argv, struct vd_error *err)
+{
+	static const struct option options[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool as_json = false;
+	json_t *st = NULL;
+	int c, ret;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			as_json = true;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		default:
+			return cli_usage_error(err, "status", "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (cli_ctl_get("/v1/status", &st, err) < 0)
+		return -1;
+	if (as_json) {
+		json_dumpf(st, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		putchar('\n');
+		ret = 0;
+	} else {
+		ret = cli_status_print(st, argv + optind, (size_t)(argc - optind), stdout, err);
+	}
+	json_decref(st);
+	return ret;
+}
