@@ -121,7 +121,7 @@ vd_observe_some(const struct vd_node_config *node, unsigned required, unsigned a
 		out->n += l.n;
 		free(l.v); /* the records moved */
 	}
-	if (!answered) {
+	if (!answered && (required | asked)) {
 		*err = last;
 		return vd_error_wrap(err, "no engine answers");
 	}

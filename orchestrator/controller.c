@@ -515,10 +515,11 @@ heal(struct controller *c, const struct vd_manifest *m, const struct vd_replica_
 		}
 		k->restarts++;
 		snprintf(k->reason, sizeof(k->reason), "%s", why);
-		k->hold_until = now + k->backoff_ms;
+		/* this one goes now; the next one of this index waits */
 		k->backoff_ms = k->backoff_ms ? k->backoff_ms * 2 : BACKOFF_FIRST_MS;
 		if (k->backoff_ms > BACKOFF_MAX_MS)
 			k->backoff_ms = BACKOFF_MAX_MS;
+		k->hold_until = now + k->backoff_ms;
 		k->sick_id[0] = '\0';
 		pthread_mutex_unlock(&c->lock);
 
@@ -543,7 +544,9 @@ heal(struct controller *c, const struct vd_manifest *m, const struct vd_replica_
 	return healed;
 }
 
-/* Drop from the plan what touches an index that is held back. */
+/* Drop from the plan the restarts of replicas that are held back (a held
+ * replica stays as it is, exited, until its time comes; a missing index is
+ * always made). */
 static void
 drop_held(struct controller *c, struct vd_plan *plan)
 {
@@ -559,7 +562,11 @@ drop_held(struct controller *c, struct vd_plan *plan)
 			const char *svc = a->want ? a->want->svc->name : a->have->labels.service;
 			struct mark *k = mark_of(c, svc, a->index, false);
 
-			if (a->kind != VD_ACT_REMOVE && k && k->hold_until > now)
+			bool restart = a->kind == VD_ACT_START ||
+				       (a->kind == VD_ACT_REPLACE && (a->reason == VD_WHY_DEAD ||
+								      a->reason == VD_WHY_STOPPED));
+
+			if (restart && k && k->hold_until > now)
 				continue;
 			ph->v[n++] = *a;
 		}

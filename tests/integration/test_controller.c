@@ -1,0 +1,992 @@
+/*
+ * The controller (vdctl-controller(8)) run as the real binary against the
+ * real dockerd: one controller per state directory, apply handed to it with
+ * its balancer answering, a replica killed under closed-model load without a
+ * failed request, an OOM-killed replica replaced with its reason, a restart
+ * of the controller that adopts the replicas without restarting any, the
+ * back-off of a replica that always crashes, scale through the controller,
+ * the Prometheus metrics, and last dockerd itself stopped and started again.
+ *
+ * Each test has its own state directory (mkdtemp /tmp/itc-XXXXXX, short:
+ * the control socket's path must fit in 108 bytes), service (itc<pid>-<tag>)
+ * and free balancer port, and runs `vdctl --state-dir DIR controller` as a
+ * child with its stderr in DIR/ctl.log. Teardown stops it (SIGTERM, SIGKILL
+ * after 20 s), prints its log and the last status seen when the test did not
+ * reach its end, starts dockerd again if it is down, deletes the service
+ * with vdctl alone and removes DIR. Conditions are awaited by polling
+ * `vdctl status --json` every 200 ms up to a deadline; no upper bound on a
+ * duration is asserted. vdctl ($VD_VDCTL_BIN) is copied first, so a rebuild
+ * during the run does not pull it away; an apply refused for lack of
+ * capacity that other people's replicas hold is retried a bounded number of
+ * times.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "vdtest.h"
+
+#define IMAGE "vdctl/example-svc:latest"
+#define SYNC_CMD "[\"/svc\", \"--model\", \"sync\", \"--workers\", \"4\"]"
+#define ENV "/usr/bin/env"  /* runs docker and pgrep from $PATH */
+#define RUN_TIMEOUT_S 120   /* any one command */
+#define MAX_ARGS 16
+#define POLL_MS 200
+#define WAIT_S 60           /* a condition in status */
+#define START_S 20          /* a new controller's socket to answer */
+#define STOP_S 20           /* a controller to exit after SIGTERM */
+#define BUSY_RETRIES 40     /* capacity refused for others' replicas */
+#define BUSY_SLEEP_S 3
+#define DOCKERD_LOG "/var/log/dockerd.log"
+
+static struct {
+	char root[64]; /* mkdtemp: our copy of vdctl */
+	char bin[128];
+} G;
+
+struct tctx {
+	char dir[64];  /* the state directory */
+	char svc[48];
+	char manifest[128];
+	char log[128]; /* the controller's stderr */
+	int port;      /* the balancer's; 0 without one */
+	pid_t ctl;     /* the controller; 0 when none runs */
+	bool applied;
+	bool done;     /* the test ran to its end */
+	json_t *last;  /* the last status seen */
+};
+
+/* -------------------------------------------------------------- helpers */
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static char *
+read_text(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = NULL, chunk[4096];
+	size_t len = 0, n;
+
+	if (!f)
+		return NULL;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		vt_append(&buf, &len, chunk, n);
+	fclose(f);
+	return buf ? buf : calloc(1, 1);
+}
+
+static void
+dump(const char *what, const struct vt_result *r)
+{
+	fprintf(stderr, "--- %s: exit %d%s in %.2fs\n--- stdout:\n%s--- stderr:\n%s---\n", what,
+		r->status, r->timed_out ? " (timed out)" : "", r->secs, r->out ? r->out : "",
+		r->err ? r->err : "");
+}
+
+#define assert_exit(r, code)                                 \
+	do {                                                 \
+		if ((r)->status != (code))                   \
+			dump("unexpected exit status", (r)); \
+		assert_int_equal((r)->status, (code));       \
+	} while (0)
+
+#define assert_has(text, needle)                                                  \
+	do {                                                                      \
+		if (!strstr((text) ? (text) : "", (needle)))                      \
+			fprintf(stderr, "--- missing '%s' in:\n%s---\n", (needle), \
+				(text) ? (text) : "(null)");                      \
+		assert_non_null(strstr((text) ? (text) : "", (needle)));          \
+	} while (0)
+
+/* Run PROG (a path) with the arguments up to NULL; returns the exit status. */
+static int
+run(struct vt_result *r, double timeout_s, char *prog, ...)
+{
+	char *argv[MAX_ARGS];
+	size_t n = 0;
+	va_list ap;
+	char *a;
+
+	argv[n++] = prog;
+	va_start(ap, prog);
+	while ((a = va_arg(ap, char *)) && n < MAX_ARGS - 1)
+		argv[n++] = a;
+	va_end(ap);
+	argv[n] = NULL;
+	return vt_run(argv, timeout_s, r);
+}
+
+/* vdctl --state-dir DIR, then the arguments up to NULL. */
+#define vdctl(r, t, ...) run((r), RUN_TIMEOUT_S, G.bin, "--state-dir", (t)->dir, __VA_ARGS__)
+
+/* Start argv (looked up on $PATH) with stdin on /dev/null and stdout and
+ * stderr appended to LOG. DETACH: in a session of its own, SIGHUP ignored,
+ * reparented (as `nohup CMD &` from a shell that exits), and 0 is returned;
+ * otherwise the child's pid. */
+static pid_t
+spawn_logged(char *const argv[], const char *log, bool detach)
+{
+	pid_t pid = fork();
+	int st, in, out;
+
+	if (pid != 0) {
+		if (pid > 0 && detach)
+			while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+				;
+		return pid < 0 ? -1 : detach ? 0 : pid;
+	}
+	if (detach) {
+		setsid();
+		signal(SIGHUP, SIG_IGN);
+		if (fork() != 0)
+			_exit(0);
+	}
+	in = open("/dev/null", O_RDONLY);
+	out = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	if (in < 0 || out < 0)
+		_exit(126);
+	dup2(in, 0);
+	dup2(out, 1);
+	dup2(out, 2);
+	execvp(argv[0], argv);
+	_exit(127);
+}
+
+/* ---------------------------------------------------------------- dockerd */
+
+/* Wait until `docker info` works (UP) or fails (!UP): at least one try, and
+ * then up to SECONDS. */
+static bool
+wait_docker(bool up, int seconds)
+{
+	struct vt_result r;
+	double t0 = now_s();
+
+	for (int i = 0; i < seconds * 2 + 1; i++) {
+		bool ok = run(&r, 15, ENV, "docker", "info", "--format", "{{.ID}}", NULL) == 0;
+
+		vt_result_clear(&r);
+		if (ok == up)
+			return true;
+		if (now_s() - t0 > seconds)
+			break;
+		sleep_ms(500);
+	}
+	return false;
+}
+
+/* The pid of the running dockerd, 0 when there is none. */
+static pid_t
+dockerd_pid(void)
+{
+	struct vt_result r;
+	pid_t pid = 0;
+
+	if (run(&r, 10, ENV, "pgrep", "-x", "dockerd", NULL) == 0)
+		pid = (pid_t)atoi(r.out);
+	vt_result_clear(&r);
+	return pid;
+}
+
+/* PID exists and is not a zombie. */
+static bool
+alive(pid_t pid)
+{
+	char path[64], *stat, *p;
+	bool yes;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (!(stat = read_text(path)))
+		return false;
+	p = strrchr(stat, ')');
+	yes = p && p[1] == ' ' && p[2] != 'Z';
+	free(stat);
+	return yes;
+}
+
+/* Start dockerd as scripts/setup.sh does, detached so that it outlives us. */
+static int
+start_dockerd(void)
+{
+	char *argv[] = { (char *)"dockerd", NULL };
+
+	return spawn_logged(argv, DOCKERD_LOG, true);
+}
+
+/* When dockerd does not answer, let a stopping one end, start it again and
+ * wait for it: the tests after this one need it. */
+static bool
+ensure_docker(void)
+{
+	double t0 = now_s();
+	pid_t pid;
+
+	if (wait_docker(true, 0))
+		return true;
+	fprintf(stderr, "# dockerd does not answer: starting it again\n");
+	while ((pid = dockerd_pid()) > 0 && now_s() - t0 < 60) {
+		kill(pid, SIGTERM);
+		sleep_ms(500);
+	}
+	if (start_dockerd() == 0 && wait_docker(true, 90))
+		return true;
+	fprintf(stderr, "DOCKERD DID NOT COME BACK: see " DOCKERD_LOG "\n");
+	return false;
+}
+
+/* ------------------------------------------------------------- controller */
+
+/* Start `vdctl controller` (with --metrics METRICS when not NULL) and wait
+ * until its socket answers. */
+static void
+ctl_start(struct tctx *t, const char *metrics)
+{
+	char maddr[64];
+	char *argv[] = { G.bin, (char *)"--state-dir", t->dir, (char *)"controller",
+			 metrics ? (char *)"--metrics" : NULL, maddr, NULL };
+	struct vt_result r;
+	double t0 = now_s();
+	int st;
+
+	snprintf(maddr, sizeof(maddr), "%s", metrics ? metrics : "");
+	t->ctl = spawn_logged(argv, t->log, false);
+	assert_true(t->ctl > 0);
+	for (int i = 0; i < START_S * 1000 / POLL_MS && now_s() - t0 < START_S; i++) {
+		if (waitpid(t->ctl, &st, WNOHANG) == t->ctl) {
+			t->ctl = 0;
+			fail_msg("the controller exited at its start (wait status 0x%x)", st);
+		}
+		st = vdctl(&r, t, "status", "--json", NULL);
+		vt_result_clear(&r);
+		if (st == 0) {
+			printf("# controller pid %d answers after %.2fs\n", (int)t->ctl, now_s() - t0);
+			return;
+		}
+		sleep_ms(POLL_MS);
+	}
+	fail_msg("the controller's socket did not answer within %d s", START_S);
+}
+
+/* SIGTERM the controller and reap it, with SIGKILL after STOP_S. Returns
+ * its exit status, 128+N when killed by signal N, -1 when none ran. */
+static int
+ctl_stop(struct tctx *t)
+{
+	pid_t pid = t->ctl;
+	double t0 = now_s();
+	bool reaped = false;
+	int st = 0;
+
+	if (pid <= 0)
+		return -1;
+	t->ctl = 0;
+	kill(pid, SIGTERM);
+	for (int i = 0; i < STOP_S * 20 && !reaped && now_s() - t0 < STOP_S; i++)
+		if (!(reaped = waitpid(pid, &st, WNOHANG) == pid))
+			sleep_ms(50);
+	if (!reaped) {
+		fprintf(stderr, "the controller still runs %d s after SIGTERM: SIGKILL\n", STOP_S);
+		kill(pid, SIGKILL);
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+	}
+	printf("# controller stopped in %.2fs\n", now_s() - t0);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
+}
+
+/* ----------------------------------------------------------------- status */
+
+static json_t *
+status_json(struct tctx *t)
+{
+	struct vt_result r;
+	json_t *j = NULL;
+
+	if (vdctl(&r, t, "status", "--json", NULL) == 0)
+		j = json_loads(r.out, 0, NULL);
+	vt_result_clear(&r);
+	if (j) {
+		json_decref(t->last);
+		t->last = json_incref(j);
+	}
+	return j;
+}
+
+/* A string member, "" when missing or null. */
+static const char *
+str(json_t *o, const char *key)
+{
+	const char *v = json_string_value(json_object_get(o, key));
+
+	return v ? v : "";
+}
+
+static long long
+num(json_t *o, const char *key)
+{
+	return (long long)json_number_value(json_object_get(o, key));
+}
+
+static json_t *
+service_of(json_t *st, const char *name)
+{
+	json_t *s;
+	size_t i;
+
+	json_array_foreach(json_object_get(st, "services"), i, s)
+		if (strcmp(str(s, "name"), name) == 0)
+			return s;
+	return NULL;
+}
+
+static json_t *
+replica_of(json_t *svc, int index)
+{
+	json_t *r;
+	size_t i;
+
+	json_array_foreach(json_object_get(svc, "replicas"), i, r)
+		if (num(r, "index") == index)
+			return r;
+	return NULL;
+}
+
+static json_t *
+docker_of(json_t *st)
+{
+	return json_object_get(json_object_get(st, "engines"), "docker");
+}
+
+typedef bool pred_fn(struct tctx *t, json_t *st, const void *arg);
+
+/* Poll status until OK says yes, for up to SECONDS. Returns that status (to
+ * json_decref), or fails the test naming WHAT. */
+static json_t *
+wait_status(struct tctx *t, pred_fn *ok, const void *arg, int seconds, const char *what)
+{
+	double t0 = now_s();
+
+	for (int i = 0; i < seconds * 1000 / POLL_MS + 1; i++) {
+		json_t *st = status_json(t);
+
+		if (st && ok(t, st, arg)) {
+			printf("# %s: after %.2fs\n", what, now_s() - t0);
+			return st;
+		}
+		json_decref(st);
+		if (now_s() - t0 > seconds)
+			break;
+		sleep_ms(POLL_MS);
+	}
+	fail_msg("%s: not seen within %d s", what, seconds);
+	return NULL;
+}
+
+/* Docker up; *arg replicas desired, ready, listed and healthy; the balancer
+ * listening (when there is one). */
+static bool
+ready_pred(struct tctx *t, json_t *st, const void *arg)
+{
+	json_t *s = service_of(st, t->svc), *r;
+	int n = *(const int *)arg;
+	size_t i;
+
+	if (!s || !json_is_true(json_object_get(docker_of(st), "up")) ||
+	    num(s, "desired") != n || num(s, "ready") != n ||
+	    json_array_size(json_object_get(s, "replicas")) != (size_t)n)
+		return false;
+	json_array_foreach(json_object_get(s, "replicas"), i, r)
+		if (strcmp(str(r, "health"), "healthy") != 0)
+			return false;
+	return !t->port || json_is_true(json_object_get(json_object_get(s, "balancer"), "up"));
+}
+
+static json_t *
+wait_ready(struct tctx *t, int n, int seconds)
+{
+	char what[64];
+
+	snprintf(what, sizeof(what), "%d ready", n);
+	return wait_status(t, ready_pred, &n, seconds, what);
+}
+
+/* A replacement of index `index`: healthy, a new id, a restart counted. */
+struct restarted {
+	int index;
+	const char *old_id;
+	const char *reason; /* a part of last_reason */
+};
+
+static bool
+restarted_pred(struct tctx *t, json_t *st, const void *arg)
+{
+	const struct restarted *w = arg;
+	json_t *r = replica_of(service_of(st, t->svc), w->index);
+
+	return r && strcmp(str(r, "health"), "healthy") == 0 &&
+	       strcmp(str(r, "id"), w->old_id) != 0 && num(r, "restarts") >= 1 &&
+	       strstr(str(r, "last_reason"), w->reason);
+}
+
+/* -------------------------------------------------------------- services */
+
+struct spec {
+	int replicas;
+	const char *command; /* a YAML flow sequence */
+	const char *start_period;
+	bool balancer;
+};
+
+static const struct spec web3 = { 3, SYNC_CMD, "5s", true };
+
+static void
+write_manifest(struct tctx *t, const struct spec *s)
+{
+	FILE *f = fopen(t->manifest, "w");
+
+	assert_non_null(f);
+	fprintf(f, "# written by tests/integration/test_controller.c\n"
+		"service: %s\nbackend: docker\nimage: " IMAGE "\ncommand: %s\nport: 8080\n"
+		"replicas: %d\nresources: {cpus: 0.05, memory: 64Mi}\n"
+		"health: {http: /healthz, interval: 500ms, timeout: 500ms, retries: 2, "
+		"start_period: %s}\n",
+		t->svc, s->command, s->replicas, s->start_period);
+	if (s->balancer)
+		fprintf(f, "balancer: {listen: 127.0.0.1:%d}\n", t->port);
+	else
+		t->port = 0;
+	assert_int_equal(fclose(f), 0);
+}
+
+/* vdctl apply [--no-wait] MANIFEST, again while the node is full of other
+ * services' replicas; expects exit 0. */
+static void
+apply(struct tctx *t, struct vt_result *r, bool wait)
+{
+	for (int i = 0; i <= BUSY_RETRIES; i++) {
+		t->applied = true;
+		if (wait)
+			vdctl(r, t, "apply", t->manifest, NULL);
+		else
+			vdctl(r, t, "apply", "--no-wait", t->manifest, NULL);
+		if (r->status != 2 || !strstr(r->err, "other services' replicas") ||
+		    i == BUSY_RETRIES)
+			break;
+		fprintf(stderr, "# node busy with other services' replicas: retry in %ds\n",
+			BUSY_SLEEP_S);
+		vt_result_clear(r);
+		sleep(BUSY_SLEEP_S);
+	}
+	printf("# apply: %.2fs\n", r->secs);
+	assert_exit(r, 0);
+}
+
+/* Write the manifest of S, start a controller, apply, wait for all ready. */
+static void
+bring_up(struct tctx *t, const struct spec *s, const char *metrics)
+{
+	struct vt_result r;
+
+	write_manifest(t, s);
+	ctl_start(t, metrics);
+	apply(t, &r, true);
+	vt_result_clear(&r);
+	json_decref(wait_ready(t, s->replicas, WAIT_S));
+}
+
+/* KEY of replica INDEX in the status now, into OUT; not empty. */
+static void
+replica_field(struct tctx *t, int index, const char *key, char *out, size_t size)
+{
+	json_t *st = status_json(t);
+
+	assert_non_null(st);
+	snprintf(out, size, "%s", str(replica_of(service_of(st, t->svc), index), key));
+	json_decref(st);
+	assert_true(*out);
+}
+
+static long
+get(int port, const char *path, char **body)
+{
+	char url[128];
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+	return vt_http_get(url, body, 10000);
+}
+
+/* ------------------------------------------------------- setup, teardown */
+
+static int
+rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+/* *state is the test's tag; it becomes the test's context. */
+static int
+setup(void **state)
+{
+	struct tctx *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return -1;
+	snprintf(t->dir, sizeof(t->dir), "/tmp/itc-XXXXXX");
+	if (!mkdtemp(t->dir)) {
+		fprintf(stderr, "mkdtemp: %s\n", strerror(errno));
+		free(t);
+		return -1;
+	}
+	snprintf(t->svc, sizeof(t->svc), "itc%d-%s", (int)getpid(), (const char *)*state);
+	snprintf(t->manifest, sizeof(t->manifest), "%s/svc.yaml", t->dir);
+	snprintf(t->log, sizeof(t->log), "%s/ctl.log", t->dir);
+	t->port = vt_free_port();
+	*state = t;
+	printf("# %s in %s, balancer port %d\n", t->svc, t->dir, t->port);
+	return t->port > 0 ? 0 : -1;
+}
+
+static int
+teardown(void **state)
+{
+	struct tctx *t = *state;
+	struct vt_result r;
+	int st = ctl_stop(t);
+
+	if (!t->done) {
+		char *log = read_text(t->log);
+		char *last = t->last ? json_dumps(t->last, JSON_INDENT(1)) : NULL;
+
+		fprintf(stderr, "--- %s failed; the controller's log (exit %d):\n%s--- the last "
+			"status:\n%s\n---\n", t->svc, st, log ? log : "(none)\n",
+			last ? last : "(none)");
+		free(log);
+		free(last);
+	}
+	ensure_docker();
+	if (t->applied) {
+		vdctl(&r, t, "delete", t->svc, NULL);
+		if (r.status != 0)
+			dump("teardown: vdctl delete", &r);
+		vt_result_clear(&r);
+	}
+	json_decref(t->last);
+	nftw(t->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	free(t);
+	return 0;
+}
+
+static int
+group_setup(void **state)
+{
+	struct vt_result r;
+	int st;
+
+	(void)state;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (vt_docker("GET", "/images/" IMAGE "/json", NULL, NULL) != 200) {
+		fprintf(stderr, "no image %s (or no dockerd): run 'make setup'\n", IMAGE);
+		return -1;
+	}
+	snprintf(G.root, sizeof(G.root), "/tmp/itc-bin-XXXXXX");
+	if (!mkdtemp(G.root)) {
+		fprintf(stderr, "mkdtemp: %s\n", strerror(errno));
+		return -1;
+	}
+	snprintf(G.bin, sizeof(G.bin), "%s/vdctl", G.root);
+	st = run(&r, 30, (char *)"/bin/cp", vt_env("VD_VDCTL_BIN", "build/vdctl"), G.bin, NULL);
+	if (st != 0)
+		dump("cannot copy vdctl", &r);
+	vt_result_clear(&r);
+	return st == 0 ? 0 : -1;
+}
+
+static int
+group_teardown(void **state)
+{
+	(void)state;
+	ensure_docker();
+	nftw(G.root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	curl_global_cleanup();
+	return 0;
+}
+
+/* ------------------------------------------------------------------ tests */
+
+/* 1. One controller per state directory; status without one exits 3. */
+static void
+test_lock(void **state)
+{
+	struct tctx *t = *state;
+	struct vt_result r;
+	char want[64], empty[] = "/tmp/itc-empty-XXXXXX";
+
+	ctl_start(t, NULL);
+	vdctl(&r, t, "controller", NULL);
+	assert_exit(&r, 1);
+	assert_has(r.err, "a controller already runs for");
+	snprintf(want, sizeof(want), "(pid %d)", (int)t->ctl);
+	assert_has(r.err, want);
+	vt_result_clear(&r);
+	assert_int_equal(waitpid(t->ctl, NULL, WNOHANG), 0); /* the first one runs on */
+
+	assert_non_null(mkdtemp(empty));
+	run(&r, RUN_TIMEOUT_S, G.bin, "--state-dir", empty, "status", NULL);
+	rmdir(empty);
+	assert_exit(&r, 3);
+	assert_has(r.err, "no controller runs for");
+	vt_result_clear(&r);
+	t->done = true;
+}
+
+/* 2. apply handed to the controller: progress, summary, a balancer that
+ * answers; status as a table; the socket's mode. */
+static void
+test_apply(void **state)
+{
+	struct tctx *t = *state;
+	struct vt_result r;
+	struct stat sb;
+	char path[128], *body = NULL;
+	json_t *st;
+
+	write_manifest(t, &web3);
+	ctl_start(t, NULL);
+	apply(t, &r, true);
+	assert_has(r.out, "created");
+	assert_has(r.out, "healthy");
+	assert_has(r.out, "apply: 3 created, 0 started, 0 resized, 0 replaced, 0 removed");
+	vt_result_clear(&r);
+
+	st = wait_ready(t, 3, WAIT_S);
+	snprintf(path, sizeof(path), "127.0.0.1:%d", t->port);
+	assert_string_equal(str(json_object_get(service_of(st, t->svc), "balancer"), "listen"),
+			    path);
+	json_decref(st);
+	assert_int_equal(get(t->port, "/ping", &body), 200);
+	assert_non_null(body);
+	assert_true(strncmp(body, "pong", 4) == 0);
+	free(body);
+
+	vdctl(&r, t, "status", NULL);
+	assert_exit(&r, 0);
+	assert_has(r.out, t->svc);
+	vt_result_clear(&r);
+
+	snprintf(path, sizeof(path), "%s/control.sock", t->dir);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_true(S_ISSOCK(sb.st_mode));
+	assert_int_equal(sb.st_mode & 07777, 0600);
+	t->done = true;
+}
+
+/* 3. A replica killed under closed-model load through the balancer: not
+ * one request fails, and the index is replaced with its reason. */
+static void
+test_kill_under_load(void **state)
+{
+	struct tctx *t = *state;
+	struct restarted w = { 1, NULL, "exited" };
+	struct vt_result r;
+	struct vt_proc load;
+	char profile[128], results[128], name[96], id[80], *text;
+	char *argv[] = { G.bin, (char *)"load", profile, (char *)"--output", results, NULL };
+	json_t *res, *sum, *codes;
+	FILE *f;
+
+	bring_up(t, &web3, NULL);
+	replica_field(t, 1, "id", id, sizeof(id));
+	w.old_id = id;
+	snprintf(profile, sizeof(profile), "%s/load.yaml", t->dir);
+	snprintf(results, sizeof(results), "%s/res.json", t->dir);
+	f = fopen(profile, "w");
+	assert_non_null(f);
+	fprintf(f, "target: http://127.0.0.1:%d\nmodel: closed\nusers: 10\nspawn_rate: 100\n"
+		"wait_time: {min: 5ms, max: 10ms}\nduration: 6s\ntimeout: 10s\n"
+		"requests:\n  - {name: t, method: GET, path: /timeout?ms=5}\n", t->port);
+	assert_int_equal(fclose(f), 0);
+
+	assert_int_equal(vt_spawn(&load, argv), 0);
+	sleep_ms(2000);
+	snprintf(name, sizeof(name), "vd-%s-1", t->svc);
+	run(&r, 30, ENV, "docker", "kill", name, NULL);
+	assert_exit(&r, 0);
+	vt_result_clear(&r);
+	vt_finish(&load, 60, &r);
+	assert_exit(&r, 0);
+	vt_result_clear(&r);
+
+	text = read_text(results);
+	assert_non_null(text);
+	res = json_loads(text, 0, NULL);
+	sum = json_object_get(res, "summary");
+	codes = json_object_get(sum, "codes");
+	if (!sum || json_object_size(json_object_get(sum, "errors")) ||
+	    num(codes, "200") != num(sum, "responses"))
+		fprintf(stderr, "--- %s:\n%s\n", results, text);
+	free(text);
+	assert_non_null(sum);
+	printf("# load: %lld requests, %lld responses, p99 %.1f ms\n", num(sum, "requests"),
+	       num(sum, "responses"),
+	       json_number_value(json_object_get(json_object_get(sum, "response_time"), "p99")));
+	assert_int_equal(json_object_size(json_object_get(sum, "errors")), 0);
+	assert_false(json_is_true(json_object_get(res, "interrupted")));
+	assert_true(num(sum, "responses") > 100);
+	assert_int_equal(num(sum, "responses"), num(sum, "requests"));
+	assert_int_equal(num(sum, "vusers_failed"), 0);
+	assert_int_equal(num(codes, "200"), num(sum, "responses")); /* and no other code */
+	json_decref(res);
+
+	json_decref(wait_status(t, restarted_pred, &w, WAIT_S, "index 1 replaced"));
+	json_decref(wait_ready(t, 3, WAIT_S));
+	t->done = true;
+}
+
+/* 4. A replica over its memory limit is OOM-killed and replaced. */
+static void
+test_oom(void **state)
+{
+	static const struct spec one = { 1, SYNC_CMD, "5s", false };
+	struct tctx *t = *state;
+	struct restarted w = { 0, NULL, "OOM-killed" };
+	char url[128], addr[64], id[80];
+	json_t *st;
+	long code;
+
+	bring_up(t, &one, NULL);
+	replica_field(t, 0, "id", id, sizeof(id));
+	replica_field(t, 0, "address", addr, sizeof(addr));
+	assert_true(strncmp(addr, "127.0.0.1:", 10) == 0);
+	snprintf(url, sizeof(url), "http://%s/alloc?mb=200", addr);
+	w.old_id = id;
+
+	code = vt_http_get(url, NULL, 20000);
+	printf("# GET /alloc?mb=200: %ld\n", code);
+	assert_true(code != 200);
+	st = wait_status(t, restarted_pred, &w, WAIT_S, "index 0 replaced after the OOM kill");
+	assert_string_equal(str(replica_of(service_of(st, t->svc), 0), "last_reason"),
+			    "OOM-killed");
+	json_decref(st);
+	t->done = true;
+}
+
+/* 5. A new controller adopts the replicas a stopped one left: same ids, no
+ * restart, and its balancer answers. */
+static void
+test_restart(void **state)
+{
+	struct tctx *t = *state;
+	char ids[3][80];
+	json_t *st;
+
+	bring_up(t, &web3, NULL);
+	for (int i = 0; i < 3; i++)
+		replica_field(t, i, "id", ids[i], sizeof(ids[i]));
+	assert_int_equal(ctl_stop(t), 0);
+	ctl_start(t, NULL);
+	st = wait_ready(t, 3, WAIT_S);
+	for (int i = 0; i < 3; i++) {
+		json_t *r = replica_of(service_of(st, t->svc), i);
+
+		assert_string_equal(str(r, "id"), ids[i]);
+		assert_int_equal(num(r, "restarts"), 0);
+	}
+	json_decref(st);
+	assert_int_equal(get(t->port, "/ping", NULL), 200);
+	t->done = true;
+}
+
+/* 6. A replica that always crashes (svc exits 2 on an unknown flag) is
+ * replaced with a growing back-off, 1 s, 2 s, 4 s..., not in a tight loop;
+ * status shows the back-off left. */
+static void
+test_crash_backoff(void **state)
+{
+	static const struct spec bad = { 1, "[\"/svc\", \"--no-such-flag\"]", "0s", false };
+	struct tctx *t = *state;
+	struct vt_result r;
+	long long restarts = 0;
+	bool backoff_seen = false;
+	double t0;
+
+	write_manifest(t, &bad);
+	ctl_start(t, NULL);
+	apply(t, &r, false);
+	vt_result_clear(&r);
+	t0 = now_s();
+	for (int i = 0; i < 12 * 1000 / POLL_MS && now_s() - t0 < 12; i++) {
+		json_t *st = status_json(t);
+		json_t *rep = replica_of(service_of(st, t->svc), 0);
+
+		if (rep && num(rep, "restarts") > restarts)
+			restarts = num(rep, "restarts");
+		if (rep && json_number_value(json_object_get(rep, "backoff_s")) > 0)
+			backoff_seen = true;
+		json_decref(st);
+		sleep_ms(POLL_MS);
+	}
+	printf("# crash loop: %lld restarts seen in 12 s, back-off %sseen\n", restarts,
+	       backoff_seen ? "" : "not ");
+	assert_true(restarts >= 2);
+	assert_true(restarts <= 6);
+	assert_true(backoff_seen);
+	t->done = true;
+}
+
+/* 7. scale through the controller removes the highest indices. */
+static void
+test_scale(void **state)
+{
+	struct tctx *t = *state;
+	struct vt_result r;
+	char arg[80], filter[128], name[96];
+
+	bring_up(t, &web3, NULL);
+	snprintf(arg, sizeof(arg), "%s=1", t->svc);
+	vdctl(&r, t, "scale", arg, NULL);
+	assert_exit(&r, 0);
+	printf("# scale 3 -> 1: %.2fs\n", r.secs);
+	assert_has(r.out, "removed");
+	vt_result_clear(&r);
+
+	snprintf(name, sizeof(name), "vd-%s-2", t->svc);
+	snprintf(filter, sizeof(filter), "name=^%s$", name);
+	run(&r, 30, ENV, "docker", "ps", "-a", "--filter", filter, "--format", "{{.Names}}",
+	    NULL);
+	assert_exit(&r, 0);
+	assert_null(strstr(r.out, name));
+	vt_result_clear(&r);
+	json_decref(wait_ready(t, 1, WAIT_S));
+	t->done = true;
+}
+
+/* The body of /metrics on port *arg has the lines of test 8. */
+static bool
+metrics_pred(struct tctx *t, json_t *st, const void *arg)
+{
+	char want[128], *body = NULL;
+	bool ok;
+
+	(void)st;
+	snprintf(want, sizeof(want), "vdctl_replicas_desired{service=\"%s\"} 3\n", t->svc);
+	ok = get(*(const int *)arg, "/metrics", &body) == 200 && body && strstr(body, want) &&
+	     strstr(body, "vdctl_engine_up{engine=\"docker\"} 1\n");
+	if (!ok)
+		fprintf(stderr, "# /metrics:\n%s\n", body ? body : "(no answer)");
+	free(body);
+	return ok;
+}
+
+/* 8. Prometheus metrics on --metrics. */
+static void
+test_metrics(void **state)
+{
+	struct tctx *t = *state;
+	int port = vt_free_port();
+	char addr[64];
+
+	assert_true(port > 0);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+	bring_up(t, &web3, addr);
+	json_decref(wait_status(t, metrics_pred, &port, WAIT_S, "the metrics"));
+	t->done = true;
+}
+
+static bool
+docker_down_pred(struct tctx *t, json_t *st, const void *arg)
+{
+	(void)t;
+	(void)arg;
+	return json_is_false(json_object_get(docker_of(st), "up")) &&
+	       *str(docker_of(st), "error");
+}
+
+/* 9. dockerd stopped and started again: status says it is down, and once
+ * it is back the service is made whole again. Last: it stops every
+ * container on the node; teardown starts dockerd if it is not back. */
+static void
+test_dockerd_restart(void **state)
+{
+	struct tctx *t = *state;
+	double t0;
+	pid_t pid;
+	json_t *st;
+
+	bring_up(t, &web3, NULL);
+	pid = dockerd_pid();
+	assert_true(pid > 0);
+	printf("# stopping dockerd (pid %d)\n", (int)pid);
+	t0 = now_s();
+	assert_int_equal(kill(pid, SIGTERM), 0);
+	if (!wait_docker(false, 60))
+		fail_msg("dockerd still answers 60 s after SIGTERM");
+	for (int i = 0; i < 600 && alive(pid); i++)
+		sleep_ms(100);
+	if (alive(pid))
+		fail_msg("dockerd (pid %d) still runs 60 s after SIGTERM", (int)pid);
+	printf("# dockerd stopped after %.2fs\n", now_s() - t0);
+	st = wait_status(t, docker_down_pred, NULL, WAIT_S, "docker down in status");
+	printf("# status: docker: %s\n", str(docker_of(st), "error"));
+	json_decref(st);
+
+	t0 = now_s();
+	if (start_dockerd() < 0)
+		fail_msg("cannot start dockerd: %s", strerror(errno));
+	if (!wait_docker(true, 90))
+		fail_msg("dockerd does not answer 90 s after its start; see " DOCKERD_LOG);
+	printf("# dockerd answers after %.2fs\n", now_s() - t0);
+	json_decref(wait_ready(t, 3, 120));
+	assert_int_equal(get(t->port, "/ping", NULL), 200);
+	t->done = true;
+}
+
+#define T(f, tag) cmocka_unit_test_prestate_setup_teardown(f, setup, teardown, (void *)tag)
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_lock, "lock"),
+		T(test_apply, "apply"),
+		T(test_kill_under_load, "kill"),
+		T(test_oom, "oom"),
+		T(test_restart, "restart"),
+		T(test_crash_backoff, "crash"),
+		T(test_scale, "scale"),
+		T(test_metrics, "metrics"),
+		T(test_dockerd_restart, "dockerd"), /* last: it stops dockerd */
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
