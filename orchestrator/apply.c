@@ -362,7 +362,10 @@ asked_backends(const struct vd_desired *want, size_t n, const struct vd_apply_op
 		struct vd_diags diags = VD_DIAGS_INIT;
 		struct vd_error e = VD_ERROR_INIT;
 		struct vd_manifest *m = NULL;
+		char ident[PATH_MAX];
 
+		if (vd_state_manifest_of(o->state_dir, want[i].svc->name, ident, sizeof(ident)) < 0)
+			continue; /* never applied: no replicas anywhere */
 		if (vd_state_load(o->state_dir, want[i].svc->name, &m, &diags, &e) == 0 &&
 		    m->nservices)
 			b |= 1u << m->services[0].backend;

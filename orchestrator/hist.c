@@ -58,9 +58,11 @@ vd_hist_record(struct vd_hist *h, uint64_t us)
 {
 	h->count++;
 	h->sum_us += us;
-	if (us < h->min_us)
+	/* the first value sets both: an empty histogram's min and max are
+	 * never read, so zeroed memory is an empty histogram too */
+	if (h->count == 1 || us < h->min_us)
 		h->min_us = us;
-	if (us > h->max_us)
+	if (h->count == 1 || us > h->max_us)
 		h->max_us = us;
 	h->buckets[bucket_of(us)]++;
 }
@@ -163,7 +165,10 @@ vd_window_record(struct vd_window *w, int64_t now_ms, uint64_t us)
 	size_t i = slot_index(start);
 
 	if (w->slot_start_ms[i] != start) {
-		vd_hist_reset(&w->slot[i]);
+		/* an empty slot needs no clearing: its pages stay untouched
+		 * until a value lands in them */
+		if (w->slot[i].count)
+			vd_hist_reset(&w->slot[i]);
 		w->slot_start_ms[i] = start;
 	}
 	vd_hist_record(&w->slot[i], us);

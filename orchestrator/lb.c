@@ -1565,8 +1565,7 @@ vd_lb_new(struct vd_ev *ev, const struct vd_lb_config *cfg, struct vd_error *err
 	if (!lb->cfg.max_header_bytes)
 		lb->cfg.max_header_bytes = 16384;
 	lb->rng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)vd_ev_now_us(ev);
-	vd_window_reset(&lb->wait);
-	vd_window_reset(&lb->total);
+	/* lb->wait and lb->total are zeroed: empty windows (vd/hist.h) */
 	lb->listener.fn = accept_clients;
 	lb->listener.fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (lb->listener.fd < 0 ||
@@ -1704,8 +1703,7 @@ vd_lb_add_replica(struct vd_lb *lb, const char *name, const char *host, int port
 	snprintf(r->name, sizeof(r->name), "%s", name);
 	snprintf(r->address, sizeof(r->address), strchr(host, ':') ? "[%s]:%d" : "%s:%d", host,
 		 port);
-	r->up = true;
-	vd_window_reset(&r->total);
+	r->up = true; /* r->total is zeroed: an empty window, not resident yet */
 	lb->reps = v;
 	lb->reps[lb->nreps++] = r;
 	pump_queue(lb);

@@ -67,7 +67,7 @@ for _ in $(seq 50); do [ -S "$work/state/control.sock" ] && break; sleep 0.1; do
 echo "applying $N replicas through the controller ..."
 "$VDCTL" apply --timeout 5m "$work/bench.yaml" | tail -n 1
 for _ in $(seq 300); do
-	ready=$("$VDCTL" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["services"][0]["ready"])')
+	ready=$("$VDCTL" status --json | python3 -c 'import json,sys; s=json.load(sys.stdin)["services"]; print(s[0]["ready"] if s else 0)')
 	[ "$ready" = "$N" ] && break
 	sleep 1
 done
