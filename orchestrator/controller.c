@@ -506,9 +506,12 @@ heal(struct controller *c, const struct vd_manifest *m, const struct vd_replica_
 		k = mark_of(c, svc->name, h->labels.index, true);
 		if (k && k->sick_id[0] && strcmp(k->sick_id, h->id) == 0)
 			snprintf(why, sizeof(why), "%s", k->sick_why);
+		else if ((h->state == VD_STATE_EXITED || h->state == VD_STATE_DEAD) &&
+			 (h->oom_killed || h->exit_code < 0))
+			/* a VM has no exit code: it stopped (or was destroyed) */
+			snprintf(why, sizeof(why), h->oom_killed ? "OOM-killed" : "stopped");
 		else if (h->state == VD_STATE_EXITED || h->state == VD_STATE_DEAD)
-			snprintf(why, sizeof(why), h->oom_killed ? "OOM-killed" : "exited (code %d)",
-				 h->exit_code);
+			snprintf(why, sizeof(why), "exited (code %d)", h->exit_code);
 		if (!k || !why[0] || k->hold_until > now) {
 			pthread_mutex_unlock(&c->lock);
 			continue;

@@ -5,7 +5,8 @@
  * failed request, an OOM-killed replica replaced with its reason, a restart
  * of the controller that adopts the replicas without restarting any, the
  * back-off of a replica that always crashes, scale through the controller,
- * the Prometheus metrics, and last dockerd itself stopped and started again.
+ * the Prometheus metrics, a VM replica destroyed with virsh and replaced,
+ * and last dockerd itself stopped and started again.
  *
  * Each test has its own state directory (mkdtemp /tmp/itc-XXXXXX, short:
  * the control socket's path must fit in 108 bytes), service (itc<pid>-<tag>)
@@ -23,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -543,6 +545,59 @@ get(int port, const char *path, char **body)
 	return vt_http_get(url, body, 10000);
 }
 
+/* ------------------------------------------------------------------- VMs */
+
+static bool
+healthy_pred(struct tctx *t, json_t *st, const void *arg)
+{
+	json_t *r = replica_of(service_of(st, t->svc), *(const int *)arg);
+
+	return r && strcmp(str(r, "health"), "healthy") == 0;
+}
+
+/* 10. A VM replica destroyed with virsh is replaced, its reason shown, and
+ * the balancer routes to the new one. */
+static void
+test_vm_destroy(void **state)
+{
+	struct tctx *t = *state;
+	struct restarted w = { 0, NULL, "stopped" };
+	const char *images = vt_env("VD_IMAGES_DIR", "examples/images");
+	char images_abs[PATH_MAX], name[96], id[80];
+	struct vt_result r;
+	const int index = 0;
+	FILE *f;
+
+	assert_non_null(realpath(images, images_abs));
+	/* QEMU runs as its own user: it must reach the VM's files in DIR */
+	assert_int_equal(chmod(t->dir, 0711), 0);
+	f = fopen(t->manifest, "w");
+	assert_non_null(f);
+	fprintf(f, "# written by tests/integration/test_controller.c\n"
+		"service: %s\nbackend: libvirt\n"
+		"vm: {kernel: %s/vmlinuz, initrd: %s/svc-initrd.gz, cmdline: console=ttyS0 quiet}\n"
+		"command: [\"/svc\", \"--model\", \"async\"]\nport: 8080\nreplicas: 1\n"
+		"resources: {cpus: 0.5, memory: 256Mi}\n"
+		"health: {http: /healthz, interval: 1s, start_period: 120s}\n"
+		"balancer: {listen: 127.0.0.1:%d}\n",
+		t->svc, images_abs, images_abs, t->port);
+	assert_int_equal(fclose(f), 0);
+	ctl_start(t, NULL);
+	apply(t, &r, true);
+	vt_result_clear(&r);
+	json_decref(wait_status(t, healthy_pred, &index, 2 * WAIT_S, "the VM healthy"));
+	replica_field(t, 0, "id", id, sizeof(id));
+	replica_field(t, 0, "name", name, sizeof(name));
+	w.old_id = id;
+
+	run(&r, RUN_TIMEOUT_S, ENV, "virsh", "-c", "qemu:///system", "destroy", name, NULL);
+	assert_exit(&r, 0);
+	vt_result_clear(&r);
+	json_decref(wait_status(t, restarted_pred, &w, 3 * WAIT_S, "the VM replaced"));
+	assert_int_equal(get(t->port, "/ping", NULL), 200);
+	t->done = true;
+}
+
 /* ------------------------------------------------------- setup, teardown */
 
 static int
@@ -985,6 +1040,7 @@ main(void)
 		T(test_crash_backoff, "crash"),
 		T(test_scale, "scale"),
 		T(test_metrics, "metrics"),
+		T(test_vm_destroy, "vm"),
 		T(test_dockerd_restart, "dockerd"), /* last: it stops dockerd */
 	};
 
