@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "vd/cleanup.h"
+#include "vd/net.h"
 #include "vd/ctl.h"
 #include "vd/strbuf.h"
 
@@ -829,30 +830,6 @@ vd_ctl_listen_unix(struct vd_ev *ev, const char *path, vd_ctl_handler_fn fn, voi
 	return ctl;
 }
 
-static int
-resolve(const char *host, int port, struct sockaddr_storage *sa, socklen_t *len)
-{
-	struct sockaddr_in *in4 = (struct sockaddr_in *)sa;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)sa;
-
-	memset(sa, 0, sizeof(*sa));
-	if (strcmp(host, "localhost") == 0)
-		host = "127.0.0.1";
-	if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
-		in4->sin_family = AF_INET;
-		in4->sin_port = htons((uint16_t)port);
-		*len = sizeof(*in4);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)port);
-		*len = sizeof(*in6);
-		return 0;
-	}
-	return -1;
-}
-
 struct vd_ctl *
 vd_ctl_listen_tcp(struct vd_ev *ev, const char *host, int port, vd_ctl_handler_fn fn,
 		  void *arg, struct vd_error *err)
@@ -863,7 +840,7 @@ vd_ctl_listen_tcp(struct vd_ev *ev, const char *host, int port, vd_ctl_handler_f
 	struct vd_ctl *ctl;
 	int one = 1;
 
-	if (port < 0 || port > 65535 || resolve(host, port, &sa, &len) < 0) {
+	if (port < 0 || port > 65535 || vd_net_addr(host, port, &sa, &len) < 0) {
 		vd_error_set(err, VD_EXIT_INPUT, "'%s:%d' is not an IP address and port", host,
 			     port);
 		return NULL;

@@ -26,37 +26,13 @@
 #include <unistd.h>
 
 #include "vd/cleanup.h"
+#include "vd/net.h"
 #include "vd/health.h"
 
 #define STATUS_MAX 256 /* a longer status line is not an answer */
 #define DEFAULT_TIMEOUT_MS 1000
 
 /* ------------------------------------------------- addresses and answers */
-
-/* HOST (an IP literal) and PORT as a socket address; -1 when there is none. */
-static int
-parse_addr(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len)
-{
-	struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-
-	memset(ss, 0, sizeof(*ss));
-	if (!host || !*host || port <= 0 || port > 65535)
-		return -1;
-	if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
-		in4->sin_family = AF_INET;
-		in4->sin_port = htons((uint16_t)port);
-		*len = sizeof(*in4);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)port);
-		*len = sizeof(*in6);
-		return 0;
-	}
-	return -1;
-}
 
 /* A non-blocking socket connecting to SS: the fd, or -1. */
 static int
@@ -120,38 +96,16 @@ status_result(char *buf, size_t got, size_t size, bool eof)
 	return status >= 200 && status < 400 ? VD_HEALTH_OK : VD_HEALTH_HTTP_BAD_STATUS;
 }
 
-/* ------------------------------------------------------ the blocking check */
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Wait for EVENTS on fd until the deadline: 1 ready, 0 timed out. */
+/* A replica's address: an IP literal and a port it was given (not 0). */
 static int
-wait_fd(int fd, short events, int64_t deadline)
+replica_addr(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len)
 {
-	struct pollfd p = { .fd = fd, .events = events };
-	int64_t left;
-	int n;
-
-	for (;;) {
-		left = deadline - now_ms();
-		if (left <= 0)
-			return 0;
-		n = poll(&p, 1, (int)left);
-		if (n > 0)
-			return 1;
-		if (n == 0)
-			return 0;
-		if (errno != EINTR)
-			return 0;
-	}
+	if (!host || port <= 0 || strcmp(host, "localhost") == 0)
+		return -1;
+	return vd_net_addr(host, port, ss, len);
 }
+
+/* ------------------------------------------------------ the blocking check */
 
 static enum vd_health_result
 connect_to(const char *host, int port, int64_t deadline, int *out)
@@ -160,12 +114,12 @@ connect_to(const char *host, int port, int64_t deadline, int *out)
 	socklen_t len;
 	_cleanup_close_ int fd = -1;
 
-	if (parse_addr(host, port, &ss, &len) < 0)
+	if (replica_addr(host, port, &ss, &len) < 0)
 		return VD_HEALTH_NO_ADDRESS;
 	fd = start_connect(&ss, len);
 	if (fd < 0)
 		return VD_HEALTH_CONNECT_FAIL;
-	if (!wait_fd(fd, POLLOUT, deadline))
+	if (vd_net_wait(fd, POLLOUT, deadline) <= 0)
 		return VD_HEALTH_TIMEOUT;
 	if (!connected(fd))
 		return VD_HEALTH_CONNECT_FAIL;
@@ -186,7 +140,7 @@ http_get(int fd, const char *host, int port, const char *path, int64_t deadline)
 	while (sent < len) {
 		ssize_t n;
 
-		if (!wait_fd(fd, POLLOUT, deadline))
+		if (vd_net_wait(fd, POLLOUT, deadline) <= 0)
 			return VD_HEALTH_TIMEOUT;
 		n = send(fd, req + sent, len - sent, MSG_NOSIGNAL);
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -198,7 +152,7 @@ http_get(int fd, const char *host, int port, const char *path, int64_t deadline)
 	while ((res = status_result(resp, got, sizeof(resp), false)) < 0) {
 		ssize_t r;
 
-		if (!wait_fd(fd, POLLIN, deadline))
+		if (vd_net_wait(fd, POLLIN, deadline) <= 0)
 			return VD_HEALTH_TIMEOUT;
 		r = recv(fd, resp + got, sizeof(resp) - 1 - got, 0);
 		if (r < 0 && (errno == EAGAIN || errno == EINTR))
@@ -220,7 +174,7 @@ vd_health_check(const struct vd_service *svc, const char *host, int port, int ti
 	if (timeout_ms <= 0)
 		timeout_ms = svc->health.timeout_ms > 0 ? (int)svc->health.timeout_ms
 							: DEFAULT_TIMEOUT_MS;
-	deadline = now_ms() + timeout_ms;
+	deadline = vd_net_now_ms() + timeout_ms;
 	r = connect_to(host, port, deadline, &fd);
 	if (r != VD_HEALTH_OK || svc->health.kind == VD_HEALTH_TCP)
 		return r;
@@ -399,7 +353,7 @@ vd_health_probe_start(struct vd_ev *ev, const struct vd_health_spec *spec, const
 	p->arg = arg;
 	p->result = VD_HEALTH_TIMEOUT;
 	after = spec->timeout_ms > 0 ? spec->timeout_ms : DEFAULT_TIMEOUT_MS;
-	if (parse_addr(host, port, &ss, &len) < 0) {
+	if (replica_addr(host, port, &ss, &len) < 0) {
 		p->result = VD_HEALTH_NO_ADDRESS;
 		after = 0;
 	} else if (p->kind == VD_HEALTH_HTTP &&

@@ -17,38 +17,8 @@
 #include <unistd.h>
 
 #include "vd/cleanup.h"
+#include "vd/net.h"
 #include "vd/httpc.h"
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Wait for EVENTS on fd until the deadline: 1 ready, 0 timed out, -1 error. */
-static int
-wait_fd(int fd, short events, int64_t deadline)
-{
-	struct pollfd p = { .fd = fd, .events = events };
-
-	for (;;) {
-		int64_t left = deadline - now_ms();
-		int n;
-
-		if (left <= 0)
-			return 0;
-		n = poll(&p, 1, (int)left);
-		if (n > 0)
-			return 1;
-		if (n == 0)
-			return 0;
-		if (errno != EINTR)
-			return -1;
-	}
-}
 
 static int
 fail(struct vd_error *err, enum vd_httpc_failure *failure, enum vd_httpc_failure why,
@@ -79,7 +49,7 @@ connect_addr(const struct sockaddr *sa, socklen_t len, int64_t deadline, int *er
 			*errnum = errno;
 			return -1;
 		}
-		if (wait_fd(fd, POLLOUT, deadline) <= 0) {
+		if (vd_net_wait(fd, POLLOUT, deadline) <= 0) {
 			*errnum = ETIMEDOUT;
 			return -1;
 		}
@@ -122,7 +92,7 @@ int
 vd_httpc_connect(const struct vd_httpc_target *t, int timeout_ms, struct vd_error *err)
 {
 	enum vd_httpc_failure why;
-	int errnum, fd = connect_until(t, now_ms() + timeout_ms, &errnum);
+	int errnum, fd = connect_until(t, vd_net_now_ms() + timeout_ms, &errnum);
 
 	if (fd < 0)
 		return fail(err, &why, VD_HTTPC_CONNECT, errnum, "cannot connect");
@@ -174,7 +144,7 @@ send_all(int fd, const char *data, size_t len, int64_t deadline)
 		ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
 
 		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-			if (wait_fd(fd, POLLOUT, deadline) <= 0)
+			if (vd_net_wait(fd, POLLOUT, deadline) <= 0)
 				return -1;
 			continue;
 		}
@@ -192,7 +162,7 @@ vd_httpc_request(const struct vd_httpc_target *t, const char *method, const char
 		 vd_httpc_data_fn on_data, void *arg, enum vd_httpc_failure *failure,
 		 struct vd_error *err)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = vd_net_now_ms() + timeout_ms;
 	struct exchange x = { on_data, arg, false, false };
 	_cleanup_close_ int fd = -1;
 	_cleanup_free_ char *head = NULL;
@@ -220,13 +190,13 @@ vd_httpc_request(const struct vd_httpc_target *t, const char *method, const char
 	}
 	if (send_all(fd, head, (size_t)n, deadline) < 0 ||
 	    (body && send_all(fd, body, len, deadline) < 0))
-		return fail(err, failure, now_ms() >= deadline ? VD_HTTPC_TIMEOUT : VD_HTTPC_IO,
+		return fail(err, failure, vd_net_now_ms() >= deadline ? VD_HTTPC_TIMEOUT : VD_HTTPC_IO,
 			    errno, "cannot send the request");
 	http_parser_init(&p, HTTP_RESPONSE);
 	p.data = &x;
 	while (!x.done) {
 		ssize_t got;
-		int w = wait_fd(fd, POLLIN, deadline);
+		int w = vd_net_wait(fd, POLLIN, deadline);
 
 		if (w == 0)
 			return fail(err, failure, VD_HTTPC_TIMEOUT, 0, "timed out waiting for the answer");

@@ -38,6 +38,7 @@
 
 #include "vd/hist.h"
 #include "vd/lb.h"
+#include "vd/net.h"
 #include "vd/log.h"
 
 #define TICK_MS 100
@@ -1501,30 +1502,6 @@ vd_lb_config_default(struct vd_lb_config *cfg)
 	cfg->queue_timeout_ms = 60000;
 }
 
-static int
-resolve(const char *host, int port, struct sockaddr_storage *sa, socklen_t *len)
-{
-	struct sockaddr_in *in4 = (struct sockaddr_in *)sa;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)sa;
-
-	memset(sa, 0, sizeof(*sa));
-	if (strcmp(host, "localhost") == 0)
-		host = "127.0.0.1";
-	if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
-		in4->sin_family = AF_INET;
-		in4->sin_port = htons((uint16_t)port);
-		*len = sizeof(*in4);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)port);
-		*len = sizeof(*in6);
-		return 0;
-	}
-	return -1;
-}
-
 struct vd_lb *
 vd_lb_new(struct vd_ev *ev, const struct vd_lb_config *cfg, struct vd_error *err)
 {
@@ -1533,7 +1510,7 @@ vd_lb_new(struct vd_ev *ev, const struct vd_lb_config *cfg, struct vd_error *err
 	socklen_t len;
 	int one = 1;
 
-	if (resolve(cfg->listen_host, cfg->listen_port, &sa, &len) < 0) {
+	if (vd_net_addr(cfg->listen_host, cfg->listen_port, &sa, &len) < 0) {
 		vd_error_set(err, VD_EXIT_INPUT, "listen address '%s' is not an IP address",
 			     cfg->listen_host);
 		return NULL;
@@ -1691,7 +1668,7 @@ vd_lb_add_replica(struct vd_lb *lb, const char *name, const char *host, int port
 		return vd_error_set(err, VD_EXIT_INPUT, "replica '%s' is already there", name);
 	if (!(r = calloc(1, sizeof(*r))))
 		return vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
-	if (resolve(host, port, &r->sa, &r->salen) < 0 || port < 1 || port > 65535) {
+	if (vd_net_addr(host, port, &r->sa, &r->salen) < 0 || port < 1 || port > 65535) {
 		free(r);
 		return vd_error_set(err, VD_EXIT_INPUT, "replica '%s': '%s:%d' is not an IP "
 				    "address and port", name, host, port);

@@ -1,0 +1,24 @@
+/*
+ * Small socket helpers shared by the balancer, the health checks, the
+ * control socket and the HTTP client: IP literals to addresses, and a poll
+ * bounded by a deadline.
+ */
+#ifndef VD_NET_H
+#define VD_NET_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* HOST (an IPv4 or IPv6 literal, or "localhost" for 127.0.0.1) and PORT
+ * into *sa and *len. 0, or -1 when HOST is none of those or PORT is
+ * outside 0-65535. No name lookup. */
+int vd_net_addr(const char *host, int port, struct sockaddr_storage *sa, socklen_t *len);
+
+/* The monotonic clock in ms. */
+int64_t vd_net_now_ms(void);
+
+/* Wait for EVENTS (POLLIN, POLLOUT) on fd until DEADLINE (vd_net_now_ms()
+ * time): 1 ready, 0 timed out, -1 poll failed (errno). */
+int vd_net_wait(int fd, short events, int64_t deadline);
+
+#endif
