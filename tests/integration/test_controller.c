@@ -766,23 +766,15 @@ test_apply(void **state)
 	t->done = true;
 }
 
-/* 3. A replica killed under closed-model load through the balancer: not
- * one request fails, and the index is replaced with its reason. */
+/* Closed-model load through the balancer for 6 s, in the background:
+ * 10 users, GET /timeout?ms=5 with a 5-10 ms wait, results in DIR/res.json. */
 static void
-test_kill_under_load(void **state)
+load_start(struct tctx *t, struct vt_proc *load)
 {
-	struct tctx *t = *state;
-	struct restarted w = { 1, NULL, "exited" };
-	struct vt_result r;
-	struct vt_proc load;
-	char profile[128], results[128], name[96], id[80], *text;
+	static char profile[128], results[128];
 	char *argv[] = { G.bin, (char *)"load", profile, (char *)"--output", results, NULL };
-	json_t *res, *sum, *codes;
 	FILE *f;
 
-	bring_up(t, &web3, NULL);
-	replica_field(t, 1, "id", id, sizeof(id));
-	w.old_id = id;
 	snprintf(profile, sizeof(profile), "%s/load.yaml", t->dir);
 	snprintf(results, sizeof(results), "%s/res.json", t->dir);
 	f = fopen(profile, "w");
@@ -791,37 +783,73 @@ test_kill_under_load(void **state)
 		"wait_time: {min: 5ms, max: 10ms}\nduration: 6s\ntimeout: 10s\n"
 		"requests:\n  - {name: t, method: GET, path: /timeout?ms=5}\n", t->port);
 	assert_int_equal(fclose(f), 0);
+	assert_int_equal(vt_spawn(load, argv), 0);
+}
 
-	assert_int_equal(vt_spawn(&load, argv), 0);
-	sleep_ms(2000);
-	snprintf(name, sizeof(name), "vd-%s-1", t->svc);
-	run(&r, 30, ENV, "docker", "kill", name, NULL);
+/* Wait for the load to end and check what it saw: every request answered
+ * 200, and no error but those of kind ALLOWED (NULL: none at all). Returns
+ * how many errors of that kind there were. */
+static long long
+load_check(struct tctx *t, struct vt_proc *load, const char *allowed)
+{
+	char results[128], *text;
+	struct vt_result r;
+	json_t *res, *sum, *codes, *errors, *v;
+	const char *kind;
+	long long n_allowed = 0;
+
+	vt_finish(load, 60, &r);
 	assert_exit(&r, 0);
 	vt_result_clear(&r);
-	vt_finish(&load, 60, &r);
-	assert_exit(&r, 0);
-	vt_result_clear(&r);
-
+	snprintf(results, sizeof(results), "%s/res.json", t->dir);
 	text = read_text(results);
 	assert_non_null(text);
 	res = json_loads(text, 0, NULL);
 	sum = json_object_get(res, "summary");
 	codes = json_object_get(sum, "codes");
-	if (!sum || json_object_size(json_object_get(sum, "errors")) ||
+	errors = json_object_get(sum, "errors");
+	json_object_foreach(errors, kind, v) {
+		if (allowed && strcmp(kind, allowed) == 0)
+			n_allowed += (long long)json_integer_value(v);
+	}
+	if (!sum || json_object_size(errors) > (n_allowed ? 1u : 0u) ||
 	    num(codes, "200") != num(sum, "responses"))
 		fprintf(stderr, "--- %s:\n%s\n", results, text);
 	free(text);
 	assert_non_null(sum);
-	printf("# load: %lld requests, %lld responses, p99 %.1f ms\n", num(sum, "requests"),
-	       num(sum, "responses"),
+	printf("# load: %lld requests, %lld responses, %lld %s, p99 %.1f ms\n",
+	       num(sum, "requests"), num(sum, "responses"), n_allowed, allowed ? allowed : "",
 	       json_number_value(json_object_get(json_object_get(sum, "response_time"), "p99")));
-	assert_int_equal(json_object_size(json_object_get(sum, "errors")), 0);
+	assert_int_equal(json_object_size(errors), n_allowed ? 1 : 0);
 	assert_false(json_is_true(json_object_get(res, "interrupted")));
 	assert_true(num(sum, "responses") > 100);
-	assert_int_equal(num(sum, "responses"), num(sum, "requests"));
-	assert_int_equal(num(sum, "vusers_failed"), 0);
+	assert_int_equal(num(sum, "responses") + n_allowed, num(sum, "requests"));
 	assert_int_equal(num(codes, "200"), num(sum, "responses")); /* and no other code */
 	json_decref(res);
+	return n_allowed;
+}
+
+/* 3. A replica killed under load: no request fails (the balancer retries
+ * idempotent ones elsewhere), and it is replaced. */
+static void
+test_kill_under_load(void **state)
+{
+	struct tctx *t = *state;
+	struct restarted w = { 1, NULL, "exited" };
+	struct vt_result r;
+	struct vt_proc load;
+	char name[96], id[80];
+
+	bring_up(t, &web3, NULL);
+	replica_field(t, 1, "id", id, sizeof(id));
+	w.old_id = id;
+	load_start(t, &load);
+	sleep_ms(2000);
+	snprintf(name, sizeof(name), "vd-%s-1", t->svc);
+	run(&r, 30, ENV, "docker", "kill", name, NULL);
+	assert_exit(&r, 0);
+	vt_result_clear(&r);
+	assert_int_equal(load_check(t, &load, NULL), 0);
 
 	json_decref(wait_status(t, restarted_pred, &w, WAIT_S, "index 1 replaced"));
 	json_decref(wait_ready(t, 3, WAIT_S));
@@ -857,19 +885,27 @@ test_oom(void **state)
 }
 
 /* 5. A new controller adopts the replicas a stopped one left: same ids, no
- * restart, and its balancer answers. */
+ * restart, and its balancer answers; a load running through the restart
+ * sees every request it sent answered 200, and only refused connections
+ * while no controller listened. */
 static void
 test_restart(void **state)
 {
 	struct tctx *t = *state;
 	char ids[3][80];
+	struct vt_proc load;
 	json_t *st;
 
 	bring_up(t, &web3, NULL);
 	for (int i = 0; i < 3; i++)
 		replica_field(t, i, "id", ids[i], sizeof(ids[i]));
+	/* under load: what was sent is answered; while no controller listens,
+	 * connections are refused (vdctl-controller(8)), and nothing else */
+	load_start(t, &load);
+	sleep_ms(2000);
 	assert_int_equal(ctl_stop(t), 0);
 	ctl_start(t, NULL);
+	load_check(t, &load, "ECONNREFUSED");
 	st = wait_ready(t, 3, WAIT_S);
 	for (int i = 0; i < 3; i++) {
 		json_t *r = replica_of(service_of(st, t->svc), i);
