@@ -5,7 +5,8 @@
  * failed request, an OOM-killed replica replaced with its reason, a restart
  * of the controller that adopts the replicas without restarting any, the
  * back-off of a replica that always crashes, scale through the controller,
- * the Prometheus metrics, a VM replica destroyed with virsh and replaced,
+ * the Prometheus metrics, --daemon and SIGHUP, a VM replica destroyed with
+ * virsh and replaced,
  * and last dockerd itself stopped and started again.
  *
  * Each test has its own state directory (mkdtemp /tmp/itc-XXXXXX, short:
@@ -65,6 +66,7 @@ struct tctx {
 	char log[128]; /* the controller's stderr */
 	int port;      /* the balancer's; 0 without one */
 	pid_t ctl;     /* the controller; 0 when none runs */
+	pid_t daemon;  /* a controller started with --daemon (not our child) */
 	bool applied;
 	bool done;     /* the test ran to its end */
 	json_t *last;  /* the last status seen */
@@ -545,6 +547,55 @@ get(int port, const char *path, char **body)
 	return vt_http_get(url, body, 10000);
 }
 
+/* 9. --daemon detaches once its socket answers and writes its pid; SIGHUP
+ * makes it read a state directory changed by hand at once (its resync is
+ * 10 minutes); SIGTERM stops it and removes the pid file. */
+static void
+test_daemon_sighup(void **state)
+{
+	static const struct spec one = { 1, SYNC_CMD, "5s", false };
+	struct tctx *t = *state;
+	struct vt_result r;
+	char pidfile[128], path[160], *text, *p;
+	FILE *f;
+
+	write_manifest(t, &one);
+	vdctl(&r, t, "controller", "--daemon", "--resync", "10m", NULL);
+	assert_exit(&r, 0);
+	assert_has(r.out, "running (pid ");
+	vt_result_clear(&r);
+	snprintf(pidfile, sizeof(pidfile), "%s/controller.pid", t->dir);
+	text = read_text(pidfile);
+	assert_non_null(text);
+	t->daemon = atoi(text);
+	free(text);
+	assert_true(t->daemon > 0 && alive(t->daemon));
+	apply(t, &r, true);
+	vt_result_clear(&r);
+	json_decref(wait_ready(t, 1, WAIT_S));
+
+	/* the recorded count, 1, made 2 by hand */
+	snprintf(path, sizeof(path), "%s/services/%s.yaml", t->dir, t->svc);
+	text = read_text(path);
+	assert_non_null(text);
+	assert_non_null(p = strstr(text, "\"replicas\": 1,"));
+	p[strlen("\"replicas\": ")] = '2';
+	assert_non_null(f = fopen(path, "w"));
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+	free(text);
+	assert_int_equal(kill(t->daemon, SIGHUP), 0);
+	json_decref(wait_ready(t, 2, WAIT_S));
+
+	assert_int_equal(kill(t->daemon, SIGTERM), 0);
+	for (int i = 0; i < STOP_S * 20 && alive(t->daemon); i++)
+		sleep_ms(50);
+	assert_false(alive(t->daemon));
+	t->daemon = 0;
+	assert_int_equal(access(pidfile, F_OK), -1);
+	t->done = true;
+}
+
 /* ------------------------------------------------------------------- VMs */
 
 static bool
@@ -638,6 +689,12 @@ teardown(void **state)
 	struct tctx *t = *state;
 	struct vt_result r;
 	int st = ctl_stop(t);
+
+	if (t->daemon > 0) {
+		kill(t->daemon, SIGTERM);
+		for (int i = 0; i < STOP_S * 20 && alive(t->daemon); i++)
+			sleep_ms(50);
+	}
 
 	if (!t->done) {
 		char *log = read_text(t->log);
@@ -1076,6 +1133,7 @@ main(void)
 		T(test_crash_backoff, "crash"),
 		T(test_scale, "scale"),
 		T(test_metrics, "metrics"),
+		T(test_daemon_sighup, "daemon"),
 		T(test_vm_destroy, "vm"),
 		T(test_dockerd_restart, "dockerd"), /* last: it stops dockerd */
 	};
