@@ -253,6 +253,77 @@ mark_of(struct controller *c, const char *service, int index, bool make)
 	return m;
 }
 
+/* The book outlives the controller: DIR/restarts.json holds each index's
+ * restarts, last reason and back-off, so a new controller goes on counting
+ * (and backing off) where the last one stopped. */
+static void
+book_path(const struct controller *c, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s/restarts.json", c->dir);
+}
+
+/* Write the book (atomically). Takes c->lock. */
+static void
+book_save(struct controller *c)
+{
+	struct vd_error err = VD_ERROR_INIT;
+	char path[PATH_MAX + 16], *text;
+	json_t *a = json_array();
+
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; a && i < c->nmarks; i++) {
+		const struct mark *k = &c->marks[i];
+
+		if (k->restarts)
+			json_array_append_new(a, json_pack("{s:s, s:i, s:i, s:s, s:I}", "service",
+							   k->service, "index", k->index,
+							   "restarts", k->restarts, "reason",
+							   k->reason, "backoff_ms",
+							   (json_int_t)k->backoff_ms));
+	}
+	pthread_mutex_unlock(&c->lock);
+	text = a ? json_dumps(a, JSON_INDENT(1)) : NULL;
+	json_decref(a);
+	book_path(c, path, sizeof(path));
+	if (!text || vd_write_atomic(path, text, strlen(text), &err) < 0)
+		vd_warn("controller: cannot record restarts: %s", text ? err.msg : "out of memory");
+	free(text);
+}
+
+/* Read the book a previous controller left; none is fine. */
+static void
+book_load(struct controller *c)
+{
+	char path[PATH_MAX + 16];
+	json_error_t jerr;
+	json_t *a, *e;
+	size_t i;
+
+	book_path(c, path, sizeof(path));
+	if (access(path, F_OK) < 0)
+		return;
+	if (!(a = json_load_file(path, 0, &jerr)) || !json_is_array(a)) {
+		vd_warn("controller: ignoring %s: %s", path, a ? "not a list" : jerr.text);
+		json_decref(a);
+		return;
+	}
+	json_array_foreach(a, i, e) {
+		const char *svc = json_string_value(json_object_get(e, "service"));
+		const char *why = json_string_value(json_object_get(e, "reason"));
+		struct mark *k;
+
+		if (!svc || !(k = mark_of(c, svc, (int)json_integer_value(json_object_get(e, "index")),
+					  true)))
+			continue;
+		k->restarts = (int)json_integer_value(json_object_get(e, "restarts"));
+		k->backoff_ms = json_integer_value(json_object_get(e, "backoff_ms"));
+		if (k->backoff_ms < 0 || k->backoff_ms > BACKOFF_MAX_MS)
+			k->backoff_ms = BACKOFF_MAX_MS;
+		snprintf(k->reason, sizeof(k->reason), "%s", why ? why : "");
+	}
+	json_decref(a);
+}
+
 /* ------------------------------------------------ engine thread -> loop */
 
 static struct msg *
@@ -491,7 +562,7 @@ heal(struct controller *c, const struct vd_manifest *m, const struct vd_replica_
 {
 	struct vd_driver *d[NBACKENDS] = { NULL, NULL };
 	int64_t now = mono_ms();
-	int healed = 0;
+	int healed = 0, counted = 0;
 
 	for (size_t i = 0; i < have->n; i++) {
 		const struct vd_replica *h = &have->v[i];
@@ -525,6 +596,7 @@ heal(struct controller *c, const struct vd_manifest *m, const struct vd_replica_
 		k->hold_until = now + k->backoff_ms;
 		k->sick_id[0] = '\0';
 		pthread_mutex_unlock(&c->lock);
+		counted++;
 
 		vd_info("%s: %s: replacing it", h->name, why);
 		post_replica(c, MSG_GONE, svc->name, h->labels.index, h->id);
@@ -544,6 +616,8 @@ heal(struct controller *c, const struct vd_manifest *m, const struct vd_replica_
 	}
 	for (int b = 0; b < NBACKENDS; b++)
 		vd_driver_close(d[b]);
+	if (counted)
+		book_save(c);
 	return healed;
 }
 
@@ -1213,6 +1287,23 @@ csvc_free(struct csvc *s)
 
 /* ------------------------------------------------- the loop: snapshots */
 
+/* A service that is gone takes its restart history with it. */
+static void
+forget_marks(struct controller *c, const char *service)
+{
+	size_t n = 0, was;
+
+	pthread_mutex_lock(&c->lock);
+	was = c->nmarks;
+	for (size_t i = 0; i < c->nmarks; i++)
+		if (strcmp(c->marks[i].service, service) != 0)
+			c->marks[n++] = c->marks[i];
+	c->nmarks = n;
+	pthread_mutex_unlock(&c->lock);
+	if (n != was)
+		book_save(c);
+}
+
 static void
 take_snapshot(struct controller *c, struct msg *m)
 {
@@ -1268,6 +1359,7 @@ take_snapshot(struct controller *c, struct msg *m)
 			continue;
 		}
 		vd_info("%s: no longer desired", c->svcs[i]->name);
+		forget_marks(c, c->svcs[i]->name);
 		csvc_free(c->svcs[i]);
 		c->svcs[i] = c->svcs[--c->nsvcs];
 	}
@@ -1937,6 +2029,7 @@ vd_controller_run(const struct vd_controller_opts *o, struct vd_error *err)
 	pthread_cond_init(&c->cond, NULL);
 	the_controller = c;
 	signal(SIGPIPE, SIG_IGN);
+	book_load(c);
 	if (setup(c, err) < 0) {
 		if (!stop_worker(c))
 			return -1;
