@@ -91,6 +91,7 @@ enum msg_kind {
 };
 
 struct drain {
+	struct controller *c;
 	atomic_int refs;
 	bool done;
 };
@@ -167,6 +168,7 @@ struct crep {
 };
 
 struct csvc {
+	struct controller *c;
 	char name[64];
 	const struct vd_service *svc; /* in c->desired */
 	struct vd_lb *lb;
@@ -443,6 +445,7 @@ before_remove(void *arg, const char *name, const char *id)
 		return;
 	}
 	atomic_init(&d->refs, 2);
+	d->c = c;
 	snprintf(m->name, sizeof(m->name), "%s", name);
 	snprintf(m->id, sizeof(m->id), "%s", id);
 	m->drain = d;
@@ -990,7 +993,6 @@ engine_thread(void *arg)
 static void start_probe(struct crep *r);
 static void ensure_balancer(struct controller *c, struct csvc *s);
 
-static struct controller *the_controller; /* one per process; for callbacks that carry a replica */
 
 static void
 balancer_out(struct crep *r, void (*done)(void *, const char *), void *arg)
@@ -1021,7 +1023,7 @@ balancer_in(struct crep *r)
 static void
 crep_free(struct crep *r)
 {
-	struct controller *c = the_controller;
+	struct controller *c = r->s->c;
 
 	if (r->probe)
 		vd_health_probe_cancel(r->probe);
@@ -1112,7 +1114,7 @@ probe_tick(struct vd_ev *ev, void *arg)
 static void
 schedule_probe(struct crep *r, int64_t after_ms)
 {
-	struct controller *c = the_controller;
+	struct controller *c = r->s->c;
 
 	if (r->timer <= 0 && !c->stopping_loop)
 		r->timer = vd_ev_timer(c->ev, after_ms, probe_tick, r);
@@ -1137,7 +1139,7 @@ static void
 probe_done(void *arg, enum vd_health_result res)
 {
 	struct crep *r = arg;
-	struct controller *c = the_controller;
+	struct controller *c = r->s->c;
 	const struct vd_service *svc = r->s->svc;
 	int64_t now = vd_ev_now_ms(c->ev);
 
@@ -1180,7 +1182,7 @@ probe_done(void *arg, enum vd_health_result res)
 static void
 start_probe(struct crep *r)
 {
-	struct controller *c = the_controller;
+	struct controller *c = r->s->c;
 	const struct vd_service *svc = r->s->svc;
 	struct vd_health_spec spec = { svc->health.kind, svc->health.http_path,
 				       svc->health.timeout_ms };
@@ -1339,6 +1341,7 @@ take_snapshot(struct controller *c, struct msg *m)
 			}
 			c->svcs = v;
 			c->svcs[c->nsvcs++] = s;
+			s->c = c;
 			snprintf(s->name, sizeof(s->name), "%s", svc->name);
 			s->since = vd_ev_now_ms(c->ev);
 			vd_info("%s: taken on (%d replicas)", svc->name, svc->replicas);
@@ -1410,7 +1413,7 @@ static void
 drained(void *arg, const char *name)
 {
 	struct drain *d = arg;
-	struct controller *c = the_controller;
+	struct controller *c = d->c;
 
 	(void)name;
 	pthread_mutex_lock(&c->lock);
@@ -2027,7 +2030,6 @@ vd_controller_run(const struct vd_controller_opts *o, struct vd_error *err)
 	c->jobs_tail = &c->jobs;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
-	the_controller = c;
 	signal(SIGPIPE, SIG_IGN);
 	book_load(c);
 	if (setup(c, err) < 0) {
