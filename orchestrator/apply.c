@@ -441,6 +441,30 @@ listed(const char *const *services, size_t n, const char *service)
 	return false;
 }
 
+/* The backends the services were recorded on; every backend when one of
+ * them has no record (its replicas could be anywhere) or there is no state
+ * directory. */
+static unsigned
+recorded_backends(const char *const *services, size_t n, const struct vd_apply_opts *o)
+{
+	unsigned b = 0;
+
+	for (size_t i = 0; i < n && b != ~0u; i++) {
+		struct vd_diags diags = VD_DIAGS_INIT;
+		struct vd_error e = VD_ERROR_INIT;
+		struct vd_manifest *m = NULL;
+
+		if (o->state_dir && vd_state_load(o->state_dir, services[i], &m, &diags, &e) == 0 &&
+		    m->nservices)
+			b |= 1u << m->services[0].backend;
+		else
+			b = ~0u;
+		vd_diags_clear(&diags);
+		vd_manifest_free(m);
+	}
+	return b ? b : ~0u;
+}
+
 int
 vd_delete_services(const char *const *services, size_t n, const struct vd_apply_opts *o,
 		   struct vd_apply_result *res, struct vd_error *err)
@@ -451,7 +475,7 @@ vd_delete_services(const char *const *services, size_t n, const struct vd_apply_
 	int ret = -1;
 
 	memset(res, 0, sizeof(*res));
-	if (vd_observe(o->node, 0, &have, err) < 0)
+	if (vd_observe_some(o->node, 0, recorded_backends(services, n, o), &have, err) < 0)
 		return -1;
 	ph.v = calloc(have.n + 1, sizeof(*ph.v));
 	plan.phases = calloc(1, sizeof(*plan.phases));
