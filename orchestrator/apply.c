@@ -345,11 +345,31 @@ record(const struct vd_desired *want, size_t n, const struct vd_plan *plan,
 	return 0;
 }
 
+/* The backend SERVICE was recorded on, as a bit (1 << enum vd_backend); 0
+ * when it was never applied; every bit when its record cannot be read. */
+static unsigned
+recorded_backend(const char *dir, const char *service)
+{
+	struct vd_diags diags = VD_DIAGS_INIT;
+	struct vd_error e = VD_ERROR_INIT;
+	struct vd_manifest *m = NULL;
+	char ident[PATH_MAX];
+	unsigned b = ~0u;
+
+	if (vd_state_manifest_of(dir, service, ident, sizeof(ident)) < 0)
+		return 0;
+	if (vd_state_load(dir, service, &m, &diags, &e) == 0 && m->nservices)
+		b = 1u << m->services[0].backend;
+	vd_diags_clear(&diags);
+	vd_manifest_free(m);
+	return b;
+}
+
 /*
  * The backends apply asks besides those the services use: all of them with
  * --prune, else those the services were recorded on before (a service that
  * moves leaves replicas behind there). Not asking a backend no service
- * needs keeps its library unloaded (libvirt's is 12 MB resident).
+ * needs keeps its library unloaded (libvirt's is 13 MB resident).
  */
 static unsigned
 asked_backends(const struct vd_desired *want, size_t n, const struct vd_apply_opts *o)
@@ -358,22 +378,8 @@ asked_backends(const struct vd_desired *want, size_t n, const struct vd_apply_op
 
 	if (o->prune || !o->state_dir)
 		return ~0u;
-	for (size_t i = 0; i < n; i++) {
-		struct vd_diags diags = VD_DIAGS_INIT;
-		struct vd_error e = VD_ERROR_INIT;
-		struct vd_manifest *m = NULL;
-		char ident[PATH_MAX];
-
-		if (vd_state_manifest_of(o->state_dir, want[i].svc->name, ident, sizeof(ident)) < 0)
-			continue; /* never applied: no replicas anywhere */
-		if (vd_state_load(o->state_dir, want[i].svc->name, &m, &diags, &e) == 0 &&
-		    m->nservices)
-			b |= 1u << m->services[0].backend;
-		else if (e.code)
-			b = ~0u; /* cannot tell: ask them all */
-		vd_diags_clear(&diags);
-		vd_manifest_free(m);
-	}
+	for (size_t i = 0; i < n; i++)
+		b |= recorded_backend(o->state_dir, want[i].svc->name);
 	return b;
 }
 
@@ -449,18 +455,10 @@ recorded_backends(const char *const *services, size_t n, const struct vd_apply_o
 {
 	unsigned b = 0;
 
-	for (size_t i = 0; i < n && b != ~0u; i++) {
-		struct vd_diags diags = VD_DIAGS_INIT;
-		struct vd_error e = VD_ERROR_INIT;
-		struct vd_manifest *m = NULL;
+	for (size_t i = 0; i < n && o->state_dir; i++) {
+		unsigned r = recorded_backend(o->state_dir, services[i]);
 
-		if (o->state_dir && vd_state_load(o->state_dir, services[i], &m, &diags, &e) == 0 &&
-		    m->nservices)
-			b |= 1u << m->services[0].backend;
-		else
-			b = ~0u;
-		vd_diags_clear(&diags);
-		vd_manifest_free(m);
+		b |= r ? r : ~0u;
 	}
 	return b ? b : ~0u;
 }

@@ -524,27 +524,43 @@ free_strv(char **v, size_t n)
 	free(v);
 }
 
-/* Is each backend the desired state uses there? */
+/*
+ * What the engines the desired state uses hold, into *out (cleared first),
+ * and whether each answered, into st. One list call per engine serves
+ * both. False when one of them did not answer.
+ */
 static bool
-check_engines(struct controller *c, unsigned used, struct engine_status *st)
+observe(struct controller *c, unsigned used, struct engine_status *st,
+	struct vd_replica_list *out)
 {
 	bool all = true;
 
+	vd_replica_list_clear(out);
 	for (int b = 0; b < NBACKENDS; b++) {
 		struct vd_error err = VD_ERROR_INIT;
-		struct vd_driver *d = NULL;
+		struct vd_replica_list part = { NULL, 0 };
+		struct vd_replica *r;
 
 		memset(&st[b], 0, sizeof(st[b]));
-		st[b].used = used & (1u << b);
-		if (!st[b].used)
+		if (!(st[b].used = used & (1u << b)))
 			continue;
-		st[b].up = vd_driver_open(vd_driver_ops_for(b), c->o->node, &d, &err) == 0 &&
-			   vd_driver_ping(d, &err) == 0;
-		vd_driver_close(d);
-		if (!st[b].up) {
+		if (vd_observe_some(c->o->node, 1u << b, 0, &part, &err) < 0) {
+			if (err.code != VD_EXIT_ENGINE)
+				vd_error_log("controller: %s", err.msg);
 			snprintf(st[b].error, sizeof(st[b].error), "%.255s", err.msg);
 			all = false;
+			continue;
 		}
+		st[b].up = true;
+		/* the records move into out */
+		for (size_t i = 0; i < part.n; i++) {
+			if (!(r = vd_replica_list_add(out))) {
+				vd_replica_clear(&part.v[i]);
+				continue;
+			}
+			*r = part.v[i];
+		}
+		free(part.v);
 	}
 	return all;
 }
@@ -686,19 +702,13 @@ reconcile(struct controller *c, FILE *log, unsigned *used_out)
 		return RETRY_MS;
 	}
 	used = *used_out = backends_of(m);
-	if (!check_engines(c, used, snap->engines) ||
-	    vd_observe_some(c->o->node, used, 0, &snap->list, &err) < 0) {
-		if (err.code && err.code != VD_EXIT_ENGINE)
-			vd_error_log("controller: %s", err.msg);
+	if (!observe(c, used, snap->engines, &snap->list)) {
 		snap->desired = m;
 		post(c, snap);
 		return RETRY_MS;
 	}
-	if (heal(c, m, &snap->list) > 0) {
-		vd_replica_list_clear(&snap->list);
-		if (vd_observe_some(c->o->node, used, 0, &snap->list, &err) < 0)
-			goto out;
-	}
+	if (heal(c, m, &snap->list) > 0 && !observe(c, used, snap->engines, &snap->list))
+		goto out;
 	{
 		char **idents = identities(c, m);
 		struct vd_desired *want = NULL;
@@ -725,11 +735,8 @@ reconcile(struct controller *c, FILE *log, unsigned *used_out)
 		}
 		vd_desired_free(want, made, m->nservices);
 		free_strv(idents, m->nservices);
-		if (acted) {
-			vd_replica_list_clear(&snap->list);
-			if (vd_observe_some(c->o->node, used, 0, &snap->list, &err) < 0)
-				goto out;
-		}
+		if (acted && !observe(c, used, snap->engines, &snap->list))
+			goto out;
 	}
 	snap->observed = true;
 out:
@@ -801,7 +808,7 @@ opt_bool(const json_t *body, const char *key, bool def)
 }
 
 static void
-run_job(struct controller *c, struct job *j, FILE *log)
+run_job(struct controller *c, struct job *j)
 {
 	struct vd_error err = VD_ERROR_INIT;
 	struct vd_apply_opts o = { 0 };
@@ -809,7 +816,6 @@ run_job(struct controller *c, struct job *j, FILE *log)
 	FILE *out = line_file(stream_write, j->stream);
 	const json_t *v;
 
-	(void)log;
 	if (!out) {
 		end_job(c, j->stream, VD_EXIT_FAILURE, "out of memory");
 		return;
@@ -939,7 +945,7 @@ engine_thread(void *arg)
 		pthread_mutex_unlock(&c->lock);
 
 		if (j) {
-			run_job(c, j, log);
+			run_job(c, j);
 			json_decref(j->body);
 			free(j);
 			due = now;

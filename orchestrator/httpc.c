@@ -211,9 +211,8 @@ vd_httpc_request(const struct vd_httpc_target *t, const char *method, const char
 		if (http_parser_execute(&p, &settings, buf, (size_t)got) != (size_t)got &&
 		    !x.done) {
 			if (x.stopped)
-				return err && err->code ? (*failure = VD_HTTPC_IO, -1)
-							: fail(err, failure, VD_HTTPC_IO, 0,
-							       "stopped reading");
+				return fail(err, failure, VD_HTTPC_IO, 0,
+					    "the answer could not be kept (out of memory)");
 			return fail(err, failure, VD_HTTPC_PROTOCOL, 0,
 				    http_errno_description(HTTP_PARSER_ERRNO(&p)));
 		}

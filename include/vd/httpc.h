@@ -25,8 +25,8 @@ struct vd_httpc_target {
 	const char *port;
 };
 
-/* Body data as it arrives; return 0 to go on, -1 to stop (the request then
- * fails with the error the callback left in err, or a generic one). */
+/* Body data as it arrives; return 0 to go on, -1 when it cannot be kept
+ * (out of memory): the request then fails. */
 typedef int (*vd_httpc_data_fn)(void *arg, const char *data, size_t len);
 
 enum vd_httpc_failure {

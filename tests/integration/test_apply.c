@@ -112,29 +112,6 @@ ctx_init(struct tctx *t, const char *tag)
 
 /* ------------------------------------------------------- running vdctl */
 
-static void
-dump(const char *what, const struct vt_result *r)
-{
-	fprintf(stderr, "--- %s: exit %d%s in %.2fs\n--- stdout:\n%s--- stderr:\n%s---\n", what,
-		r->status, r->timed_out ? " (timed out)" : "", r->secs, r->out ? r->out : "",
-		r->err ? r->err : "");
-}
-
-#define assert_exit(r, code)                                        \
-	do {                                                        \
-		if ((r)->status != (code))                          \
-			dump("unexpected exit status", (r));        \
-		assert_int_equal((r)->status, (code));              \
-	} while (0)
-
-#define assert_has(text, needle)                                                  \
-	do {                                                                      \
-		if (!strstr((text) ? (text) : "", (needle)))                      \
-			fprintf(stderr, "--- missing '%s' in:\n%s---\n", (needle), \
-				(text) ? (text) : "(null)");                      \
-		assert_non_null(strstr((text) ? (text) : "", (needle)));          \
-	} while (0)
-
 /* argv: the binary, --state-dir STATE (when given), then the arguments. */
 static void
 build_argv(char **argv, char *state, va_list ap)
@@ -469,7 +446,7 @@ clean_services(void)
 
 		vdctl(&r, G.made[G.cleaned].state_dir, "delete", G.made[G.cleaned].name, NULL);
 		if (r.status != 0)
-			dump("cleanup: vdctl delete", &r);
+			vt_dump("cleanup: vdctl delete", &r);
 		vt_result_clear(&r);
 		n = sweep(G.made[G.cleaned].name);
 		if (n != 0)
@@ -1006,7 +983,7 @@ test_sigkill_recovery(void **state)
 		kill(pr.pid, SIGKILL);
 		vt_finish(&pr, RUN_TIMEOUT_S, &killed);
 		if (killed.status != 128 + SIGKILL)
-			dump("the apply ended before the kill", &killed);
+			vt_dump("the apply ended before the kill", &killed);
 		printf("# killed at %d ms (exit %d after %.2fs), its last line: %s%s", kill_ms[k],
 		       killed.status, killed.secs, last_line(killed.out),
 		       *last_line(killed.out) ? "" : "(none)\n");

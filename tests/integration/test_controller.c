@@ -107,29 +107,6 @@ read_text(const char *path)
 	return buf ? buf : calloc(1, 1);
 }
 
-static void
-dump(const char *what, const struct vt_result *r)
-{
-	fprintf(stderr, "--- %s: exit %d%s in %.2fs\n--- stdout:\n%s--- stderr:\n%s---\n", what,
-		r->status, r->timed_out ? " (timed out)" : "", r->secs, r->out ? r->out : "",
-		r->err ? r->err : "");
-}
-
-#define assert_exit(r, code)                                 \
-	do {                                                 \
-		if ((r)->status != (code))                   \
-			dump("unexpected exit status", (r)); \
-		assert_int_equal((r)->status, (code));       \
-	} while (0)
-
-#define assert_has(text, needle)                                                  \
-	do {                                                                      \
-		if (!strstr((text) ? (text) : "", (needle)))                      \
-			fprintf(stderr, "--- missing '%s' in:\n%s---\n", (needle), \
-				(text) ? (text) : "(null)");                      \
-		assert_non_null(strstr((text) ? (text) : "", (needle)));          \
-	} while (0)
-
 /* Run PROG (a path) with the arguments up to NULL; returns the exit status. */
 static int
 run(struct vt_result *r, double timeout_s, char *prog, ...)
@@ -710,7 +687,7 @@ teardown(void **state)
 	if (t->applied) {
 		vdctl(&r, t, "delete", t->svc, NULL);
 		if (r.status != 0)
-			dump("teardown: vdctl delete", &r);
+			vt_dump("teardown: vdctl delete", &r);
 		vt_result_clear(&r);
 	}
 	json_decref(t->last);
@@ -739,7 +716,7 @@ group_setup(void **state)
 	snprintf(G.bin, sizeof(G.bin), "%s/vdctl", G.root);
 	st = run(&r, 30, (char *)"/bin/cp", vt_env("VD_VDCTL_BIN", "build/vdctl"), G.bin, NULL);
 	if (st != 0)
-		dump("cannot copy vdctl", &r);
+		vt_dump("cannot copy vdctl", &r);
 	vt_result_clear(&r);
 	return st == 0 ? 0 : -1;
 }

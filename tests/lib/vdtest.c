@@ -292,3 +292,11 @@ vt_env(const char *name, const char *dflt)
 
 	return v && *v ? v : dflt;
 }
+
+void
+vt_dump(const char *what, const struct vt_result *r)
+{
+	fprintf(stderr, "--- %s: exit %d%s in %.2fs\n--- stdout:\n%s--- stderr:\n%s---\n", what,
+		r->status, r->timed_out ? " (timed out)" : "", r->secs, r->out ? r->out : "",
+		r->err ? r->err : "");
+}

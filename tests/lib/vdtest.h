@@ -62,6 +62,26 @@ void vt_result_clear(struct vt_result *r);
 /* Path of a file under the source tree ($VD_ROOT, default "."). */
 const char *vt_path(const char *rel);
 
+/* Print what a command run with vt_run() did (WHAT says why), on stderr. */
+void vt_dump(const char *what, const struct vt_result *r);
+
+/* Assert a command's exit status, showing its output when it differs; and
+ * that TEXT holds NEEDLE, showing TEXT when it does not (cmocka asserts). */
+#define assert_exit(r, code)                                 \
+	do {                                                 \
+		if ((r)->status != (code))                   \
+			vt_dump("unexpected exit status", (r)); \
+		assert_int_equal((r)->status, (code));       \
+	} while (0)
+
+#define assert_has(text, needle)                                                  \
+	do {                                                                      \
+		if (!strstr((text) ? (text) : "", (needle)))                      \
+			fprintf(stderr, "--- missing '%s' in:\n%s---\n", (needle), \
+				(text) ? (text) : "(null)");                      \
+		assert_non_null(strstr((text) ? (text) : "", (needle)));          \
+	} while (0)
+
 /* getenv with a default. */
 const char *vt_env(const char *name, const char *dflt);
 
