@@ -79,7 +79,7 @@ cmd_resize(int argc, char **argv, struct vd_error *err)
 		return -1;
 	s = &m->services[0];
 	/* the manifest's floors: what Docker accepts, what a VM boots in */
-	floor = s->backend == VD_BACKEND_DOCKER ? 6 * VD_MIB : 32 * VD_MIB;
+	floor = vd_driver_min_memory(s->backend);
 	if (mem && (mem < floor || mem > VD_TIB)) {
 		char f[32];
 

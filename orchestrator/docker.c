@@ -926,6 +926,7 @@ docker_events_read(struct vd_driver *d, struct vd_event *ev, struct vd_error *er
 
 const struct vd_driver_ops vd_docker_driver = {
 	.name = "docker",
+	.min_memory_bytes = 6 << 20, /* dockerd refuses less */
 	.open = docker_open,
 	.close = docker_close,
 	.ping = docker_ping,

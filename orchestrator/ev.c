@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "vd/clock.h"
 #include "vd/ev.h"
 
 #define EV_BATCH 256
@@ -40,15 +41,6 @@ struct vd_ev {
 	struct vd_ev_handle sig; /* the signalfd */
 };
 
-static int64_t
-clock_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 struct vd_ev *
 vd_ev_new(struct vd_error *err)
 {
@@ -65,7 +57,7 @@ vd_ev_new(struct vd_error *err)
 		return NULL;
 	}
 	ev->sig.fd = -1;
-	ev->now_us = clock_us();
+	ev->now_us = vd_clock_us();
 	return ev;
 }
 
@@ -189,7 +181,7 @@ vd_ev_timer(struct vd_ev *ev, int64_t after_ms, vd_ev_timer_fn fn, void *arg)
 
 	/* from now, not from the start of the round: a timer set before the
 	 * loop runs would fire early */
-	ev->now_us = clock_us();
+	ev->now_us = vd_clock_us();
 	t = (struct timer){ vd_ev_now_ms(ev) + after_ms, 0, fn, arg };
 
 	if (++ev->next_id <= 0)
@@ -317,7 +309,7 @@ vd_ev_run(struct vd_ev *ev)
 	while (!ev->stop) {
 		int n = epoll_wait(ev->epfd, events, EV_BATCH, next_timeout(ev));
 
-		ev->now_us = clock_us();
+		ev->now_us = vd_clock_us();
 		if (n < 0 && errno != EINTR)
 			return -1;
 		for (int i = 0; i < n && !ev->stop; i++) {

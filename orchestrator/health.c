@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "vd/cleanup.h"
+#include "vd/clock.h"
 #include "vd/net.h"
 #include "vd/health.h"
 
@@ -174,7 +175,7 @@ vd_health_check(const struct vd_service *svc, const char *host, int port, int ti
 	if (timeout_ms <= 0)
 		timeout_ms = svc->health.timeout_ms > 0 ? (int)svc->health.timeout_ms
 							: DEFAULT_TIMEOUT_MS;
-	deadline = vd_net_now_ms() + timeout_ms;
+	deadline = vd_clock_ms() + timeout_ms;
 	r = connect_to(host, port, deadline, &fd);
 	if (r != VD_HEALTH_OK || svc->health.kind == VD_HEALTH_TCP)
 		return r;

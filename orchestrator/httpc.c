@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "vd/cleanup.h"
+#include "vd/clock.h"
 #include "vd/net.h"
 #include "vd/httpc.h"
 
@@ -92,7 +93,7 @@ int
 vd_httpc_connect(const struct vd_httpc_target *t, int timeout_ms, struct vd_error *err)
 {
 	enum vd_httpc_failure why;
-	int errnum, fd = connect_until(t, vd_net_now_ms() + timeout_ms, &errnum);
+	int errnum, fd = connect_until(t, vd_clock_ms() + timeout_ms, &errnum);
 
 	if (fd < 0)
 		return fail(err, &why, VD_HTTPC_CONNECT, errnum, "cannot connect");
@@ -162,7 +163,7 @@ vd_httpc_request(const struct vd_httpc_target *t, const char *method, const char
 		 vd_httpc_data_fn on_data, void *arg, enum vd_httpc_failure *failure,
 		 struct vd_error *err)
 {
-	int64_t deadline = vd_net_now_ms() + timeout_ms;
+	int64_t deadline = vd_clock_ms() + timeout_ms;
 	struct exchange x = { on_data, arg, false, false };
 	_cleanup_close_ int fd = -1;
 	_cleanup_free_ char *head = NULL;
@@ -190,7 +191,7 @@ vd_httpc_request(const struct vd_httpc_target *t, const char *method, const char
 	}
 	if (send_all(fd, head, (size_t)n, deadline) < 0 ||
 	    (body && send_all(fd, body, len, deadline) < 0))
-		return fail(err, failure, vd_net_now_ms() >= deadline ? VD_HTTPC_TIMEOUT : VD_HTTPC_IO,
+		return fail(err, failure, vd_clock_ms() >= deadline ? VD_HTTPC_TIMEOUT : VD_HTTPC_IO,
 			    errno, "cannot send the request");
 	http_parser_init(&p, HTTP_RESPONSE);
 	p.data = &x;

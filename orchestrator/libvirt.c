@@ -1277,6 +1277,7 @@ lv_stats(struct vd_driver *d, const char *id, struct vd_stats *out, struct vd_er
 
 const struct vd_driver_ops vd_libvirt_driver = {
 	.name = "libvirt",
+	.min_memory_bytes = 32 << 20, /* what a small guest kernel boots in */
 	.open = lv_open,
 	.close = lv_close,
 	.ping = lv_ping,

@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "vd/clock.h"
 #include "vd/ev.h"
 #include "vd/loadgen.h"
 
@@ -957,15 +958,6 @@ worker_main(void *arg)
 
 /* ==================================================================== run */
 
-static int64_t
-clock_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static int
 resolve(struct shared *s, const struct vd_load_profile *p, const struct vd_load_opts *o,
 	struct vd_error *err)
@@ -1077,7 +1069,7 @@ vd_load_run(const struct vd_load_profile *p, const struct vd_load_opts *o,
 	if (!(w[0].ev = vd_ev_new(err)) || vd_ev_stop_on_signal(w[0].ev, SIGINT, err) < 0 ||
 	    vd_ev_stop_on_signal(w[0].ev, SIGTERM, err) < 0)
 		goto out;
-	s->start_us = clock_us() + 2000; /* time for the threads to set up */
+	s->start_us = vd_clock_us() + 2000; /* time for the threads to set up */
 	for (int i = 0; i < nt; i++) {
 		size_t mine = nvu;
 
@@ -1103,7 +1095,7 @@ vd_load_run(const struct vd_load_profile *p, const struct vd_load_opts *o,
 	}
 	for (int i = 1; i < nt; i++)
 		pthread_join(w[i].thread, NULL);
-	r->elapsed_ms = (clock_us() - s->start_us) / 1000;
+	r->elapsed_ms = (vd_clock_us() - s->start_us) / 1000;
 	if (s->o->out && s->o->report_every_s > 0 &&
 	    s->period.created + s->period.requests + s->period.skipped > 0) {
 		fprintf(o->out, "--------------------------------------\n"

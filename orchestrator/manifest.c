@@ -28,6 +28,7 @@
 #include <yaml.h>
 
 #include "vd/cleanup.h"
+#include "vd/driver.h"
 #include "vd/manifest.h"
 #include "vd/units.h"
 
@@ -1558,7 +1559,7 @@ check_required(struct draft *d)
 static void
 check_memory(struct draft *d)
 {
-	int64_t min = d->backend == VD_BACKEND_LIBVIRT ? 32 * VD_MIB : 6 * VD_MIB;
+	int64_t min = vd_driver_min_memory(d->backend);
 	const struct node *v = d->at[F_MEMORY];
 	char reason[96];
 

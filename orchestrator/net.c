@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "vd/clock.h"
 #include "vd/net.h"
 
 int
@@ -36,22 +37,13 @@ vd_net_addr(const char *host, int port, struct sockaddr_storage *sa, socklen_t *
 	return -1;
 }
 
-int64_t
-vd_net_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int
 vd_net_wait(int fd, short events, int64_t deadline)
 {
 	struct pollfd p = { .fd = fd, .events = events };
 
 	for (;;) {
-		int64_t left = deadline - vd_net_now_ms();
+		int64_t left = deadline - vd_clock_ms();
 		int n;
 
 		if (left <= 0)

@@ -102,6 +102,9 @@ struct vd_driver;
 
 struct vd_driver_ops {
 	const char *name; /* "docker", "libvirt" */
+	/* the least memory a replica may have: what the engine accepts (Docker)
+	 * or what a guest boots in (libvirt) */
+	int64_t min_memory_bytes;
 
 	/* Connect; fills *out. */
 	int (*open)(const struct vd_node_config *cfg, struct vd_driver **out, struct vd_error *err);
@@ -145,6 +148,10 @@ struct vd_driver {
 /* The driver of a backend (enum vd_backend from vd/manifest.h); the one
  * place that picks one. */
 const struct vd_driver_ops *vd_driver_ops_for(int backend);
+
+/* The least memory a replica of BACKEND may have (its driver's
+ * min_memory_bytes); 6 MiB when the backend is not known. */
+int64_t vd_driver_min_memory(int backend);
 
 /* Wrappers: call the member, or fail with "'<op>' is not supported by the
  * <name> driver". */

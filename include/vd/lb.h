@@ -32,7 +32,9 @@
 
 #include "vd/error.h"
 #include "vd/ev.h"
-#include "vd/manifest.h"
+
+/* How a request picks its replica (the manifest's balancer.policy). */
+enum vd_lb_policy { VD_LB_ROUND_ROBIN, VD_LB_LEAST_OUTSTANDING, VD_LB_P2C };
 
 struct vd_lb;
 

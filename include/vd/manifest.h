@@ -28,6 +28,7 @@
 #include <stdio.h>
 
 #include "vd/error.h"
+#include "vd/lb.h" /* enum vd_lb_policy */
 
 /* Hard limits on input, so hostile files are refused quickly in bounded
  * memory. */
@@ -39,7 +40,6 @@
 
 enum vd_backend { VD_BACKEND_DOCKER, VD_BACKEND_LIBVIRT };
 enum vd_accel { VD_ACCEL_AUTO, VD_ACCEL_KVM, VD_ACCEL_TCG };
-enum vd_lb_policy { VD_LB_ROUND_ROBIN, VD_LB_LEAST_OUTSTANDING, VD_LB_P2C };
 enum vd_health_kind { VD_HEALTH_TCP, VD_HEALTH_HTTP };
 
 /* One service, every default filled in. Strings are owned by the manifest. */

@@ -14,10 +14,7 @@
  * outside 0-65535. No name lookup. */
 int vd_net_addr(const char *host, int port, struct sockaddr_storage *sa, socklen_t *len);
 
-/* The monotonic clock in ms. */
-int64_t vd_net_now_ms(void);
-
-/* Wait for EVENTS (POLLIN, POLLOUT) on fd until DEADLINE (vd_net_now_ms()
+/* Wait for EVENTS (POLLIN, POLLOUT) on fd until DEADLINE (vd_clock_ms()
  * time): 1 ready, 0 timed out, -1 poll failed (errno). */
 int vd_net_wait(int fd, short events, int64_t deadline);
 
