@@ -6,7 +6,7 @@
  *      int cmd_<name>(int argc, char **argv, struct vd_error *err);
  *      argv[0] is the command's name; `--help` prints its usage on stdout;
  *   2. declare it below;
- *   3. add a row to the table in cli/main.c, with its flags;
+ *   3. add a row to the table in cli/main.c;
  *   4. describe it in man/vdctl.1.
  * A command returns the exit status (0, or 1 for diff's "changes"), or -1
  * with err filled; main prints the error once and exits with err->code.
@@ -22,16 +22,9 @@
 #include "vd/error.h"
 #include "vd/manifest.h"
 
-enum vd_cmd_flags {
-	VD_CMD_MANIFEST = 1 << 0,   /* reads a manifest */
-	VD_CMD_ENGINE = 1 << 1,     /* talks to dockerd or libvirtd */
-	VD_CMD_CONTROLLER = 1 << 2, /* talks to the controller */
-};
-
 struct vd_cmd {
 	const char *name;
 	int (*fn)(int argc, char **argv, struct vd_error *err);
-	unsigned flags;
 	const char *summary;
 };
 
@@ -87,19 +80,6 @@ int cli_load_recorded(const char *service, struct vd_manifest **m, struct vd_err
 /* Apply services loaded from the state directory (after a change made to
  * them), keeping the manifest identity each was recorded with. */
 int cli_apply_recorded(struct vd_manifest *m, struct vd_apply_opts *o, struct vd_error *err);
-
-/* The controller (cli/ctlclient.c). cli_controller_up(): does one answer
- * on the state directory's control socket? The others fail with exit 3
- * when none does. */
-bool cli_controller_up(void);
-/* GET PATH: the JSON it answers into *out. */
-int cli_ctl_get(const char *path, json_t **out, struct vd_error *err);
-/* Hand an apply or a delete to the controller, printing its progress on
- * o->out as it comes; its exit status becomes err's code. */
-int cli_ctl_apply(const struct vd_desired *want, size_t n, const struct vd_apply_opts *o,
-		  struct vd_error *err);
-int cli_ctl_delete(const char *const *names, size_t n, const struct vd_apply_opts *o,
-		   struct vd_error *err);
 
 /* Print a controller's status (GET /v1/status) for people: only the
  * services named, when n > 0 (exit 2 for one it does not have). */

@@ -47,7 +47,6 @@ cli_apply_defaults(struct vd_apply_opts *o, struct vd_node_config *node)
 	o->node = node;
 	o->state_dir = node->state_dir;
 	o->out = stdout;
-	o->run.node = node;
 	o->run.wait = true;
 	o->run.stop_grace_s = -1;
 	o->run.progress = stdout;
@@ -82,19 +81,6 @@ cli_run_option(const char *cmd, int c, const char *arg, struct vd_apply_opts *o,
 	return 0;
 }
 
-/* Apply here, or hand it to the controller when one runs (a dry run only
- * reads, so it stays here). */
-static int
-apply(const struct vd_desired *want, size_t n, struct vd_apply_opts *o,
-      struct vd_apply_result *res, struct vd_error *err)
-{
-	if (!o->dry_run && cli_controller_up()) {
-		memset(res, 0, sizeof(*res));
-		return cli_ctl_apply(want, n, o, err);
-	}
-	return vd_apply(want, n, o, res, err);
-}
-
 int
 cli_apply_recorded(struct vd_manifest *m, struct vd_apply_opts *o, struct vd_error *err)
 {
@@ -112,10 +98,10 @@ cli_apply_recorded(struct vd_manifest *m, struct vd_apply_opts *o, struct vd_err
 		if (vd_state_manifest_of(o->state_dir, m->services[i].name, buf, sizeof(buf)) == 0)
 			idents[i] = strdup(buf);
 	o->quiet_undeclared = true;
-	ret = vd_desired_from_manifest(m, idents, &want, &made, err);
+	ret = vd_apply_desired(m, idents, &want, &made, err);
 	if (ret == 0)
-		ret = apply(want, m->nservices, o, &res, err);
-	vd_desired_free(want, made, m->nservices);
+		ret = vd_apply_anywhere(want, m->nservices, o, &res, err);
+	vd_apply_desired_free(want, made, m->nservices);
 	for (size_t i = 0; i < m->nservices; i++)
 		free(idents[i]);
 	free(idents);
@@ -146,10 +132,10 @@ cli_apply_files(char *const *paths, size_t n, struct vd_apply_opts *o,
 
 	if (cli_load(paths, n, &m, err) < 0)
 		return -1;
-	ret = vd_desired_from_manifest(m, NULL, &want, &idents, err);
+	ret = vd_apply_desired(m, NULL, &want, &idents, err);
 	if (ret == 0)
-		ret = apply(want, m->nservices, o, res, err);
-	vd_desired_free(want, idents, m->nservices);
+		ret = vd_apply_anywhere(want, m->nservices, o, res, err);
+	vd_apply_desired_free(want, idents, m->nservices);
 	vd_manifest_free(m);
 	return ret;
 }

@@ -106,10 +106,7 @@ cmd_delete(int argc, char **argv, struct vd_error *err)
 			goto out;
 		}
 	}
-	if (!o.dry_run && cli_controller_up())
-		ret = cli_ctl_delete((const char *const *)names, n, &o, err);
-	else
-		ret = vd_delete_services((const char *const *)names, n, &o, &res, err);
+	ret = vd_apply_delete_anywhere((const char *const *)names, n, &o, &res, err);
 out:
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);

@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -48,22 +49,42 @@ age(int64_t started_ns, char *buf, size_t size)
 	return buf;
 }
 
-/* One health check of a running replica, as its recorded service says;
- * a TCP check when nothing is recorded. */
-static const char *
-health(const struct vd_manifest *recorded, const struct vd_replica *r)
+/*
+ * One health check of each running replica, all at once, as its recorded
+ * service says (a TCP check when nothing is recorded); the result of
+ * replica i into names[i], "-" for one that does not run.
+ */
+static int
+check_health(const struct vd_manifest *recorded, const struct vd_replica_list *l,
+	     const char **names, struct vd_error *err)
 {
-	const struct vd_service *svc = recorded ? vd_manifest_find(recorded, r->labels.service) : NULL;
-	struct vd_service tcp;
+	struct vd_health_target *t = calloc(l->n + 1, sizeof(*t));
+	size_t *at = calloc(l->n + 1, sizeof(*at)), n = 0;
+	static struct vd_service tcp = { .health.kind = VD_HEALTH_TCP };
 
-	if (r->state != VD_STATE_RUNNING)
-		return "-";
-	if (!svc) {
-		memset(&tcp, 0, sizeof(tcp));
-		tcp.health.kind = VD_HEALTH_TCP;
-		svc = &tcp;
+	if (!t || !at) {
+		free(t);
+		free(at);
+		return vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
 	}
-	return vd_health_result_name(vd_health_check(svc, r->host, r->host_port, 1000));
+	for (size_t i = 0; i < l->n; i++) {
+		const struct vd_replica *r = &l->v[i];
+		const struct vd_service *svc =
+			recorded ? vd_manifest_find(recorded, r->labels.service) : NULL;
+
+		names[i] = "-";
+		if (r->state != VD_STATE_RUNNING)
+			continue;
+		t[n] = (struct vd_health_target){ svc ? svc : &tcp, r->host, r->host_port,
+						  VD_HEALTH_TIMEOUT, false };
+		at[n++] = i;
+	}
+	vd_health_wait(t, n, 0, 0, 1000, NULL, NULL);
+	for (size_t k = 0; k < n; k++)
+		names[at[k]] = vd_health_result_name(t[k].result);
+	free(t);
+	free(at);
+	return 0;
 }
 
 int
@@ -75,7 +96,9 @@ cmd_get(int argc, char **argv, struct vd_error *err)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct vd_node_config node;
+	struct vd_engines es;
 	struct vd_replica_list l = { NULL, 0 };
+	const char **healths = NULL;
 	struct vd_manifest *recorded = NULL;
 	struct vd_diags diags = VD_DIAGS_INIT;
 	struct vd_error ignore = VD_ERROR_INIT;
@@ -106,12 +129,25 @@ cmd_get(int argc, char **argv, struct vd_error *err)
 	if (optind < argc)
 		service = argv[optind];
 	cli_node(&node);
-	if (vd_observe(&node, 0, &l, err) < 0)
+	if (vd_engines_init(&es, &node, err) < 0)
 		return -1;
+	vd_engines_need_all(&es, VD_ENGINE_ASK);
+	if (vd_engines_observe(&es, 0, &l, err) < 0) {
+		vd_engines_release(&es);
+		return -1;
+	}
+	vd_engines_release(&es);
 	/* the recorded services say how to check health; without them, TCP */
 	if (vd_state_load(node.state_dir, NULL, &recorded, &diags, &ignore) < 0)
 		recorded = NULL;
 	vd_diags_clear(&diags);
+	if (!(healths = calloc(l.n + 1, sizeof(*healths))) ||
+	    check_health(recorded, &l, healths, err) < 0) {
+		free(healths);
+		vd_manifest_free(recorded);
+		vd_replica_list_clear(&l);
+		return healths ? -1 : vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
+	}
 	if (json)
 		out = json_array();
 	else
@@ -124,7 +160,7 @@ cmd_get(int argc, char **argv, struct vd_error *err)
 
 		if (service && strcmp(r->labels.service, service) != 0)
 			continue;
-		h = health(recorded, r);
+		h = healths[i];
 		vd_format_milli_cpus(r->milli_cpus, cpus, sizeof(cpus));
 		vd_format_size(r->memory_bytes, mem, sizeof(mem));
 		if (r->host_port)
@@ -153,6 +189,7 @@ cmd_get(int argc, char **argv, struct vd_error *err)
 		putchar('\n');
 		json_decref(out);
 	}
+	free(healths);
 	vd_manifest_free(recorded);
 	vd_replica_list_clear(&l);
 	return 0;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "vd/ctlclient.h"
 
 static const char usage[] =
 	"usage: vdctl status [--json] [SERVICE...]\n"
@@ -165,7 +166,7 @@ cmd_status(int argc, char **argv, struct vd_error *err)
 			return cli_usage_error(err, "status", "unknown option '%s'", argv[optind - 1]);
 		}
 	}
-	if (cli_ctl_get("/v1/status", &st, err) < 0)
+	if (vd_ctlclient_get(cli_state_dir(), "/v1/status", &st, err) < 0)
 		return -1;
 	if (as_json) {
 		json_dumpf(st, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "vd/ctlclient.h"
 #include "vd/units.h"
 
 static const char usage[] =
@@ -65,7 +66,7 @@ cmd_top(int argc, char **argv, struct vd_error *err)
 
 		if (i > 0)
 			nanosleep(&ts, NULL);
-		if (cli_ctl_get("/v1/status", &st, err) < 0)
+		if (vd_ctlclient_get(cli_state_dir(), "/v1/status", &st, err) < 0)
 			return -1;
 		/* home and clear the screen on a terminal; a separator elsewhere */
 		fputs(tty ? "\033[H\033[2J" : (i ? "\n" : ""), stdout);

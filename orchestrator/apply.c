@@ -1,5 +1,5 @@
 /*
- * Apply and delete: observe, check capacity, plan, record, reconcile
+ * Apply and delete: place, observe, plan, check capacity, record, reconcile
  * (see vd/apply.h).
  */
 #include <limits.h>
@@ -8,17 +8,16 @@
 #include <string.h>
 
 #include "vd/apply.h"
+#include "vd/ctlclient.h"
 #include "vd/log.h"
 #include "vd/state.h"
 #include "vd/units.h"
 
-#define NBACKENDS 2
-
 /* ------------------------------------------------------------- desired */
 
 int
-vd_desired_from_manifest(const struct vd_manifest *m, char *const *identities,
-			 struct vd_desired **out, char ***idents_out, struct vd_error *err)
+vd_apply_desired(const struct vd_manifest *m, char *const *identities, struct vd_desired **out,
+		 char ***idents_out, struct vd_error *err)
 {
 	struct vd_desired *want = calloc(m->nservices + 1, sizeof(*want));
 	char **idents = calloc(m->nservices + 1, sizeof(*idents));
@@ -39,7 +38,7 @@ vd_desired_from_manifest(const struct vd_manifest *m, char *const *identities,
 		else
 			idents[i] = strdup(svc->file ? svc->file : "-");
 		if (!idents[i]) {
-			vd_desired_free(want, idents, i);
+			vd_apply_desired_free(want, idents, i);
 			return vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
 		}
 		want[i].svc = svc;
@@ -52,7 +51,7 @@ vd_desired_from_manifest(const struct vd_manifest *m, char *const *identities,
 }
 
 void
-vd_desired_free(struct vd_desired *want, char **idents, size_t n)
+vd_apply_desired_free(struct vd_desired *want, char **idents, size_t n)
 {
 	for (size_t i = 0; idents && i < n; i++)
 		free(idents[i]);
@@ -60,70 +59,17 @@ vd_desired_free(struct vd_desired *want, char **idents, size_t n)
 	free(want);
 }
 
-static unsigned
-backends_of(const struct vd_desired *want, size_t n)
-{
-	unsigned mask = 0;
-
-	for (size_t i = 0; i < n; i++)
-		mask |= 1u << want[i].svc->backend;
-	return mask;
-}
-
-/* ------------------------------------------------------------- observe */
-
 int
-vd_observe(const struct vd_node_config *node, unsigned required, struct vd_replica_list *out,
-	   struct vd_error *err)
+vd_apply_place(struct vd_desired *want, size_t n, struct vd_engines *es, struct vd_error *err)
 {
-	return vd_observe_some(node, required, ~0u, out, err);
-}
+	for (size_t i = 0; i < n; i++) {
+		const struct vd_engine *e = vd_engines_for(es, want[i].svc->backend);
 
-int
-vd_observe_some(const struct vd_node_config *node, unsigned required, unsigned asked,
-		struct vd_replica_list *out, struct vd_error *err)
-{
-	struct vd_error last = VD_ERROR_INIT;
-	int answered = 0;
-
-	out->v = NULL;
-	out->n = 0;
-	for (int b = 0; b < NBACKENDS; b++) {
-		const struct vd_driver_ops *ops = vd_driver_ops_for(b);
-		struct vd_error e = VD_ERROR_INIT;
-		struct vd_replica_list l = { NULL, 0 };
-		struct vd_driver *d = NULL;
-		struct vd_replica *v;
-
-		if (!((required | asked) & (1u << b)))
-			continue;
-		if (vd_driver_open(ops, node, &d, &e) < 0 || vd_driver_list(d, NULL, &l, &e) < 0) {
-			vd_driver_close(d);
-			if (required & (1u << b)) {
-				vd_replica_list_clear(out);
-				*err = e;
-				return -1;
-			}
-			vd_debug("not asking the %s backend: %s", ops->name, e.msg);
-			last = e;
-			continue;
-		}
-		vd_driver_close(d);
-		answered++;
-		v = realloc(out->v, (out->n + l.n + 1) * sizeof(*v));
-		if (!v) {
-			vd_replica_list_clear(&l);
-			vd_replica_list_clear(out);
-			return vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
-		}
-		out->v = v;
-		memcpy(out->v + out->n, l.v, l.n * sizeof(*l.v));
-		out->n += l.n;
-		free(l.v); /* the records moved */
-	}
-	if (!answered && (required | asked)) {
-		*err = last;
-		return vd_error_wrap(err, "no engine answers");
+		if (!e)
+			return vd_error_set(err, VD_EXIT_INPUT, "service '%s': no %s engine is "
+					    "configured", want[i].svc->name,
+					    vd_backend_name(want[i].svc->backend));
+		want[i].engine = e->name;
 	}
 	return 0;
 }
@@ -148,55 +94,44 @@ pruned(const struct vd_desired *want, size_t n, const struct vd_replica *h, bool
 	return false;
 }
 
-/* The node: every backend here runs on the same machine; the first that
- * answers says how big it is. */
-static int
-node_capacity(const struct vd_node_config *node, unsigned backends, struct vd_capacity *cap,
-	      struct vd_error *err)
+/* Is engine NAME on NODE? */
+static bool
+on_node(struct vd_engines *es, const char *name, const char *node)
 {
-	memset(cap, 0, sizeof(*cap));
-	for (int bk = 0; bk < NBACKENDS && !cap->cpus; bk++) {
-		struct vd_error e = VD_ERROR_INIT;
-		struct vd_driver *d = NULL;
+	const struct vd_engine *e = vd_engines_find(es, name);
 
-		if (!(backends & (1u << bk)))
-			continue;
-		if (vd_driver_open(vd_driver_ops_for(bk), node, &d, &e) < 0 ||
-		    vd_driver_capacity(d, cap, &e) < 0) {
-			vd_driver_close(d);
-			*err = e;
-			return -1;
-		}
-		vd_driver_close(d);
-	}
-	return 0;
+	return e && strcmp(e->node, node) == 0;
 }
 
 /*
- * What the node must hold once the plan has run, at its peak (with the surge
+ * What NODE must hold once the plan has run, at its peak (with the surge
  * replicas of rolling replacements), against what it holds now. Only a plan
- * that asks for more than the node has, and more than is running now, is
- * refused: a scale-down or a no-op on a full node goes through.
+ * that asks for more than the node has, and more than is running there now,
+ * is refused: a scale-down or a no-op on a full node goes through. The
+ * node's size comes from the first of its engines the services use.
  */
-int
-vd_capacity_check(const struct vd_node_config *node, unsigned backends,
-		  const struct vd_desired *want, size_t nwant,
-		  const struct vd_replica_list *have, const struct vd_plan *plan, bool prune,
-		  struct vd_error *err)
+static int
+check_node(struct vd_engines *es, const char *node, const struct vd_desired *want, size_t nwant,
+	   const struct vd_replica_list *have, const struct vd_plan *plan, bool prune,
+	   struct vd_error *err)
 {
-	struct vd_capacity cap;
+	struct vd_capacity cap = { 0, 0 };
 	int64_t cpus = 0, mem = 0, now_cpus = 0, now_mem = 0, other_cpus = 0, other_mem = 0;
 	int64_t surge_cpus = 0, surge_mem = 0;
 	char who[1024] = "", a[32], b[32], c[32], d[32];
 	size_t len = 0;
 
-	if (node_capacity(node, backends, &cap, err) < 0)
-		return -1;
+	for (size_t i = 0; i < nwant && !cap.cpus; i++)
+		if (on_node(es, want[i].engine, node) &&
+		    vd_engine_capacity(vd_engines_find(es, want[i].engine), &cap, err) < 0)
+			return -1;
 	if (!cap.cpus)
 		return 0;
 	for (size_t i = 0; i < nwant; i++) {
 		const struct vd_service *s = want[i].svc;
 
+		if (!on_node(es, want[i].engine, node))
+			continue;
 		cpus += s->milli_cpus * s->replicas;
 		mem += s->memory_bytes * s->replicas;
 		if (len < sizeof(who) - 1)
@@ -208,20 +143,26 @@ vd_capacity_check(const struct vd_node_config *node, unsigned backends,
 	}
 	for (size_t i = 0; i < have->n; i++) {
 		const struct vd_replica *h = &have->v[i];
+		const struct vd_desired *w = find_want(want, nwant, h->labels.service);
 
+		if (!on_node(es, h->engine, node))
+			continue;
 		now_cpus += h->milli_cpus;
 		now_mem += h->memory_bytes;
-		if (find_want(want, nwant, h->labels.service) || pruned(want, nwant, h, prune))
+		if (w || pruned(want, nwant, h, prune))
 			continue;
 		other_cpus += h->milli_cpus;
 		other_mem += h->memory_bytes;
 	}
 	for (size_t p = 0; plan && p < plan->nphases; p++)
-		for (size_t i = 0; i < plan->phases[p].n; i++)
-			if (plan->phases[p].v[i].reason == VD_WHY_SURGE) {
-				surge_cpus += plan->phases[p].v[i].want->svc->milli_cpus;
-				surge_mem += plan->phases[p].v[i].want->svc->memory_bytes;
+		for (size_t i = 0; i < plan->phases[p].n; i++) {
+			const struct vd_action *x = &plan->phases[p].v[i];
+
+			if (x->reason == VD_WHY_SURGE && on_node(es, x->want->engine, node)) {
+				surge_cpus += x->want->svc->milli_cpus;
+				surge_mem += x->want->svc->memory_bytes;
 			}
+		}
 	if (other_cpus || other_mem) {
 		if (len < sizeof(who) - 1)
 			len += (size_t)snprintf(who + len, sizeof(who) - len,
@@ -249,6 +190,24 @@ vd_capacity_check(const struct vd_node_config *node, unsigned backends,
 			    vd_format_milli_cpus(cpus, c, sizeof(c)),
 			    vd_format_size(mem, d, sizeof(d)), cap.cpus,
 			    vd_format_size(cap.memory_bytes, a, sizeof(a)), who);
+}
+
+/* Every node the services go to. */
+static int
+check_capacity(struct vd_engines *es, const struct vd_desired *want, size_t nwant,
+	       const struct vd_replica_list *have, const struct vd_plan *plan, bool prune,
+	       struct vd_error *err)
+{
+	for (size_t i = 0; i < nwant; i++) {
+		const char *node = vd_engines_find(es, want[i].engine)->node;
+		bool done = false;
+
+		for (size_t j = 0; j < i && !done; j++)
+			done = on_node(es, want[j].engine, node);
+		if (!done && check_node(es, node, want, nwant, have, plan, prune, err) < 0)
+			return -1;
+	}
+	return 0;
 }
 
 /* --------------------------------------------------------------- apply */
@@ -299,7 +258,7 @@ kept(const struct vd_plan *plan, const struct vd_replica *h)
  * ones this run did not touch (a run killed earlier may have started them). */
 static int
 check_kept(const struct vd_desired *want, size_t nwant, const struct vd_plan *plan,
-	   const struct vd_replica_list *have, const struct vd_apply_opts *o,
+	   const struct vd_replica_list *have, const struct vd_reconcile_opts *run,
 	   struct vd_error *err)
 {
 	const struct vd_replica **reps = calloc(have->n + 1, sizeof(*reps));
@@ -317,13 +276,13 @@ check_kept(const struct vd_desired *want, size_t nwant, const struct vd_plan *pl
 		const struct vd_replica *h = &have->v[i];
 		const struct vd_desired *d = find_want(want, nwant, h->labels.service);
 
-		if (d && h->backend == d->svc->backend && h->labels.index < d->svc->replicas &&
+		if (d && strcmp(h->engine, d->engine) == 0 && h->labels.index < d->svc->replicas &&
 		    kept(plan, h)) {
 			reps[n] = h;
 			svcs[n++] = d->svc;
 		}
 	}
-	ret = vd_reconcile_wait(reps, svcs, n, &o->run, &r, err);
+	ret = vd_reconcile_wait(reps, svcs, n, run, &r, err);
 	free(reps);
 	free(svcs);
 	return ret;
@@ -345,62 +304,102 @@ record(const struct vd_desired *want, size_t n, const struct vd_plan *plan,
 	return 0;
 }
 
-/* The backend SERVICE was recorded on, as a bit (1 << enum vd_backend); 0
- * when it was never applied; every bit when its record cannot be read. */
-static unsigned
-recorded_backend(const char *dir, const char *service)
+/* Ask the engine SERVICE was recorded on, when it was recorded; every
+ * engine when its record cannot be read. Asking only the engines a pass
+ * needs keeps the others' libraries unloaded (libvirt's is 13 MB resident). */
+static void
+ask_recorded(struct vd_engines *es, const char *dir, const char *service)
 {
 	struct vd_diags diags = VD_DIAGS_INIT;
 	struct vd_error e = VD_ERROR_INIT;
 	struct vd_manifest *m = NULL;
 	char ident[PATH_MAX];
-	unsigned b = ~0u;
 
+	if (!dir) {
+		vd_engines_need_all(es, VD_ENGINE_ASK);
+		return;
+	}
 	if (vd_state_manifest_of(dir, service, ident, sizeof(ident)) < 0)
-		return 0;
+		return; /* never applied */
 	if (vd_state_load(dir, service, &m, &diags, &e) == 0 && m->nservices)
-		b = 1u << m->services[0].backend;
+		vd_engines_need(vd_engines_for(es, m->services[0].backend), VD_ENGINE_ASK);
+	else
+		vd_engines_need_all(es, VD_ENGINE_ASK);
 	vd_diags_clear(&diags);
 	vd_manifest_free(m);
-	return b;
 }
 
 /*
- * The backends apply asks besides those the services use: all of them with
- * --prune, else those the services were recorded on before (a service that
- * moves leaves replicas behind there). Not asking a backend no service
- * needs keeps its library unloaded (libvirt's is 13 MB resident).
+ * A plan may act on limits the engine layer took from its record rather
+ * than from the engine (vd/engine.h): before it resizes or replaces a
+ * replica for its limits, ask the engine. True when a record changed (the
+ * plan must be made again).
  */
-static unsigned
-asked_backends(const struct vd_desired *want, size_t n, const struct vd_apply_opts *o)
+static bool
+verify_limits(struct vd_engines *es, struct vd_replica_list *have, const struct vd_plan *plan)
 {
-	unsigned b = backends_of(want, n);
+	bool changed = false;
 
-	if (o->prune || !o->state_dir)
-		return ~0u;
-	for (size_t i = 0; i < n; i++)
-		b |= recorded_backend(o->state_dir, want[i].svc->name);
-	return b;
+	for (size_t p = 0; p < plan->nphases; p++)
+		for (size_t i = 0; i < plan->phases[p].n; i++) {
+			const struct vd_action *a = &plan->phases[p].v[i];
+			struct vd_replica *h = a->have ? &have->v[a->have - have->v] : NULL;
+			struct vd_error e = VD_ERROR_INIT;
+
+			if (!h || !h->recorded || (a->reason != VD_WHY_LIMITS &&
+						   a->reason != VD_WHY_CEILING))
+				continue;
+			if (vd_engines_verify(es, h, &e) < 0)
+				vd_debug("%s: %s", h->name, e.msg);
+			else
+				changed = true;
+		}
+	return changed;
 }
 
 int
-vd_apply(const struct vd_desired *want, size_t nwant, const struct vd_apply_opts *o,
+vd_apply(const struct vd_desired *want_in, size_t nwant, const struct vd_apply_opts *o,
 	 struct vd_apply_result *res, struct vd_error *err)
 {
+	struct vd_engines es;
 	struct vd_replica_list have = { NULL, 0 };
 	struct vd_plan plan = { 0 };
 	struct vd_plan_opts po = { .prune = o->prune };
-	unsigned backends = backends_of(want, nwant);
+	struct vd_reconcile_opts run = o->run;
+	struct vd_desired *want = calloc(nwant + 1, sizeof(*want));
 	int ret = -1;
 
 	memset(res, 0, sizeof(*res));
-	if (vd_observe_some(o->node, backends, asked_backends(want, nwant, o), &have, err) < 0)
+	if (!want)
+		return vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
+	memcpy(want, want_in, nwant * sizeof(*want));
+	if (vd_engines_init(&es, o->node, err) < 0) {
+		free(want);
 		return -1;
+	}
+	run.engines = &es;
+	if (vd_apply_place(want, nwant, &es, err) < 0)
+		goto out;
+	/* the engines the services go to must answer; those they were on
+	 * before are asked (a service that moves leaves replicas behind) */
+	for (size_t i = 0; i < nwant; i++) {
+		vd_engines_need(vd_engines_find(&es, want[i].engine), VD_ENGINE_REQUIRE);
+		ask_recorded(&es, o->prune ? NULL : o->state_dir, want[i].svc->name);
+	}
+	if (o->prune)
+		vd_engines_need_all(&es, VD_ENGINE_ASK);
+	if (vd_engines_observe(&es, 0, &have, err) < 0)
+		goto out;
 	if (vd_plan_make(want, nwant, &have, &po, &plan, err) < 0)
 		goto out;
+	if (verify_limits(&es, &have, &plan)) {
+		vd_plan_clear(&plan);
+		if (vd_plan_make(want, nwant, &have, &po, &plan, err) < 0)
+			goto out;
+	}
 	res->changed = !vd_plan_empty(&plan);
 	if (!o->overcommit && res->changed &&
-	    vd_capacity_check(o->node, backends, want, nwant, &have, &plan, o->prune, err) < 0) {
+	    check_capacity(&es, want, nwant, &have, &plan, o->prune, err) < 0) {
 		if (!o->dry_run)
 			goto out;
 		/* a dry run shows the plan all the same, and what apply would say */
@@ -421,18 +420,20 @@ vd_apply(const struct vd_desired *want, size_t nwant, const struct vd_apply_opts
 	if (o->state_dir && record(want, nwant, &plan, o, err) < 0)
 		goto out;
 	if (!res->changed) {
-		ret = o->run.wait ? check_kept(want, nwant, &plan, &have, o, err) : 0;
+		ret = run.wait ? check_kept(want, nwant, &plan, &have, &run, err) : 0;
 		fprintf(o->out, "nothing to change: %d replicas up to date%s\n", plan.unchanged,
 			ret < 0 ? ", but not all healthy" : "");
 		goto out;
 	}
-	ret = vd_reconcile_run(&plan, &o->run, &res->run, err);
-	if (ret == 0 && o->run.wait)
-		ret = check_kept(want, nwant, &plan, &have, o, err);
+	ret = vd_reconcile_run(&plan, &run, &res->run, err);
+	if (ret == 0 && run.wait)
+		ret = check_kept(want, nwant, &plan, &have, &run, err);
 	summary(o->out, ret == 0 ? "apply" : "apply stopped", &res->run, plan.unchanged);
 out:
 	vd_plan_clear(&plan);
 	vd_replica_list_clear(&have);
+	vd_engines_release(&es);
+	free(want);
 	return ret;
 }
 
@@ -447,34 +448,34 @@ listed(const char *const *services, size_t n, const char *service)
 	return false;
 }
 
-/* The backends the services were recorded on; every backend when one of
- * them has no record (its replicas could be anywhere) or there is no state
- * directory. */
-static unsigned
-recorded_backends(const char *const *services, size_t n, const struct vd_apply_opts *o)
-{
-	unsigned b = 0;
-
-	for (size_t i = 0; i < n && o->state_dir; i++) {
-		unsigned r = recorded_backend(o->state_dir, services[i]);
-
-		b |= r ? r : ~0u;
-	}
-	return b ? b : ~0u;
-}
-
 int
-vd_delete_services(const char *const *services, size_t n, const struct vd_apply_opts *o,
-		   struct vd_apply_result *res, struct vd_error *err)
+vd_apply_delete(const char *const *services, size_t n, const struct vd_apply_opts *o,
+		struct vd_apply_result *res, struct vd_error *err)
 {
+	struct vd_engines es;
 	struct vd_replica_list have = { NULL, 0 };
 	struct vd_plan plan = { 0 };
 	struct vd_phase ph = { NULL, 0 };
+	struct vd_reconcile_opts run = o->run;
 	int ret = -1;
 
 	memset(res, 0, sizeof(*res));
-	if (vd_observe_some(o->node, 0, recorded_backends(services, n, o), &have, err) < 0)
+	if (vd_engines_init(&es, o->node, err) < 0)
 		return -1;
+	run.engines = &es;
+	/* the engines the services were recorded on; every engine for one
+	 * without a record (its replicas could be anywhere) */
+	for (size_t i = 0; i < n; i++) {
+		char ident[PATH_MAX];
+
+		if (!o->state_dir ||
+		    vd_state_manifest_of(o->state_dir, services[i], ident, sizeof(ident)) < 0)
+			vd_engines_need_all(&es, VD_ENGINE_ASK);
+		else
+			ask_recorded(&es, o->state_dir, services[i]);
+	}
+	if (vd_engines_observe(&es, 0, &have, err) < 0)
+		goto out;
 	ph.v = calloc(have.n + 1, sizeof(*ph.v));
 	plan.phases = calloc(1, sizeof(*plan.phases));
 	if (!ph.v || !plan.phases) {
@@ -496,7 +497,7 @@ vd_delete_services(const char *const *services, size_t n, const struct vd_apply_
 		ret = 0;
 		goto out;
 	}
-	if (ph.n && vd_reconcile_run(&plan, &o->run, &res->run, err) < 0) {
+	if (ph.n && vd_reconcile_run(&plan, &run, &res->run, err) < 0) {
 		summary(o->out, "delete stopped", &res->run, 0);
 		goto out;
 	}
@@ -509,5 +510,30 @@ vd_delete_services(const char *const *services, size_t n, const struct vd_apply_
 out:
 	vd_plan_clear(&plan);
 	vd_replica_list_clear(&have);
+	vd_engines_release(&es);
 	return ret;
+}
+
+/* ------------------------------------------- here, or by the controller */
+
+int
+vd_apply_anywhere(const struct vd_desired *want, size_t n, const struct vd_apply_opts *o,
+		  struct vd_apply_result *res, struct vd_error *err)
+{
+	if (!o->dry_run && o->state_dir && vd_ctlclient_up(o->state_dir)) {
+		memset(res, 0, sizeof(*res));
+		return vd_ctlclient_apply(o->state_dir, want, n, o, err);
+	}
+	return vd_apply(want, n, o, res, err);
+}
+
+int
+vd_apply_delete_anywhere(const char *const *services, size_t n, const struct vd_apply_opts *o,
+			 struct vd_apply_result *res, struct vd_error *err)
+{
+	if (!o->dry_run && o->state_dir && vd_ctlclient_up(o->state_dir)) {
+		memset(res, 0, sizeof(*res));
+		return vd_ctlclient_delete(o->state_dir, services, n, o, err);
+	}
+	return vd_apply_delete(services, n, o, res, err);
 }

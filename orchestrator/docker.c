@@ -219,9 +219,9 @@ docker_close(struct vd_driver *d)
 }
 
 static int
-docker_open(const struct vd_node_config *cfg, struct vd_driver **out, struct vd_error *err)
+docker_open(const struct vd_driver_config *cfg, struct vd_driver **out, struct vd_error *err)
 {
-	const char *ep = cfg && cfg->docker_endpoint ? cfg->docker_endpoint : getenv("DOCKER_HOST");
+	const char *ep = cfg ? cfg->endpoint : NULL;
 	struct docker *dk;
 
 	dk = calloc(1, sizeof(*dk));
@@ -411,20 +411,6 @@ ours(struct docker *dk, const char *id, struct vd_error *err)
 /* ----------------------------------------------------------- operations */
 
 static int
-docker_ping(struct vd_driver *d, struct vd_error *err)
-{
-	struct docker *dk = (struct docker *)d;
-	long status = 0;
-
-	if (call(dk, "GET", "/_ping", false, NULL, dk->timeout_ms, &status, NULL, err) < 0)
-		return -1;
-	if (status != 200)
-		return vd_error_set(err, VD_EXIT_ENGINE, "Docker engine at %s answers ping with "
-				    "HTTP %ld (%s)", dk->endpoint, status, DOCKER_HINT);
-	return 0;
-}
-
-static int
 docker_capacity(struct vd_driver *d, struct vd_capacity *out, struct vd_error *err)
 {
 	struct docker *dk = (struct docker *)d;
@@ -478,6 +464,65 @@ list_filter(const char *service)
 	return copy;
 }
 
+/* The first published port of a list entry ("Ports": [{IP, PublicPort}]). */
+static void
+summary_ports(json_t *ports, struct vd_replica *r)
+{
+	json_t *p;
+	size_t i;
+
+	json_array_foreach(ports, i, p) {
+		const char *ip = json_string_value(json_object_get(p, "IP"));
+		int port = (int)json_integer_value(json_object_get(p, "PublicPort"));
+
+		if (port <= 0)
+			continue;
+		snprintf(r->host, sizeof(r->host), "%s",
+			 ip && *ip && strcmp(ip, "0.0.0.0") != 0 ? ip : "127.0.0.1");
+		r->host_port = port;
+		return;
+	}
+}
+
+/*
+ * A running container from its list entry: labels, state and ports, but not
+ * its limits or start time, which only an inspect gives; the record is
+ * partial (vd/replica.h) and the engine layer completes it. 0, 1 when it is
+ * not a running container of vdctl's (the caller inspects it), -1 when out
+ * of memory.
+ */
+static int
+parse_summary(json_t *c, struct vd_replica *r)
+{
+	const char *id = json_string_value(json_object_get(c, "Id"));
+	const char *name = json_string_value(json_array_get(json_object_get(c, "Names"), 0));
+
+	memset(r, 0, sizeof(*r));
+	if (!id || !name || parse_state(json_string_value(json_object_get(c, "State"))) !=
+				    VD_STATE_RUNNING)
+		return 1;
+	if (parse_labels(json_object_get(c, "Labels"), &r->labels) < 0) {
+		vd_labels_clear(&r->labels);
+		return 1;
+	}
+	if (dup_str(&r->id, id) < 0 || dup_str(&r->name, name + (*name == '/')) < 0) {
+		vd_replica_clear(r);
+		return -1;
+	}
+	r->state = VD_STATE_RUNNING;
+	r->backend = VD_BACKEND_DOCKER;
+	/* the creation time stands in until the engine layer knows the start */
+	r->started_ns = json_integer_value(json_object_get(c, "Created")) * 1000000000;
+	r->partial = true;
+	summary_ports(json_object_get(c, "Ports"), r);
+	return 0;
+}
+
+/*
+ * One list call. Running containers come from the list alone (partial
+ * records); the few that are not running are inspected for their exit code
+ * and whether they were killed for lack of memory.
+ */
 static int
 docker_list(struct vd_driver *d, const char *service, struct vd_replica_list *out,
 	    struct vd_error *err)
@@ -499,26 +544,28 @@ docker_list(struct vd_driver *d, const char *service, struct vd_replica_list *ou
 		return -1;
 	if (status != 200)
 		return engine_error(err, "list", "containers", status, reply);
-	/* the summary lacks limits, exit codes and start times: inspect each */
 	json_array_foreach(reply, i, c) {
 		const char *id = json_string_value(json_object_get(c, "Id"));
-		struct vd_replica r;
 		struct vd_error skip = VD_ERROR_INIT;
+		struct vd_replica r, *slot;
 		long st = 0;
+		int got = parse_summary(c, &r);
 
-		if (inspect_raw(dk, id, &r, &st, &skip) < 0) {
+		if (got < 0) {
+			vd_replica_list_clear(out);
+			return vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
+		}
+		if (got > 0 && inspect_raw(dk, id, &r, &st, &skip) < 0) {
 			if (skip.code == VD_EXIT_ENGINE) {
 				vd_replica_list_clear(out);
 				*err = skip;
 				return -1;
 			}
-			continue; /* removed meanwhile, or not ours after all */
+			continue; /* not ours after all */
 		}
-		if (st == 404)
-			continue;
-		struct vd_replica *slot = vd_replica_list_add(out);
-
-		if (!slot) {
+		if (got > 0 && st == 404)
+			continue; /* removed meanwhile */
+		if (!(slot = vd_replica_list_add(out))) {
 			vd_replica_clear(&r);
 			vd_replica_list_clear(out);
 			return vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
@@ -926,10 +973,12 @@ docker_events_read(struct vd_driver *d, struct vd_event *ev, struct vd_error *er
 
 const struct vd_driver_ops vd_docker_driver = {
 	.name = "docker",
+	.default_endpoint = DOCKER_DEFAULT_ENDPOINT,
+	.endpoint_env = "DOCKER_HOST",
+	.list_partial = true,
 	.min_memory_bytes = 6 << 20, /* dockerd refuses less */
 	.open = docker_open,
 	.close = docker_close,
-	.ping = docker_ping,
 	.capacity = docker_capacity,
 	.list = docker_list,
 	.create = docker_create,

@@ -1,6 +1,5 @@
 /*
- * The driver vtable's wrappers, the one place that picks a backend, and the
- * replica records drivers fill.
+ * The driver vtable's wrappers and the one place that picks a backend.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +44,7 @@ unsupported(const struct vd_driver_ops *ops, const char *op, struct vd_error *er
 #define CALL(d, op, ...) ((d)->ops->op ? (d)->ops->op(d, __VA_ARGS__) : unsupported((d)->ops, #op, err))
 
 int
-vd_driver_open(const struct vd_driver_ops *ops, const struct vd_node_config *cfg,
+vd_driver_open(const struct vd_driver_ops *ops, const struct vd_driver_config *cfg,
 	       struct vd_driver **out, struct vd_error *err)
 {
 	if (!ops)
@@ -60,12 +59,6 @@ vd_driver_close(struct vd_driver *d)
 {
 	if (d && d->ops->close)
 		d->ops->close(d);
-}
-
-int
-vd_driver_ping(struct vd_driver *d, struct vd_error *err)
-{
-	return CALL(d, ping, err);
 }
 
 int
@@ -138,96 +131,7 @@ vd_driver_events_read(struct vd_driver *d, struct vd_event *ev, struct vd_error 
 	return CALL(d, events_read, ev, err);
 }
 
-/* --------------------------------------------------------------- records */
-
-void
-vd_labels_clear(struct vd_labels *l)
-{
-	free(l->service);
-	free(l->spec_hash);
-	free(l->manifest);
-	memset(l, 0, sizeof(*l));
-}
-
-int
-vd_labels_copy(struct vd_labels *dst, const struct vd_labels *src)
-{
-	memset(dst, 0, sizeof(*dst));
-	dst->index = src->index;
-	if ((src->service && !(dst->service = strdup(src->service))) ||
-	    (src->spec_hash && !(dst->spec_hash = strdup(src->spec_hash))) ||
-	    (src->manifest && !(dst->manifest = strdup(src->manifest)))) {
-		vd_labels_clear(dst);
-		return -1;
-	}
-	return 0;
-}
-
-void
-vd_replica_clear(struct vd_replica *r)
-{
-	free(r->id);
-	free(r->name);
-	vd_labels_clear(&r->labels);
-	memset(r, 0, sizeof(*r));
-}
-
-void
-vd_replica_list_clear(struct vd_replica_list *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		vd_replica_clear(&l->v[i]);
-	free(l->v);
-	l->v = NULL;
-	l->n = 0;
-}
-
-struct vd_replica *
-vd_replica_list_add(struct vd_replica_list *l)
-{
-	struct vd_replica *v = realloc(l->v, (l->n + 1) * sizeof(*v));
-
-	if (!v)
-		return NULL;
-	l->v = v;
-	memset(&v[l->n], 0, sizeof(v[0]));
-	return &v[l->n++];
-}
-
-static int
-by_service_index(const void *a, const void *b)
-{
-	const struct vd_replica *x = a, *y = b;
-	int c = strcmp(x->labels.service ? x->labels.service : "",
-		       y->labels.service ? y->labels.service : "");
-
-	return c ? c : (x->labels.index > y->labels.index) - (x->labels.index < y->labels.index);
-}
-
-void
-vd_replica_list_sort(struct vd_replica_list *l)
-{
-	if (l->n > 1)
-		qsort(l->v, l->n, sizeof(l->v[0]), by_service_index);
-}
-
-void
-vd_replica_name(char *buf, size_t size, const char *service, int index)
-{
-	snprintf(buf, size, VD_NAME_PREFIX "%s-%d", service, index);
-}
-
-const char *
-vd_replica_state_name(enum vd_replica_state s)
-{
-	static const char *const names[] = {
-		[VD_STATE_UNKNOWN] = "unknown", [VD_STATE_CREATED] = "created",
-		[VD_STATE_RUNNING] = "running", [VD_STATE_PAUSED] = "paused",
-		[VD_STATE_EXITED] = "exited",	[VD_STATE_DEAD] = "dead",
-	};
-
-	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "unknown";
-}
+/* ---------------------------------------------------------------- names */
 
 const char *
 vd_event_kind_name(enum vd_event_kind k)

@@ -1,9 +1,10 @@
 /*
- * Health checks, two ways over the same parsing: vd_health_check() blocks,
- * a non-blocking connect and a poll for each step within one deadline; a
- * probe (vd_health_probe_start) walks the same steps on the vd_ev loop,
- * connect, send the request, read up to the status line, with one timer as
- * its deadline.
+ * Health checks: one implementation, a probe on the vd_ev loop
+ * (vd_health_probe_start) that walks the steps of a check, connect, send
+ * the request, read up to the status line, with one timer as its deadline.
+ * The controller runs probes on its own loop; vd_health_wait() runs many of
+ * them at once on a loop of its caller's for apply's health gate and for
+ * `get`, and vd_health_check() is one of those.
  *
  * A probe has one timer at all times: its deadline, or a 0 ms one that
  * delivers a result known at the start (no address, no socket), so done() is
@@ -104,82 +105,6 @@ replica_addr(const char *host, int port, struct sockaddr_storage *ss, socklen_t 
 	if (!host || port <= 0 || strcmp(host, "localhost") == 0)
 		return -1;
 	return vd_net_addr(host, port, ss, len);
-}
-
-/* ------------------------------------------------------ the blocking check */
-
-static enum vd_health_result
-connect_to(const char *host, int port, int64_t deadline, int *out)
-{
-	struct sockaddr_storage ss;
-	socklen_t len;
-	_cleanup_close_ int fd = -1;
-
-	if (replica_addr(host, port, &ss, &len) < 0)
-		return VD_HEALTH_NO_ADDRESS;
-	fd = start_connect(&ss, len);
-	if (fd < 0)
-		return VD_HEALTH_CONNECT_FAIL;
-	if (vd_net_wait(fd, POLLOUT, deadline) <= 0)
-		return VD_HEALTH_TIMEOUT;
-	if (!connected(fd))
-		return VD_HEALTH_CONNECT_FAIL;
-	*out = vd_steal_fd(&fd);
-	return VD_HEALTH_OK;
-}
-
-static enum vd_health_result
-http_get(int fd, const char *host, int port, const char *path, int64_t deadline)
-{
-	char resp[STATUS_MAX];
-	size_t len, sent = 0, got = 0;
-	_cleanup_free_ char *req = http_request(host, port, path, &len);
-	int res;
-
-	if (!req)
-		return VD_HEALTH_CLOSED;
-	while (sent < len) {
-		ssize_t n;
-
-		if (vd_net_wait(fd, POLLOUT, deadline) <= 0)
-			return VD_HEALTH_TIMEOUT;
-		n = send(fd, req + sent, len - sent, MSG_NOSIGNAL);
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			continue;
-		if (n <= 0)
-			return VD_HEALTH_CLOSED;
-		sent += (size_t)n;
-	}
-	while ((res = status_result(resp, got, sizeof(resp), false)) < 0) {
-		ssize_t r;
-
-		if (vd_net_wait(fd, POLLIN, deadline) <= 0)
-			return VD_HEALTH_TIMEOUT;
-		r = recv(fd, resp + got, sizeof(resp) - 1 - got, 0);
-		if (r < 0 && (errno == EAGAIN || errno == EINTR))
-			continue;
-		if (r <= 0)
-			return (enum vd_health_result)status_result(resp, got, sizeof(resp), true);
-		got += (size_t)r;
-	}
-	return (enum vd_health_result)res;
-}
-
-enum vd_health_result
-vd_health_check(const struct vd_service *svc, const char *host, int port, int timeout_ms)
-{
-	int64_t deadline;
-	enum vd_health_result r;
-	_cleanup_close_ int fd = -1;
-
-	if (timeout_ms <= 0)
-		timeout_ms = svc->health.timeout_ms > 0 ? (int)svc->health.timeout_ms
-							: DEFAULT_TIMEOUT_MS;
-	deadline = vd_clock_ms() + timeout_ms;
-	r = connect_to(host, port, deadline, &fd);
-	if (r != VD_HEALTH_OK || svc->health.kind == VD_HEALTH_TCP)
-		return r;
-	return http_get(fd, host, port, svc->health.http_path, deadline);
 }
 
 const char *
@@ -391,4 +316,137 @@ vd_health_probe_cancel(struct vd_health_probe *p)
 {
 	if (p)
 		probe_close(p, VD_HEALTH_OK, false);
+}
+
+/* -------------------------------------------------- many checks, waiting */
+
+struct waiting {
+	struct vd_ev *ev;
+	struct vd_health_target *t;
+	size_t n, pending;
+	int64_t until_ms; /* 0: one check each */
+	int retry_ms, timeout_ms;
+	vd_health_pass_fn on_pass;
+	void *arg;
+	struct slot {
+		struct waiting *w;
+		struct vd_health_probe *probe;
+		int timer;
+	} *slots;
+	int passed;
+};
+
+static void start_slot(struct slot *s);
+
+static int64_t
+retry_slot(struct vd_ev *ev, void *arg)
+{
+	struct slot *s = arg;
+
+	(void)ev;
+	s->timer = 0;
+	start_slot(s);
+	return -1;
+}
+
+static void
+slot_over(struct waiting *w)
+{
+	if (--w->pending == 0)
+		vd_ev_stop(w->ev);
+}
+
+static void
+slot_done(void *arg, enum vd_health_result r)
+{
+	struct slot *s = arg;
+	struct waiting *w = s->w;
+	struct vd_health_target *t = &w->t[s - w->slots];
+
+	s->probe = NULL;
+	t->result = r;
+	if (r == VD_HEALTH_OK) {
+		t->healthy = true;
+		w->passed++;
+		if (w->on_pass)
+			w->on_pass(w->arg, (size_t)(s - w->slots));
+		slot_over(w);
+	} else if (w->until_ms && vd_clock_ms() + w->retry_ms < w->until_ms &&
+		   (s->timer = vd_ev_timer(w->ev, w->retry_ms, retry_slot, s)) > 0) {
+		return; /* again, a little later */
+	} else {
+		s->timer = 0;
+		slot_over(w);
+	}
+}
+
+static void
+start_slot(struct slot *s)
+{
+	struct waiting *w = s->w;
+	struct vd_health_target *t = &w->t[s - w->slots];
+	const struct vd_service *svc = t->svc;
+	struct vd_health_spec spec = { svc->health.kind, svc->health.http_path,
+				       w->timeout_ms > 0 ? w->timeout_ms : svc->health.timeout_ms };
+
+	if (!(s->probe = vd_health_probe_start(w->ev, &spec, t->host, t->port, slot_done, s))) {
+		t->result = VD_HEALTH_CLOSED; /* out of memory: a failed check */
+		slot_over(w);
+	}
+}
+
+/* The whole wait is over: whatever is still under way is not needed. */
+static int64_t
+give_up(struct vd_ev *ev, void *arg)
+{
+	(void)arg;
+	vd_ev_stop(ev);
+	return -1;
+}
+
+int
+vd_health_wait(struct vd_health_target *t, size_t n, int64_t until_ms, int retry_ms,
+	       int timeout_ms, vd_health_pass_fn on_pass, void *arg)
+{
+	struct vd_error err = VD_ERROR_INIT;
+	struct waiting w = { .t = t, .n = n, .pending = n, .until_ms = until_ms,
+			     .retry_ms = retry_ms > 0 ? retry_ms : 20, .timeout_ms = timeout_ms,
+			     .on_pass = on_pass, .arg = arg };
+	int64_t left = until_ms - vd_clock_ms();
+
+	for (size_t i = 0; i < n; i++) {
+		t[i].healthy = false;
+		t[i].result = VD_HEALTH_TIMEOUT;
+	}
+	if (n == 0)
+		return 0;
+	if (!(w.ev = vd_ev_new(&err)) || !(w.slots = calloc(n, sizeof(*w.slots)))) {
+		vd_ev_free(w.ev);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		w.slots[i].w = &w;
+		start_slot(&w.slots[i]);
+	}
+	if (w.pending && (!until_ms || vd_ev_timer(w.ev, left > 0 ? left : 0, give_up, NULL) > 0))
+		vd_ev_run(w.ev);
+	for (size_t i = 0; i < n; i++) {
+		if (w.slots[i].probe)
+			vd_health_probe_cancel(w.slots[i].probe);
+		if (w.slots[i].timer > 0)
+			vd_ev_timer_cancel(w.ev, w.slots[i].timer);
+	}
+	vd_ev_free(w.ev); /* frees the cancelled probes */
+	free(w.slots);
+	return w.passed;
+}
+
+enum vd_health_result
+vd_health_check(const struct vd_service *svc, const char *host, int port, int timeout_ms)
+{
+	struct vd_health_target t = { svc, host, port, VD_HEALTH_TIMEOUT, false };
+
+	if (vd_health_wait(&t, 1, 0, 0, timeout_ms, NULL, NULL) < 0)
+		return VD_HEALTH_CLOSED;
+	return t.result;
 }

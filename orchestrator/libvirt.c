@@ -846,9 +846,9 @@ lv_close(struct vd_driver *d)
 }
 
 static int
-lv_open(const struct vd_node_config *cfg, struct vd_driver **out, struct vd_error *err)
+lv_open(const struct vd_driver_config *cfg, struct vd_driver **out, struct vd_error *err)
 {
-	const char *uri = cfg && cfg->libvirt_uri ? cfg->libvirt_uri : getenv("VDCTL_LIBVIRT_URI");
+	const char *uri = cfg ? cfg->endpoint : NULL;
 	const char *state = cfg && cfg->state_dir ? cfg->state_dir : LV_DEFAULT_STATE;
 	struct lv *lv;
 
@@ -880,18 +880,6 @@ lv_open(const struct vd_node_config *cfg, struct vd_driver **out, struct vd_erro
 	if (virConnectSetKeepAlive(lv->conn, LV_KEEPALIVE_INTERVAL, LV_KEEPALIVE_COUNT) < 0)
 		virResetLastError();
 	*out = &lv->base;
-	return 0;
-}
-
-static int
-lv_ping(struct vd_driver *d, struct vd_error *err)
-{
-	struct lv *lv = (struct lv *)d;
-	unsigned long version;
-
-	if (virConnectGetLibVersion(lv->conn, &version) < 0 || virConnectIsAlive(lv->conn) != 1)
-		return vd_error_set(err, VD_EXIT_ENGINE, "libvirt at %s does not answer (%s)",
-				    lv->uri, LV_HINT);
 	return 0;
 }
 
@@ -1277,10 +1265,11 @@ lv_stats(struct vd_driver *d, const char *id, struct vd_stats *out, struct vd_er
 
 const struct vd_driver_ops vd_libvirt_driver = {
 	.name = "libvirt",
+	.default_endpoint = LV_DEFAULT_URI,
+	.endpoint_env = "VDCTL_LIBVIRT_URI",
 	.min_memory_bytes = 32 << 20, /* what a small guest kernel boots in */
 	.open = lv_open,
 	.close = lv_close,
-	.ping = lv_ping,
 	.capacity = lv_capacity,
 	.list = lv_list,
 	.create = lv_create,

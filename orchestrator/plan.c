@@ -132,15 +132,22 @@ struct old {
 	enum vd_reason why;
 };
 
+/* Is H where D's replicas go? */
+static bool
+on_engine(const struct vd_replica *h, const struct vd_desired *d)
+{
+	return d->engine && strcmp(h->engine, d->engine) == 0;
+}
+
 static const struct vd_replica *
-at_index(const struct vd_replica_list *have, const bool *taken, const struct vd_service *svc,
+at_index(const struct vd_replica_list *have, const bool *taken, const struct vd_desired *d,
 	 int index)
 {
 	for (size_t i = 0; i < have->n; i++) {
 		const struct vd_replica *h = &have->v[i];
 
-		if (!taken[i] && h->backend == svc->backend && h->labels.index == index &&
-		    strcmp(h->labels.service, svc->name) == 0)
+		if (!taken[i] && on_engine(h, d) && h->labels.index == index &&
+		    strcmp(h->labels.service, d->svc->name) == 0)
 			return h;
 	}
 	return NULL;
@@ -161,7 +168,7 @@ plan_service(struct builder *b, const struct vd_desired *d, const struct vd_repl
 		return;
 	}
 	for (int i = 0; i < svc->replicas; i++) {
-		const struct vd_replica *h = at_index(have, taken, svc, i);
+		const struct vd_replica *h = at_index(have, taken, d, i);
 
 		if (!h) {
 			push(b, &b->first, VD_ACT_CREATE, VD_WHY_NEW, d, i, NULL);
@@ -190,18 +197,17 @@ plan_service(struct builder *b, const struct vd_desired *d, const struct vd_repl
 		}
 	}
 
-	/* the rest of this service: past the count, or on another backend */
+	/* the rest of this service: past the count, or on another engine */
 	for (size_t i = 0; i < have->n; i++) {
 		const struct vd_replica *h = &have->v[i];
 
 		if (taken[i] || strcmp(h->labels.service, svc->name) != 0)
 			continue;
 		taken[i] = true;
-		if (h->backend == svc->backend && h->labels.index > top)
+		if (on_engine(h, d) && h->labels.index > top)
 			top = h->labels.index;
-		push(b, &b->last, VD_ACT_REMOVE,
-		     h->backend == svc->backend ? VD_WHY_SCALE_DOWN : VD_WHY_BACKEND, NULL,
-		     h->labels.index, h);
+		push(b, &b->last, VD_ACT_REMOVE, on_engine(h, d) ? VD_WHY_SCALE_DOWN : VD_WHY_ENGINE,
+		     NULL, h->labels.index, h);
 		b->plan->removed++;
 	}
 
@@ -370,7 +376,7 @@ vd_reason_name(enum vd_reason r)
 		[VD_WHY_SURGE] = "surge for the rolling replacement",
 		[VD_WHY_SURGE_DONE] = "surge no longer needed",
 		[VD_WHY_SCALE_DOWN] = "scale down",
-		[VD_WHY_BACKEND] = "moved to another backend",
+		[VD_WHY_ENGINE] = "moved to another engine",
 		[VD_WHY_PRUNE] = "no longer declared",
 		[VD_WHY_DELETE] = "deleted",
 	};

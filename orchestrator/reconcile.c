@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "vd/clock.h"
+#include "vd/engine.h"
 #include "vd/health.h"
 #include "vd/reconcile.h"
 #include "vd/units.h"
@@ -24,11 +26,10 @@
 struct waiter {
 	char name[96];
 	char id[80];
+	char engine[VD_ENGINE_NAME_MAX];
 	const struct vd_service *svc;
 	char host[64];
 	int port;
-	bool healthy;
-	enum vd_health_result last;
 };
 
 struct run {
@@ -43,19 +44,12 @@ struct run {
 	struct vd_error first; /* the first failure, for the summary */
 };
 
-/* A worker's driver connections, one per backend, opened when first needed. */
+/* A worker's driver connections, one per engine of the set, opened when
+ * first needed. */
 struct conns {
-	struct vd_driver *d[2];
+	struct vd_engines *es;
+	struct vd_driver **d;
 };
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 say(struct run *run, const char *name, const char *fmt, ...) VD_PRINTF(3, 4);
@@ -73,7 +67,7 @@ say(struct run *run, const char *name, const char *fmt, ...)
 	va_end(ap);
 	pthread_mutex_lock(&run->lock);
 	fprintf(run->o->progress, "%-28s %s (%.1fs)\n", name, what,
-		(double)(now_ms() - run->t0) / 1000);
+		(double)(vd_clock_ms() - run->t0) / 1000);
 	fflush(run->o->progress);
 	pthread_mutex_unlock(&run->lock);
 }
@@ -90,19 +84,40 @@ failed(struct run *run, const char *name, const char *op, const struct vd_error 
 	pthread_mutex_unlock(&run->lock);
 }
 
-static struct vd_driver *
-conn(struct run *run, struct conns *c, enum vd_backend b, struct vd_error *err)
+static void
+conns_init(struct conns *c, struct vd_engines *es)
 {
-	if (!c->d[b] && vd_driver_open(vd_driver_ops_for(b), run->o->node, &c->d[b], err) < 0)
+	c->es = es;
+	c->d = calloc(es->n + 1, sizeof(*c->d));
+}
+
+/* The engine called NAME and this worker's connection to it. */
+static struct vd_driver *
+conn(struct conns *c, const char *name, const struct vd_engine **e, struct vd_error *err)
+{
+	size_t i;
+
+	if (!(*e = vd_engines_find(c->es, name))) {
+		vd_error_set(err, VD_EXIT_FAILURE, "no engine called '%s' is configured", name);
 		return NULL;
-	return c->d[b];
+	}
+	i = (size_t)(*e - c->es->v);
+	if (!c->d) {
+		vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
+		return NULL;
+	}
+	if (!c->d[i] && vd_engine_connect(*e, &c->d[i], err) < 0)
+		return NULL;
+	return c->d[i];
 }
 
 static void
 conns_close(struct conns *c)
 {
-	for (size_t i = 0; i < 2; i++)
+	for (size_t i = 0; c->d && i < c->es->n; i++)
 		vd_driver_close(c->d[i]);
+	free(c->d);
+	c->d = NULL;
 }
 
 static void
@@ -118,10 +133,10 @@ add_waiter(struct run *run, const struct vd_service *svc, const struct vd_replic
 		memset(w, 0, sizeof(*w));
 		snprintf(w->name, sizeof(w->name), "%s", r->name);
 		snprintf(w->id, sizeof(w->id), "%s", r->id);
+		snprintf(w->engine, sizeof(w->engine), "%s", r->engine);
 		snprintf(w->host, sizeof(w->host), "%s", r->host);
 		w->port = r->host_port;
 		w->svc = svc;
-		w->last = VD_HEALTH_NO_ADDRESS;
 	}
 	pthread_mutex_unlock(&run->lock);
 }
@@ -131,8 +146,8 @@ add_waiter(struct run *run, const struct vd_service *svc, const struct vd_replic
 /* Stop gracefully, then remove; a replica already gone is done. A failed
  * stop still ends in the removal, which kills what did not stop. */
 static int
-remove_replica(struct run *run, struct vd_driver *d, const char *name, const char *id,
-	       struct vd_error *err)
+remove_replica(struct run *run, const struct vd_engine *e, struct vd_driver *d, const char *name,
+	       const char *id, struct vd_error *err)
 {
 	int grace = run->o->stop_grace_s < 0 ? DEFAULT_GRACE_S : run->o->stop_grace_s;
 	struct vd_error ignore = VD_ERROR_INIT;
@@ -140,7 +155,7 @@ remove_replica(struct run *run, struct vd_driver *d, const char *name, const cha
 	if (run->o->before_remove)
 		run->o->before_remove(run->o->hook_arg, name, id);
 	vd_driver_stop(d, id, grace, &ignore);
-	return vd_driver_remove(d, id, err);
+	return vd_engine_remove(e, d, id, err);
 }
 
 /*
@@ -167,8 +182,8 @@ adopt(struct vd_driver *d, const struct vd_action *a, const char *name, struct v
 
 /* Make, start and look at replica `index` of a.want. */
 static int
-create_replica(struct run *run, struct vd_driver *d, const struct vd_action *a, const char *name,
-	       struct vd_error *err)
+create_replica(struct run *run, const struct vd_engine *e, struct vd_driver *d,
+	       const struct vd_action *a, const char *name, struct vd_error *err)
 {
 	const struct vd_desired *want = a->want;
 	struct vd_labels l = { strdup(want->svc->name), a->index, strdup(want->spec_hash),
@@ -191,7 +206,7 @@ create_replica(struct run *run, struct vd_driver *d, const struct vd_action *a, 
 		return -1;
 	}
 	vd_replica_clear(&r);
-	if (vd_driver_inspect(d, name, &r, err) < 0)
+	if (vd_engine_inspect(e, d, name, &r, err) < 0)
 		return -1;
 	if (run->o->on_started)
 		run->o->on_started(run->o->hook_arg, &r);
@@ -205,8 +220,8 @@ act(struct run *run, struct conns *c, const struct vd_action *a)
 {
 	struct vd_error err = VD_ERROR_INIT;
 	const char *service = a->want ? a->want->svc->name : a->have->labels.service;
-	enum vd_backend b = a->have ? a->have->backend : a->want->svc->backend;
-	struct vd_driver *d = conn(run, c, b, &err);
+	const struct vd_engine *e, *en;
+	struct vd_driver *d = conn(c, a->have ? a->have->engine : a->want->engine, &e, &err);
 	struct vd_driver *dn;
 	char name[96], c1[16], c2[16], m1[32], m2[32];
 	struct vd_replica r;
@@ -218,14 +233,14 @@ act(struct run *run, struct conns *c, const struct vd_action *a)
 	}
 	switch (a->kind) {
 	case VD_ACT_CREATE:
-		if (create_replica(run, d, a, name, &err) < 0)
+		if (create_replica(run, e, d, a, name, &err) < 0)
 			break;
 		say(run, name, "created%s", a->reason == VD_WHY_SURGE ? " (surge)" : "");
 		__atomic_add_fetch(&run->res->created, 1, __ATOMIC_RELAXED);
 		return;
 	case VD_ACT_START:
 		if (vd_driver_start(d, a->have->id, &err) < 0 ||
-		    vd_driver_inspect(d, a->have->id, &r, &err) < 0)
+		    vd_engine_inspect(e, d, a->have->id, &r, &err) < 0)
 			break;
 		if (run->o->on_started)
 			run->o->on_started(run->o->hook_arg, &r);
@@ -235,7 +250,7 @@ act(struct run *run, struct conns *c, const struct vd_action *a)
 		__atomic_add_fetch(&run->res->started, 1, __ATOMIC_RELAXED);
 		return;
 	case VD_ACT_RESIZE:
-		if (vd_driver_resize(d, a->have->id, a->want->svc->milli_cpus,
+		if (vd_engine_resize(e, d, a->have->id, a->want->svc->milli_cpus,
 				     a->want->svc->memory_bytes, &err) < 0)
 			break;
 		say(run, name, "resized live: cpus %s -> %s, memory %s -> %s",
@@ -246,17 +261,17 @@ act(struct run *run, struct conns *c, const struct vd_action *a)
 		__atomic_add_fetch(&run->res->resized, 1, __ATOMIC_RELAXED);
 		return;
 	case VD_ACT_REPLACE:
-		/* the new one may be on another backend than the old */
-		if (remove_replica(run, d, name, a->have->id, &err) < 0 ||
-		    !(dn = conn(run, c, a->want->svc->backend, &err)) ||
-		    create_replica(run, dn, a, name, &err) < 0)
+		/* the new one may be on another engine than the old */
+		if (remove_replica(run, e, d, name, a->have->id, &err) < 0 ||
+		    !(dn = conn(c, a->want->engine, &en, &err)) ||
+		    create_replica(run, en, dn, a, name, &err) < 0)
 			break;
 		say(run, name, "replaced (%s)", vd_reason_name(a->reason));
 		__atomic_add_fetch(&run->res->replaced, 1, __ATOMIC_RELAXED);
 		return;
 	case VD_ACT_REMOVE:
 		/* a surge replica made by this run is known by name only */
-		if (remove_replica(run, d, name, a->have ? a->have->id : name, &err) < 0)
+		if (remove_replica(run, e, d, name, a->have ? a->have->id : name, &err) < 0)
 			break;
 		say(run, name, "removed (%s)", vd_reason_name(a->reason));
 		__atomic_add_fetch(&run->res->removed, 1, __ATOMIC_RELAXED);
@@ -269,8 +284,9 @@ static void *
 worker(void *arg)
 {
 	struct run *run = arg;
-	struct conns c = { { NULL, NULL } };
+	struct conns c;
 
+	conns_init(&c, run->o->engines);
 	for (;;) {
 		const struct vd_action *a = NULL;
 
@@ -312,13 +328,15 @@ run_phase(struct run *run, const struct vd_phase *ph)
 
 /* Why a replica that did not become healthy did not, from the engine. */
 static void
-explain(struct run *run, struct conns *c, const struct waiter *w, char *buf, size_t size)
+explain(struct conns *c, const struct waiter *w, enum vd_health_result last, char *buf,
+	size_t size)
 {
 	struct vd_error err = VD_ERROR_INIT;
-	struct vd_driver *d = conn(run, c, w->svc->backend, &err);
+	const struct vd_engine *e;
+	struct vd_driver *d = conn(c, w->engine, &e, &err);
 	struct vd_replica r;
 
-	snprintf(buf, size, "last check: %s", vd_health_result_name(w->last));
+	snprintf(buf, size, "last check: %s", vd_health_result_name(last));
 	if (!d || vd_driver_inspect(d, w->id, &r, &err) < 0)
 		return;
 	if (r.state != VD_STATE_RUNNING)
@@ -327,45 +345,50 @@ explain(struct run *run, struct conns *c, const struct waiter *w, char *buf, siz
 	vd_replica_clear(&r);
 }
 
+static void
+passed(void *arg, size_t i)
+{
+	struct run *run = arg;
+
+	say(run, run->waiters[i].name, "healthy");
+}
+
+/* Check every waiter at once, again and again, until each passed or the
+ * timeout; then say why of each that did not. */
 static int
 wait_healthy(struct run *run, struct vd_error *err)
 {
 	int64_t timeout = run->o->timeout_ms > 0 ? run->o->timeout_ms : DEFAULT_TIMEOUT_MS;
-	int64_t deadline = now_ms() + timeout;
-	struct conns c = { { NULL, NULL } };
-	size_t pending = run->nwait, sick = 0;
-	char why[256], t[32];
+	struct vd_health_target *t = calloc(run->nwait + 1, sizeof(*t));
+	struct conns c;
+	size_t sick = 0;
+	char why[256], tm[32];
 
-	while (pending) {
-		for (size_t i = 0; i < run->nwait; i++) {
-			struct waiter *w = &run->waiters[i];
-
-			if (w->healthy)
-				continue;
-			w->last = vd_health_check(w->svc, w->host, w->port, 1000);
-			if (w->last == VD_HEALTH_OK) {
-				w->healthy = true;
-				pending--;
-				say(run, w->name, "healthy");
-			}
-		}
-		if (!pending || now_ms() >= deadline)
-			break;
-		usleep(HEALTH_POLL_MS * 1000);
+	if (!t)
+		return vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
+	for (size_t i = 0; i < run->nwait; i++)
+		t[i] = (struct vd_health_target){ run->waiters[i].svc, run->waiters[i].host,
+						  run->waiters[i].port, VD_HEALTH_NO_ADDRESS, false };
+	if (vd_health_wait(t, run->nwait, vd_clock_ms() + timeout, HEALTH_POLL_MS, 1000, passed,
+			   run) < 0) {
+		free(t);
+		return vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
 	}
+	conns_init(&c, run->o->engines);
 	for (size_t i = 0; i < run->nwait; i++) {
 		struct waiter *w = &run->waiters[i];
 		struct vd_error e = VD_ERROR_INIT;
 
-		if (w->healthy)
+		if (t[i].healthy)
 			continue;
-		explain(run, &c, w, why, sizeof(why));
+		explain(&c, w, t[i].result, why, sizeof(why));
 		vd_error_set(&e, VD_EXIT_FAILURE, "%s did not become healthy within %s (%s)",
-			     w->name, vd_format_duration_ms(timeout, t, sizeof(t)), why);
+			     w->name, vd_format_duration_ms(timeout, tm, sizeof(tm)), why);
 		failed(run, w->name, "health check", &e);
 		sick++;
 	}
 	conns_close(&c);
+	free(t);
 	free(run->waiters);
 	run->waiters = NULL;
 	run->nwait = 0;
@@ -383,18 +406,30 @@ vd_reconcile_wait(const struct vd_replica *const *reps, const struct vd_service 
 	int ret = 0;
 
 	memset(res, 0, sizeof(*res));
-	run.t0 = now_ms();
-	/* one quiet pass: most are healthy, and a no-op apply stays quick */
-	for (size_t i = 0; i < n; i++)
-		if (vd_health_check(svcs[i], reps[i]->host, reps[i]->host_port, 1000) !=
-		    VD_HEALTH_OK)
-			add_waiter(&run, svcs[i], reps[i]);
+	run.t0 = vd_clock_ms();
+	/* one quiet pass, all at once: most are healthy, and a no-op apply
+	 * stays quick */
+	if (n) {
+		struct vd_health_target *t = calloc(n, sizeof(*t));
+
+		if (!t)
+			return vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
+		for (size_t i = 0; i < n; i++)
+			t[i] = (struct vd_health_target){ svcs[i], reps[i]->host,
+							  reps[i]->host_port, VD_HEALTH_TIMEOUT,
+							  false };
+		vd_health_wait(t, n, 0, 0, 1000, NULL, NULL);
+		for (size_t i = 0; i < n; i++)
+			if (!t[i].healthy)
+				add_waiter(&run, svcs[i], reps[i]);
+		free(t);
+	}
 	if (run.nwait && wait_healthy(&run, err) < 0) {
 		*err = run.first;
 		ret = -1;
 	}
 	free(run.waiters);
-	res->seconds = (double)(now_ms() - run.t0) / 1000;
+	res->seconds = (double)(vd_clock_ms() - run.t0) / 1000;
 	pthread_mutex_destroy(&run.lock);
 	return ret;
 }
@@ -407,7 +442,7 @@ vd_reconcile_run(const struct vd_plan *plan, const struct vd_reconcile_opts *opt
 	struct vd_error gate = VD_ERROR_INIT;
 
 	memset(res, 0, sizeof(*res));
-	run.t0 = now_ms();
+	run.t0 = vd_clock_ms();
 	for (size_t i = 0; i < plan->nphases; i++) {
 		run_phase(&run, &plan->phases[i]);
 		if (res->failed)
@@ -420,7 +455,7 @@ vd_reconcile_run(const struct vd_plan *plan, const struct vd_reconcile_opts *opt
 		run.nwait = 0;
 	}
 	free(run.waiters);
-	res->seconds = (double)(now_ms() - run.t0) / 1000;
+	res->seconds = (double)(vd_clock_ms() - run.t0) / 1000;
 	pthread_mutex_destroy(&run.lock);
 	if (res->failed) {
 		*err = run.first;

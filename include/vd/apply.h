@@ -1,13 +1,19 @@
 /*
  * Apply: make the engines match a set of desired services.
  *
- * The steps, in order, each before anything changes: observe every vdctl
- * replica (the backends the services use must answer; others are asked when
- * they answer, for services that moved and for prune), make the plan, check
- * it against the node's capacity. Then, unless it is a dry run, record the desired
- * state (so a crash leaves it for the next run or the controller) and run
- * the plan. A second apply of the same manifest finds nothing to do and
- * makes no call that changes anything.
+ * The steps, in order, each before anything changes: place each service on
+ * an engine (vd/engine.h), observe every vdctl replica of the engines the
+ * pass needs (those the services go to must answer; those they were
+ * recorded on before are asked when they answer, for services that moved
+ * and for prune), make the plan, check it against each node's capacity.
+ * Then, unless it is a dry run, record the desired state (so a crash leaves
+ * it for the next run or the controller) and run the plan. A second apply
+ * of the same manifest finds nothing to do and makes no call that changes
+ * anything.
+ *
+ * When a controller runs for the state directory, it is the one that makes
+ * engine calls: vd_apply_anywhere() hands the work to it over its control
+ * socket and prints the progress it streams back.
  */
 #ifndef VD_APPLY_H
 #define VD_APPLY_H
@@ -15,7 +21,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "vd/driver.h"
+#include "vd/engine.h"
 #include "vd/manifest.h"
 #include "vd/plan.h"
 #include "vd/reconcile.h"
@@ -27,7 +33,7 @@ struct vd_apply_opts {
 	bool prune;             /* remove services no longer declared by these manifests */
 	bool overcommit;        /* apply even beyond the node's capacity */
 	bool quiet_undeclared;  /* do not mention services declared elsewhere */
-	struct vd_reconcile_opts run;
+	struct vd_reconcile_opts run; /* its engines are apply's own */
 	FILE *out;              /* the plan, progress and summary */
 };
 
@@ -38,39 +44,34 @@ struct vd_apply_result {
 
 /* Desired services from a manifest: each service's identity is the real
  * path of its file, or identities[i] when given. *out is an array to
- * free(); its entries point into m and identities. */
-int vd_desired_from_manifest(const struct vd_manifest *m, char *const *identities,
-			     struct vd_desired **out, char ***idents_out, struct vd_error *err);
+ * free with vd_apply_desired_free(); its entries point into m and into
+ * *idents_out. Not placed yet (engine NULL). */
+int vd_apply_desired(const struct vd_manifest *m, char *const *identities,
+		     struct vd_desired **out, char ***idents_out, struct vd_error *err);
+void vd_apply_desired_free(struct vd_desired *want, char **idents, size_t n);
 
-/* Free what vd_desired_from_manifest() made. */
-void vd_desired_free(struct vd_desired *want, char **idents, size_t n);
+/* Placement: the engine each service's replicas go to (today the engine of
+ * its backend); -1 (exit 2) when none is configured. */
+int vd_apply_place(struct vd_desired *want, size_t n, struct vd_engines *es,
+		   struct vd_error *err);
 
-/* Every vdctl replica on the backends: those in `required` (a bitmask of
- * 1 << enum vd_backend) must answer (else VD_EXIT_ENGINE); the others are
- * listed when they answer. */
-int vd_observe(const struct vd_node_config *node, unsigned required,
-	       struct vd_replica_list *out, struct vd_error *err);
-
-/* The same, asking only the backends in required | asked (bitmasks as
- * above): a backend not asked is not even loaded. */
-int vd_observe_some(const struct vd_node_config *node, unsigned required, unsigned asked,
-		    struct vd_replica_list *out, struct vd_error *err);
-
-/* Refuse (VD_EXIT_INPUT, with the numbers and who asks) when the services,
- * the replicas of other services that stay and the surge replicas of PLAN
- * need more CPUs or memory than the node has and than runs now. */
-int vd_capacity_check(const struct vd_node_config *node, unsigned backends,
-		      const struct vd_desired *want, size_t nwant,
-		      const struct vd_replica_list *have, const struct vd_plan *plan, bool prune,
-		      struct vd_error *err);
-
-/* Apply WANT. Returns 0 when the engines now match, -1 with err otherwise. */
+/* Apply WANT here. Returns 0 when the engines now match, -1 with err
+ * otherwise. */
 int vd_apply(const struct vd_desired *want, size_t nwant, const struct vd_apply_opts *opts,
 	     struct vd_apply_result *res, struct vd_error *err);
 
 /* Remove every replica of SERVICES, and forget them in the state
  * directory. */
-int vd_delete_services(const char *const *services, size_t n, const struct vd_apply_opts *opts,
-		       struct vd_apply_result *res, struct vd_error *err);
+int vd_apply_delete(const char *const *services, size_t n, const struct vd_apply_opts *opts,
+		    struct vd_apply_result *res, struct vd_error *err);
+
+/* The same two, handed to the state directory's controller when one runs
+ * (a dry run only reads, so it stays here); res is then zero. */
+int vd_apply_anywhere(const struct vd_desired *want, size_t nwant,
+		      const struct vd_apply_opts *opts, struct vd_apply_result *res,
+		      struct vd_error *err);
+int vd_apply_delete_anywhere(const char *const *services, size_t n,
+			     const struct vd_apply_opts *opts, struct vd_apply_result *res,
+			     struct vd_error *err);
 
 #endif

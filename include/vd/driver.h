@@ -22,54 +22,15 @@
 
 #include "vd/error.h"
 #include "vd/manifest.h"
+#include "vd/replica.h"
 
-/* Where the engines are: the node configuration. */
-struct vd_node_config {
-	const char *docker_endpoint; /* unix:///path or tcp://host:port; NULL = $DOCKER_HOST or the default */
-	const char *libvirt_uri;     /* NULL = qemu:///system */
-	const char *state_dir;       /* NULL = /var/lib/vdctl */
-	int timeout_ms;              /* per engine call; 0 = 30000 */
-};
-
-/* The labels that identify a replica. */
-struct vd_labels {
-	char *service;
-	int index;
-	char *spec_hash; /* hash of the replica spec it was made from */
-	char *manifest;  /* identity of the manifest that declared it */
-};
-
-enum vd_replica_state {
-	VD_STATE_UNKNOWN,
-	VD_STATE_CREATED,  /* made, never started */
-	VD_STATE_RUNNING,
-	VD_STATE_PAUSED,
-	VD_STATE_EXITED,   /* stopped or died */
-	VD_STATE_DEAD,     /* the engine could not clean it up */
-};
-
-/* A replica as an engine holds it. Strings are owned; vd_replica_clear(). */
-struct vd_replica {
-	char *id;   /* engine id: container id, domain UUID */
-	char *name; /* vd-<service>-<index> */
-	struct vd_labels labels;
-	enum vd_replica_state state;
-	int exit_code;
-	bool oom_killed;
-	char host[64];     /* where the workload answers on this host ... */
-	int host_port;     /* ... 0 while it has no published port */
-	int64_t started_ns; /* wall clock of the last start, ns since the epoch; 0 = never */
-	int64_t milli_cpus; /* current limits; 0 = none */
-	int64_t memory_bytes;
-	/* what a live resize can reach; 0 = no ceiling */
-	int64_t max_milli_cpus;
-	int64_t max_memory_bytes;
-	enum vd_backend backend;
-};
-
-struct vd_replica_list {
-	struct vd_replica *v;
-	size_t n;
+/* What a driver connects with: one engine's endpoint, resolved by the engine
+ * layer (vd/engine.h), and the settings every engine shares. */
+struct vd_driver_config {
+	const char *endpoint;  /* docker: unix:///path or tcp://host:port; libvirt: a URI;
+				  NULL = the driver's default_endpoint */
+	const char *state_dir; /* where the driver keeps its replicas' files; NULL = /var/lib/vdctl */
+	int timeout_ms;        /* per engine call; 0 = 30000 */
 };
 
 struct vd_capacity {
@@ -102,19 +63,24 @@ struct vd_driver;
 
 struct vd_driver_ops {
 	const char *name; /* "docker", "libvirt" */
+	const char *default_endpoint;
+	const char *endpoint_env; /* the environment variable that names the endpoint */
+	/* its list leaves out what an inspect gives (vd/replica.h: partial) */
+	bool list_partial;
 	/* the least memory a replica may have: what the engine accepts (Docker)
 	 * or what a guest boots in (libvirt) */
 	int64_t min_memory_bytes;
 
 	/* Connect; fills *out. */
-	int (*open)(const struct vd_node_config *cfg, struct vd_driver **out, struct vd_error *err);
+	int (*open)(const struct vd_driver_config *cfg, struct vd_driver **out,
+		    struct vd_error *err);
 	void (*close)(struct vd_driver *d);
 
-	int (*ping)(struct vd_driver *d, struct vd_error *err);
 	int (*capacity)(struct vd_driver *d, struct vd_capacity *out, struct vd_error *err);
 
 	/* vdctl's replicas, of one service or (service NULL) all; sorted by
-	 * service then index. */
+	 * service then index. A record may be partial (vd/replica.h) when the
+	 * engine's list does not carry everything; inspect gives it whole. */
 	int (*list)(struct vd_driver *d, const char *service, struct vd_replica_list *out,
 		    struct vd_error *err);
 
@@ -155,10 +121,9 @@ int64_t vd_driver_min_memory(int backend);
 
 /* Wrappers: call the member, or fail with "'<op>' is not supported by the
  * <name> driver". */
-int vd_driver_open(const struct vd_driver_ops *ops, const struct vd_node_config *cfg,
+int vd_driver_open(const struct vd_driver_ops *ops, const struct vd_driver_config *cfg,
 		   struct vd_driver **out, struct vd_error *err);
 void vd_driver_close(struct vd_driver *d);
-int vd_driver_ping(struct vd_driver *d, struct vd_error *err);
 int vd_driver_capacity(struct vd_driver *d, struct vd_capacity *out, struct vd_error *err);
 int vd_driver_list(struct vd_driver *d, const char *service, struct vd_replica_list *out,
 		   struct vd_error *err);
@@ -176,20 +141,6 @@ int vd_driver_stats(struct vd_driver *d, const char *id, struct vd_stats *out,
 int vd_driver_events_open(struct vd_driver *d, struct vd_error *err);
 int vd_driver_events_read(struct vd_driver *d, struct vd_event *ev, struct vd_error *err);
 
-/* Replica and list lifecycle. */
-void vd_labels_clear(struct vd_labels *l);
-int vd_labels_copy(struct vd_labels *dst, const struct vd_labels *src);
-void vd_replica_clear(struct vd_replica *r);
-void vd_replica_list_clear(struct vd_replica_list *l);
-/* Append a zeroed replica; returns it, or NULL when out of memory. */
-struct vd_replica *vd_replica_list_add(struct vd_replica_list *l);
-/* Sort by service, then index. */
-void vd_replica_list_sort(struct vd_replica_list *l);
-
-/* "vd-<service>-<index>" into buf. */
-void vd_replica_name(char *buf, size_t size, const char *service, int index);
-
-const char *vd_replica_state_name(enum vd_replica_state s);
 const char *vd_event_kind_name(enum vd_event_kind k);
 
 /* The drivers. */

@@ -2,14 +2,17 @@
  * Health checks: does a replica answer the way its manifest says it should?
  *
  * Results are codes, not strings (as in relayd); vd_health_result_name()
- * says them in words. vd_health_check() is one blocking check bounded by the
- * service's health timeout, for `apply --wait` and `get`; a probe
- * (vd_health_probe_start) is the same check on the event loop, for the
- * controller, which runs one per replica beside the balancer.
+ * says them in words. A probe (vd_health_probe_start) is one check on an
+ * event loop: the controller runs one per replica beside the balancer.
+ * vd_health_wait() runs probes of many replicas at once on a loop of its
+ * own, until each passed or a deadline, for apply's health gate and `get`;
+ * vd_health_check() is one probe, waited for.
  */
 #ifndef VD_HEALTH_H
 #define VD_HEALTH_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "vd/ev.h"
@@ -30,6 +33,29 @@ enum vd_health_result {
  * timeout_ms bounds the whole check (0 = the service's health timeout). */
 enum vd_health_result vd_health_check(const struct vd_service *svc, const char *host, int port,
 				      int timeout_ms);
+
+/* A replica to check, and how its checks went. */
+struct vd_health_target {
+	const struct vd_service *svc; /* its health settings */
+	const char *host;             /* an IP literal */
+	int port;
+	enum vd_health_result result; /* the last check's */
+	bool healthy;                 /* one check passed */
+};
+
+/* Target I just passed its check. */
+typedef void (*vd_health_pass_fn)(void *arg, size_t i);
+
+/*
+ * Check the N targets at the same time, from the calling thread, until each
+ * passed one check: a target that fails is checked again RETRY_MS later
+ * (0 = 20 ms) until UNTIL_MS (vd_clock_ms() time). With until_ms 0, each is
+ * checked once. timeout_ms bounds each check (0 = its service's health
+ * timeout). on_pass, when given, hears of each as it passes. Returns how
+ * many passed, or -1 when out of memory.
+ */
+int vd_health_wait(struct vd_health_target *t, size_t n, int64_t until_ms, int retry_ms,
+		   int timeout_ms, vd_health_pass_fn on_pass, void *arg);
 
 const char *vd_health_result_name(enum vd_health_result r);
 

@@ -15,7 +15,7 @@
  *             time per service: remove the old one, create the new one at the
  *             same index
  *   last      remove what is not wanted: scale-down (highest indices first),
- *             the temporary replicas, leftovers on another backend, and with
+ *             the temporary replicas, leftovers on another engine, and with
  *             prune the services no longer declared
  *
  * So serving capacity never drops below replicas - max_unavailable, indices
@@ -27,16 +27,17 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "vd/driver.h"
 #include "vd/manifest.h"
+#include "vd/replica.h"
 
 #define VD_SPEC_HASH_LEN 16
 
-/* A service apply wants, with its identity. */
+/* A service apply wants, with its identity and where it goes. */
 struct vd_desired {
 	const struct vd_service *svc;
 	const char *manifest;                 /* identity of the manifest that declares it */
 	char spec_hash[VD_SPEC_HASH_LEN + 1]; /* vd_spec_hash(svc) */
+	const char *engine;                   /* the engine its replicas run on (placement) */
 };
 
 enum vd_action_kind {
@@ -57,7 +58,7 @@ enum vd_reason {
 	VD_WHY_SURGE,      /* a temporary replica for a rolling replacement */
 	VD_WHY_SURGE_DONE, /* that temporary replica, no longer needed */
 	VD_WHY_SCALE_DOWN, /* an index past the desired count */
-	VD_WHY_BACKEND,    /* the service moved to another backend */
+	VD_WHY_ENGINE,     /* the service moved to another engine */
 	VD_WHY_PRUNE,      /* its service is no longer declared (--prune) */
 	VD_WHY_DELETE,     /* its service is being deleted */
 };
@@ -96,7 +97,8 @@ void vd_spec_hash(const struct vd_service *svc, char out[VD_SPEC_HASH_LEN + 1]);
 
 /*
  * Plan how to go from HAVE (every vdctl replica the engines hold, on every
- * backend listed) to WANT. The plan points into want and have, which must
+ * engine listed) to WANT, whose services are placed (each names its
+ * engine). The plan points into want and have, which must
  * outlive it. Returns 0, or -1 when out of memory.
  */
 int vd_plan_make(const struct vd_desired *want, size_t nwant, const struct vd_replica_list *have,

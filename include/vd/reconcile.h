@@ -2,7 +2,8 @@
  * Reconcile: run a plan against the engines.
  *
  * Phases run in order. Within a phase, up to `parallel` actions run at once,
- * each worker thread with its own driver connections. Replicas a phase made
+ * each worker thread with its own connections to the engines the actions
+ * name (vd/engine.h). Replicas a phase made
  * or started must pass their health check before the next phase begins (and,
  * with `wait`, after the last one). One progress line per replica is printed
  * as it happens. A failed action does not stop the others of its phase, but
@@ -18,11 +19,11 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "vd/driver.h"
+#include "vd/engine.h"
 #include "vd/plan.h"
 
 struct vd_reconcile_opts {
-	const struct vd_node_config *node;
+	struct vd_engines *engines; /* where the plan's replicas are (actions name them) */
 	int parallel;       /* engine calls at once; 0 = 8 */
 	bool wait;          /* wait for the last phase's replicas to be healthy */
 	int64_t timeout_ms; /* for each health wait; 0 = 120 s */

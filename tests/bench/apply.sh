@@ -12,6 +12,14 @@
 # Each is run RUNS times (default 3; swarm once) and the median is kept.
 # Also: a no-op `vdctl apply` of the N replicas. Prints the times and
 # vdctl's ratios. The bar: vdctl <= 1.15 x raw, vdctl < compose, no-op < 100 ms.
+#
+# Then what observing costs as a service grows: for each size in NOOP_SIZES
+# (default "10 100 1000"), the replicas are made once and a no-op `vdctl
+# apply` and a `vdctl get` are timed (median of 5), with the Docker API
+# connections each made (counted with strace when it is installed). With
+# BASELINE=path/to/another/vdctl, that binary is timed on the same replicas
+# in the same run (e.g. a build of the previous commit). The bar: a no-op
+# apply of 100 replicas under 100 ms.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -103,3 +111,45 @@ printf '  %-28s %8.2f s\n' "vdctl apply" "$vd" "raw Engine API (8 parallel)" "$r
 printf '  %-28s %8.0f ms\n' "vdctl apply, no change" "$(echo "$noop * 1000" | bc -l)"
 printf '\nratios: vdctl/raw %.2f (bar <= 1.15), vdctl/compose %.2f (bar < 1), vdctl/swarm %.2f\n' \
 	"$(echo "$vd / $raw" | bc -l)" "$(echo "$vd / $compose" | bc -l)" "$(echo "$vd / $swarm" | bc -l)"
+
+# --------------------------------------------------- the cost of observing
+docker service rm vdbench >/dev/null 2>&1 || true
+NOOP_SIZES=${NOOP_SIZES:-10 100 1000}
+# one connect() per Docker API call: count them when strace is here
+calls() {
+	if command -v strace >/dev/null; then
+		strace -f -qq -e trace=connect -o "$work/strace" "$@" >/dev/null 2>&1 || true
+		grep -c 'docker.sock' "$work/strace" || true
+	else
+		echo "-"
+	fi
+}
+timed5() {
+	local ts=() t
+	for _ in 1 2 3 4 5; do
+		t=$(now)
+		"$@" >/dev/null 2>&1 || true
+		ts+=("$(elapsed "$t")")
+	done
+	printf '%s\n' "${ts[@]}" | median
+}
+printf '\nobserving: no-op apply and get, median of 5 (ms), Docker API connections\n'
+printf '  %-9s %-30s %-30s\n' "replicas" "vdctl apply (no change)" "vdctl get"
+for n in $NOOP_SIZES; do
+	printf 'bench: %d replicas\n' "$n" >&2
+	# 8 MiB and a thousandth of a cpu each: a thousand fit this machine
+	sed -e "s/^replicas: .*/replicas: $n/" -e 's/^resources: .*/resources: {cpus: 0.001, memory: 8Mi}/' \
+		"$work/bench.yaml" >"$work/noop.yaml"
+	"$VDCTL" apply --timeout 10m "$work/noop.yaml" >/dev/null
+	for bin in "$VDCTL" ${BASELINE:-}; do
+		a=$(timed5 "$bin" apply "$work/noop.yaml")
+		g=$(timed5 "$bin" get)
+		ac=$(calls "$bin" apply "$work/noop.yaml")
+		gc=$(calls "$bin" get)
+		label=$n
+		[ "$bin" = "$VDCTL" ] || label="$n (baseline)"
+		printf '  %-9s %8.0f ms, %5s calls         %8.0f ms, %5s calls\n' "$label" \
+			"$(echo "$a * 1000" | bc -l)" "$ac" "$(echo "$g * 1000" | bc -l)" "$gc"
+	done
+	"$VDCTL" delete "$svc" >/dev/null
+done

@@ -455,15 +455,6 @@ clean_services(void)
 	}
 }
 
-static int
-rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path) < 0 && errno != ENOENT ? -1 : 0;
-}
-
 /* Copy FROM to TO, executable. */
 static int
 copy_binary(const char *from, const char *to)
@@ -519,7 +510,7 @@ group_setup(void **state)
 	snprintf(G.bin, sizeof(G.bin), "%s/vdctl", G.root);
 	if (copy_binary(bin, G.bin) < 0) {
 		fprintf(stderr, "cannot copy %s to %s: %s\n", bin, G.bin, strerror(errno));
-		nftw(G.root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+		vt_rm_tree(G.root);
 		return -1;
 	}
 	return 0;
@@ -531,7 +522,7 @@ group_teardown(void **state)
 	(void)state;
 	G.cleaned = 0; /* once more, all of them: delete is idempotent */
 	clean_services();
-	nftw(G.root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	vt_rm_tree(G.root);
 	curl_global_cleanup();
 	return 0;
 }

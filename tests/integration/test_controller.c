@@ -628,15 +628,6 @@ test_vm_destroy(void **state)
 
 /* ------------------------------------------------------- setup, teardown */
 
-static int
-rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path) < 0 && errno != ENOENT ? -1 : 0;
-}
-
 /* *state is the test's tag; it becomes the test's context. */
 static int
 setup(void **state)
@@ -691,7 +682,7 @@ teardown(void **state)
 		vt_result_clear(&r);
 	}
 	json_decref(t->last);
-	nftw(t->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	vt_rm_tree(t->dir);
 	free(t);
 	return 0;
 }
@@ -726,7 +717,7 @@ group_teardown(void **state)
 {
 	(void)state;
 	ensure_docker();
-	nftw(G.root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	vt_rm_tree(G.root);
 	curl_global_cleanup();
 	return 0;
 }

@@ -309,7 +309,7 @@ static void
 test_unreachable_engine(void **state)
 {
 	struct vd_error err = VD_ERROR_INIT;
-	struct vd_node_config cfg = { .docker_endpoint = "unix:///nonexistent/docker.sock" };
+	struct vd_driver_config cfg = { .endpoint = "unix:///nonexistent/docker.sock" };
 	struct vd_driver *d = NULL;
 	char tcp[64];
 
@@ -321,7 +321,7 @@ test_unreachable_engine(void **state)
 
 	/* nothing listens there: refused at once, not a hang */
 	snprintf(tcp, sizeof(tcp), "tcp://127.0.0.1:%d", vt_free_port());
-	cfg.docker_endpoint = tcp;
+	cfg.endpoint = tcp;
 	cfg.timeout_ms = 2000;
 	vd_error_clear(&err);
 	assert_int_equal(vd_driver_open(&vd_docker_driver, &cfg, &d, &err), -1);
@@ -340,7 +340,7 @@ test_unreachable_engine(void **state)
 		assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 		assert_int_equal(listen(lfd, 4), 0);
 		snprintf(ep, sizeof(ep), "unix://%s", sa.sun_path);
-		cfg.docker_endpoint = ep;
+		cfg.endpoint = ep;
 		cfg.timeout_ms = 500;
 		vd_error_clear(&err);
 		assert_int_equal(vd_driver_open(&vd_docker_driver, &cfg, &d, &err), -1);
@@ -350,7 +350,7 @@ test_unreachable_engine(void **state)
 		unlink(sa.sun_path);
 	}
 
-	cfg.docker_endpoint = "http://example";
+	cfg.endpoint = "http://example";
 	assert_int_equal(vd_driver_open(&vd_docker_driver, &cfg, &d, &err), -1);
 	assert_int_equal(err.code, VD_EXIT_INPUT);
 }

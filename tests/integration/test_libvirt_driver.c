@@ -26,7 +26,7 @@
 
 struct fixture {
 	struct vd_driver *d;
-	struct vd_node_config cfg;
+	struct vd_driver_config cfg;
 	char state[256];
 	char kernel[1100], initrd[1100], disk[1100];
 	char svc_name[40], disk_name[40];
@@ -72,12 +72,12 @@ group_setup(void **state)
 	snprintf(f.svc_name, sizeof(f.svc_name), "itest-lv%d", id);
 	snprintf(f.disk_name, sizeof(f.disk_name), "itest-lvd%d", id);
 	f.cfg.state_dir = f.state;
-	f.cfg.libvirt_uri = vt_env("VD_LIBVIRT_URI", "qemu:///system");
+	f.cfg.endpoint = vt_env("VD_LIBVIRT_URI", "qemu:///system");
 	if (vd_driver_open(&vd_libvirt_driver, &f.cfg, &f.d, &err) < 0) {
 		fprintf(stderr, "%s\n", err.msg);
 		return -1;
 	}
-	f.conn = virConnectOpen(f.cfg.libvirt_uri);
+	f.conn = virConnectOpen(f.cfg.endpoint);
 
 	f.svc.name = f.svc_name;
 	f.svc.backend = VD_BACKEND_LIBVIRT;
@@ -426,8 +426,8 @@ static void
 test_unreachable(void **state)
 {
 	struct vd_error err = VD_ERROR_INIT;
-	struct vd_node_config cfg = {
-		.libvirt_uri = "qemu+unix:///system?socket=/nonexistent/libvirt-sock",
+	struct vd_driver_config cfg = {
+		.endpoint = "qemu+unix:///system?socket=/nonexistent/libvirt-sock",
 		.state_dir = "/tmp",
 	};
 	struct vd_driver *d = NULL;

@@ -5,9 +5,11 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -299,4 +301,19 @@ vt_dump(const char *what, const struct vt_result *r)
 	fprintf(stderr, "--- %s: exit %d%s in %.2fs\n--- stdout:\n%s--- stderr:\n%s---\n", what,
 		r->status, r->timed_out ? " (timed out)" : "", r->secs, r->out ? r->out : "",
 		r->err ? r->err : "");
+}
+
+static int
+rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+int
+vt_rm_tree(const char *path)
+{
+	return nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }

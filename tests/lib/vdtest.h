@@ -85,4 +85,7 @@ void vt_dump(const char *what, const struct vt_result *r);
 /* getenv with a default. */
 const char *vt_env(const char *name, const char *dflt);
 
+/* Remove PATH and everything under it (rm -rf, without a shell); 0 or -1. */
+int vt_rm_tree(const char *path);
+
 #endif

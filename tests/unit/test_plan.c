@@ -127,6 +127,7 @@ observe_raw(struct scene *s, const char *service, int index, const char *spec_ha
 	r->labels.spec_hash = spec_hash ? xstrdup(spec_hash) : NULL;
 	r->labels.manifest = manifest ? xstrdup(manifest) : NULL;
 	r->backend = backend;
+	snprintf(r->engine, sizeof(r->engine), "%s", vd_backend_name(backend));
 	r->state = state;
 	return r;
 }
@@ -185,7 +186,7 @@ reason_fits(enum vd_action_kind k, enum vd_reason r)
 		       r == VD_WHY_DEAD;
 	case VD_ACT_REMOVE:
 		return r == VD_WHY_SURGE_DONE || r == VD_WHY_SCALE_DOWN ||
-		       r == VD_WHY_BACKEND || r == VD_WHY_PRUNE;
+		       r == VD_WHY_ENGINE || r == VD_WHY_PRUNE;
 	}
 	return false;
 }
@@ -251,13 +252,23 @@ check_invariants(const struct scene *s, size_t nwant)
 	assert_int_equal(vd_plan_empty(p), p->nphases == 0);
 }
 
+/* Hash each declared service and place it, as apply does: here every
+ * backend has one engine, named after it. */
+static void
+place(struct scene *s)
+{
+	for (size_t i = 0; i < s->nwant; i++) {
+		vd_spec_hash(s->want[i].svc, s->want[i].spec_hash);
+		s->want[i].engine = vd_backend_name(s->want[i].svc->backend);
+	}
+}
+
 static void
 plan_with(struct scene *s, size_t nwant)
 {
 	struct vd_error err = VD_ERROR_INIT;
 
-	for (size_t i = 0; i < s->nwant; i++)
-		vd_spec_hash(s->want[i].svc, s->want[i].spec_hash);
+	place(s);
 	vd_plan_clear(&s->plan);
 	if (vd_plan_make(s->want, nwant, &s->have, &s->opts, &s->plan, &err) != 0)
 		fail_msg("vd_plan_make: %s", err.msg);
@@ -403,6 +414,7 @@ make_replica(struct vd_replica *r, const struct vd_desired *d, int index)
 	r->labels.spec_hash = xstrdup(d->spec_hash);
 	r->labels.manifest = xstrdup(d->manifest);
 	r->backend = svc->backend;
+	snprintf(r->engine, sizeof(r->engine), "%s", vd_backend_name(svc->backend));
 	r->state = VD_STATE_RUNNING;
 	r->milli_cpus = svc->milli_cpus;
 	r->memory_bytes = svc->memory_bytes;
@@ -1056,7 +1068,7 @@ test_backend_moved(void **state)
 	plan(s);
 	check_nphases(s, 2);
 	PHASE(s, 0, A(CREATE, NEW, "web", 0), A(CREATE, NEW, "web", 1));
-	PHASE(s, 1, A(REMOVE, BACKEND, "web", 1), A(REMOVE, BACKEND, "web", 0));
+	PHASE(s, 1, A(REMOVE, ENGINE, "web", 1), A(REMOVE, ENGINE, "web", 0));
 	assert_int_equal(action(s, 1, 0)->have->backend, VD_BACKEND_DOCKER);
 	assert_int_equal(action(s, 0, 0)->want->svc->backend, VD_BACKEND_LIBVIRT);
 	check_summary(s, 2, 0, 0, 0, 2, 0);
@@ -1078,7 +1090,7 @@ test_backend_half_moved(void **state)
 	plan(s);
 	check_nphases(s, 2);
 	PHASE(s, 0, A(CREATE, NEW, "web", 1));
-	PHASE(s, 1, A(REMOVE, BACKEND, "web", 1), A(REMOVE, BACKEND, "web", 0));
+	PHASE(s, 1, A(REMOVE, ENGINE, "web", 1), A(REMOVE, ENGINE, "web", 0));
 	check_summary(s, 1, 0, 0, 0, 2, 1);
 	check_converges(s);
 }
@@ -1119,8 +1131,7 @@ test_undeclared_null_opts(void **state)
 	struct vd_error err = VD_ERROR_INIT;
 
 	undeclared_scene(s, MANIFEST);
-	for (size_t i = 0; i < s->nwant; i++)
-		vd_spec_hash(s->want[i].svc, s->want[i].spec_hash);
+	place(s);
 	assert_int_equal(vd_plan_make(s->want, s->nwant, &s->have, NULL, &s->plan, &err), 0);
 	assert_true(vd_plan_empty(&s->plan));
 	assert_int_equal(s->plan.nundeclared, 1);

@@ -1,8 +1,7 @@
 /*
- * Talking to the controller on DIR/control.sock: HTTP/1.1 with JSON, through
- * vd/httpc.h. Commands that change replicas hand their
- * work to a running controller (it is the one that makes engine calls then)
- * and print the progress it streams back, line by line.
+ * The controller's client (see vd/ctlclient.h): HTTP/1.1 with JSON on
+ * DIR/control.sock, through vd/httpc.h; the progress of an apply streams
+ * back as NDJSON, printed a line at a time as it comes.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -11,28 +10,22 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "cli.h"
 #include "vd/cleanup.h"
 #include "vd/controller.h"
+#include "vd/ctlclient.h"
 #include "vd/httpc.h"
 #include "vd/state.h"
 
 #define STATUS_TIMEOUT_MS 10000L
 #define STREAM_TIMEOUT_MS (6L * 3600 * 1000) /* a bound on the longest apply */
 
-static void
-socket_path(char *buf, size_t size)
-{
-	vd_controller_socket_path(cli_state_dir(), buf, size);
-}
-
 bool
-cli_controller_up(void)
+vd_ctlclient_up(const char *dir)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	_cleanup_close_ int fd = -1;
 
-	socket_path(sa.sun_path, sizeof(sa.sun_path));
+	vd_controller_socket_path(dir, sa.sun_path, sizeof(sa.sun_path));
 	if (access(sa.sun_path, F_OK) < 0)
 		return false;
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
@@ -41,11 +34,10 @@ cli_controller_up(void)
 }
 
 static int
-no_controller(struct vd_error *err)
+no_controller(const char *dir, struct vd_error *err)
 {
 	return vd_error_set(err, VD_EXIT_ENGINE,
-			    "no controller runs for %s (start one with 'vdctl controller')",
-			    cli_state_dir());
+			    "no controller runs for %s (start one with 'vdctl controller')", dir);
 }
 
 /* What a request collects: the whole body, or the stream's lines. */
@@ -109,8 +101,8 @@ collect(void *arg, const char *ptr, size_t n)
 
 /* One request; *status gets the HTTP status. */
 static int
-request(const char *method, const char *path, const char *body, long timeout_ms,
-	struct sink *s, long *status, struct vd_error *err)
+request(const char *dir, const char *method, const char *path, const char *body,
+	long timeout_ms, struct sink *s, long *status, struct vd_error *err)
 {
 	struct vd_error e = VD_ERROR_INIT;
 	enum vd_httpc_failure why;
@@ -118,9 +110,9 @@ request(const char *method, const char *path, const char *body, long timeout_ms,
 	struct vd_httpc_target t = { sock, NULL, NULL };
 	int st;
 
-	if (!cli_controller_up())
-		return no_controller(err);
-	socket_path(sock, sizeof(sock));
+	if (!vd_ctlclient_up(dir))
+		return no_controller(dir, err);
+	vd_controller_socket_path(dir, sock, sizeof(sock));
 	st = vd_httpc_request(&t, method, path, "application/json", body,
 			      body ? strlen(body) : 0, (int)timeout_ms, collect, s, &why, &e);
 	if (st < 0)
@@ -131,13 +123,13 @@ request(const char *method, const char *path, const char *body, long timeout_ms,
 }
 
 int
-cli_ctl_get(const char *path, json_t **out, struct vd_error *err)
+vd_ctlclient_get(const char *dir, const char *path, json_t **out, struct vd_error *err)
 {
 	struct sink s = { 0 };
 	json_error_t jerr;
 	long status = 0;
 
-	if (request("GET", path, NULL, STATUS_TIMEOUT_MS, &s, &status, err) < 0) {
+	if (request(dir, "GET", path, NULL, STATUS_TIMEOUT_MS, &s, &status, err) < 0) {
 		free(s.buf);
 		return -1;
 	}
@@ -153,7 +145,7 @@ cli_ctl_get(const char *path, json_t **out, struct vd_error *err)
 }
 
 static int
-stream(const char *path, json_t *body, FILE *out, struct vd_error *err)
+stream(const char *dir, const char *path, json_t *body, FILE *out, struct vd_error *err)
 {
 	struct sink s = { .out = out, .exit = -1 };
 	_cleanup_free_ char *text = json_dumps(body, JSON_COMPACT);
@@ -162,7 +154,7 @@ stream(const char *path, json_t *body, FILE *out, struct vd_error *err)
 
 	if (!text)
 		return vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
-	ret = request("POST", path, text, STREAM_TIMEOUT_MS, &s, &status, err);
+	ret = request(dir, "POST", path, text, STREAM_TIMEOUT_MS, &s, &status, err);
 	if (ret == 0 && status != 200)
 		ret = vd_error_set(err, VD_EXIT_FAILURE, "the controller answered %ld: %.*s",
 				   status, (int)s.len, s.buf ? s.buf : "");
@@ -185,8 +177,8 @@ run_body(const struct vd_apply_opts *o)
 }
 
 int
-cli_ctl_apply(const struct vd_desired *want, size_t n, const struct vd_apply_opts *o,
-	      struct vd_error *err)
+vd_ctlclient_apply(const char *dir, const struct vd_desired *want, size_t n,
+		   const struct vd_apply_opts *o, struct vd_error *err)
 {
 	json_t *body = run_body(o), *svcs = json_array(), *ids = json_array();
 	int ret;
@@ -197,14 +189,14 @@ cli_ctl_apply(const struct vd_desired *want, size_t n, const struct vd_apply_opt
 	}
 	json_object_set_new(body, "services", svcs);
 	json_object_set_new(body, "identities", ids);
-	ret = stream("/v1/apply", body, o->out, err);
+	ret = stream(dir, "/v1/apply", body, o->out, err);
 	json_decref(body);
 	return ret;
 }
 
 int
-cli_ctl_delete(const char *const *names, size_t n, const struct vd_apply_opts *o,
-	       struct vd_error *err)
+vd_ctlclient_delete(const char *dir, const char *const *names, size_t n,
+		    const struct vd_apply_opts *o, struct vd_error *err)
 {
 	json_t *body = run_body(o), *svcs = json_array();
 	int ret;
@@ -212,7 +204,7 @@ cli_ctl_delete(const char *const *names, size_t n, const struct vd_apply_opts *o
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(svcs, json_string(names[i]));
 	json_object_set_new(body, "services", svcs);
-	ret = stream("/v1/delete", body, o->out, err);
+	ret = stream(dir, "/v1/delete", body, o->out, err);
 	json_decref(body);
 	return ret;
 }

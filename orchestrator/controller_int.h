@@ -1,0 +1,211 @@
+/*
+ * The controller's private header: what its parts share.
+ *
+ *   controller.c         starting and stopping, the lock, the messages
+ *                        between the two threads
+ *   controller_engine.c  the engine thread: every engine call (event
+ *                        watches, reconcile, heal, apply and delete jobs)
+ *   controller_loop.c    the loop thread's table of services and replicas:
+ *                        health probes, balancers, snapshots, drains
+ *   controller_status.c  the control socket and the metrics listener:
+ *                        status, Prometheus text, jobs streamed to clients
+ *   restarts.c           the restart book (vd/restarts.h)
+ *
+ * The loop thread owns the balancers, the health checks, the control
+ * socket, the metrics listener and the table of replicas it routes to. The
+ * engine thread owns every engine call. Messages go from the engine thread
+ * to the loop through a list and an eventfd (msg_h); jobs go the other way
+ * through a list and another eventfd (wake_fd). What both read (the restart
+ * book) sits behind one mutex, `lock`.
+ */
+#ifndef VD_CONTROLLER_INT_H
+#define VD_CONTROLLER_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "vd/controller.h"
+#include "vd/ctl.h"
+#include "vd/engine.h"
+#include "vd/ev.h"
+#include "vd/health.h"
+#include "vd/lb.h"
+#include "vd/manifest.h"
+#include "vd/restarts.h"
+
+#define RESYNC_MS 30000        /* reconcile at least this often */
+#define FULL_RESYNC_MS 600000  /* trust no recorded limit for longer than this */
+#define RETRY_MS 2000          /* an engine is down: ask again this often */
+#define SETTLE_MS 100          /* after an engine event, before reconciling */
+#define DRAIN_WAIT_MS 10000    /* longest wait for a replica to drain before removal */
+#define LISTEN_WAIT_MS 3000    /* a balancer listens once its replicas were checked */
+#define STOP_GRACE_MS 1000     /* idle keep-alive clients after a stop signal */
+#define STOP_DEADLINE_MS 15000 /* requests in flight after a stop signal */
+#define HOUSEKEEP_MS 500
+
+struct controller;
+
+/* ------------------------------------------------------------ messages */
+
+enum msg_kind {
+	MSG_SNAPSHOT, /* what the engines hold, and the desired state */
+	MSG_STARTED,  /* a replica started by a reconcile or an apply */
+	MSG_GONE,     /* a replica died or is being removed: stop routing to it */
+	MSG_DRAIN,    /* drain a replica, then tell the waiting engine thread */
+	MSG_OUT,      /* progress for a control client */
+	MSG_END,      /* the end of a control client's request */
+};
+
+/* A drain the engine thread waits for; freed by the last of the two. */
+struct drain {
+	struct controller *c;
+	atomic_int refs;
+	bool done;
+};
+
+/* A control client's request in progress. */
+struct stream {
+	struct controller *c;
+	struct vd_ctl_req *req; /* NULL once the client went away */
+};
+
+/* How an engine answered the last time it was asked. */
+struct engine_status {
+	char name[VD_ENGINE_NAME_MAX];
+	bool used, up;
+	char error[256];
+};
+
+struct msg {
+	struct msg *next;
+	enum msg_kind kind;
+	/* SNAPSHOT */
+	bool observed; /* list is what the engines hold (false: they did not answer) */
+	struct vd_replica_list list;
+	struct vd_manifest *desired;
+	char (*placed)[VD_ENGINE_NAME_MAX]; /* the engine of each desired service */
+	struct engine_status *engines;
+	size_t nengines;
+	/* STARTED, GONE, DRAIN */
+	char service[64], name[96], id[80], host[64];
+	int index, port;
+	int64_t started_ns;
+	struct drain *drain;
+	/* OUT, END */
+	struct stream *stream;
+	char *text;
+	int code;
+};
+
+enum job_kind { JOB_APPLY, JOB_DELETE };
+
+struct job {
+	struct job *next;
+	enum job_kind kind;
+	json_t *body;
+	struct stream *stream;
+};
+
+/* ----------------------------------------------------- the loop's table */
+
+enum health {
+	H_UNKNOWN,   /* not checked yet */
+	H_STARTING,  /* failing within its start period */
+	H_HEALTHY,
+	H_UNHEALTHY, /* failed `retries` checks: being replaced */
+	H_DOWN,      /* not running */
+};
+
+struct csvc;
+
+/* A replica the loop routes to and checks. */
+struct crep {
+	struct csvc *s;
+	char name[96], id[80], key[64], host[64];
+	int index, port;
+	enum vd_replica_state state;
+	int64_t started_ns;
+	enum health health;
+	enum vd_health_result last;
+	int fails;
+	bool checked, in_lb, removing, seen;
+	int64_t healthy_since; /* loop ms, 0 while not healthy */
+	int64_t first_seen;
+	struct vd_health_probe *probe;
+	int timer;
+};
+
+/* A desired service and its balancer. */
+struct csvc {
+	struct controller *c;
+	char name[64];
+	char engine[VD_ENGINE_NAME_MAX]; /* where its replicas go */
+	const struct vd_service *svc;   /* in c->desired */
+	struct vd_lb *lb;
+	char lb_error[256];
+	int64_t since; /* loop ms when the controller took it on */
+	struct crep **reps;
+	size_t nreps;
+	bool seen;
+};
+
+struct controller {
+	const struct vd_controller_opts *o;
+	const char *dir;
+	struct vd_ev *ev;
+	struct vd_ctl *ctl, *metrics;
+	int64_t t0;
+
+	/* shared: guarded by lock */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct msg *msgs, **msgs_tail;
+	struct job *jobs, **jobs_tail;
+	bool want_reconcile, stopping, worker_done;
+	struct vd_restarts book;
+
+	struct vd_ev_handle msg_h; /* eventfd: messages for the loop */
+	int wake_fd;               /* eventfd: jobs for the engine thread */
+	pthread_t worker;
+	bool worker_started;
+
+	/* the loop's own */
+	struct vd_manifest *desired;
+	struct csvc **svcs;
+	size_t nsvcs;
+	struct engine_status *engines;
+	size_t nengines;
+	bool stopping_loop;
+	int64_t stop_deadline;
+};
+
+/* controller.c */
+void ctrl_wake(int fd);
+struct msg *ctrl_msg_new(enum msg_kind kind);
+void ctrl_msg_free(struct msg *m);
+void ctrl_post(struct controller *c, struct msg *m);
+void ctrl_post_replica(struct controller *c, enum msg_kind kind, const char *service, int index,
+		       const char *id);
+void ctrl_drain_put(struct drain *d);
+void ctrl_book_save(struct controller *c); /* takes the lock */
+
+/* controller_engine.c: the engine thread's body */
+void *ctrl_engine_thread(void *arg);
+
+/* controller_loop.c */
+void ctrl_take_msg(struct controller *c, struct msg *m);
+void ctrl_housekeep(struct controller *c);
+void ctrl_stop_probes(struct controller *c);
+void ctrl_csvc_free(struct csvc *s);
+const char *ctrl_health_name(enum health h);
+
+/* controller_status.c */
+void ctrl_on_control(void *arg, struct vd_ctl_req *req);
+void ctrl_on_metrics(void *arg, struct vd_ctl_req *req);
+void ctrl_stream_out(struct stream *s, const char *text);
+void ctrl_stream_finish(struct stream *s, int code, const char *error);
+
+#endif
