@@ -1,7 +1,7 @@
 /*
  * The balancer: an event-driven HTTP/1.1 reverse proxy in front of a
  * service's replicas. It owns the queue and measures latency; the
- * controller and the autoscaler read its numbers through vd_lb_metrics().
+ * controller and `vdctl balance` read its numbers through vd_lb_stats().
  *
  * One balancer listens on one address and runs on a vd_ev loop (one
  * thread). Clients get keep-alive; replicas are reached through pools of
@@ -10,11 +10,15 @@
  * requests at a time (0: no limit); beyond that, requests wait in one FIFO
  * queue: queue_limit waiting is answered 503, queue_timeout waited 504.
  *
- * A replica that refuses connections or resets them is ejected and probed
- * back; while no replica is up, requests are answered 503 at once; an
- * idempotent request that could not be sent is retried on another
- * replica; a response cut short is a 502 to that client alone (or, when part
- * of it was already sent, a closed connection). Replicas come and go at run
+ * A replica that refuses connections, does not take them within
+ * connect_timeout_ms, or resets or closes a new one before answering is
+ * ejected and probed back (a connect after 0.5 s, backing off to every 5 s);
+ * while no replica is up, requests are answered 503 at once. A request that
+ * a replica failed before answering is tried again when it is idempotent
+ * and its body is still at hand (on another replica, or on a new connection
+ * when a pooled one had gone stale; three tries at most), else answered
+ * 502; a response cut short is a 502 to that client alone (or, when part of
+ * it was already sent, a closed connection). Replicas come and go at run
  * time: vd_lb_drain_replica() stops new requests to one and removes it once
  * its last request is answered.
  *
@@ -56,11 +60,14 @@ struct vd_lb_config {
  * no per-replica limit, queue 1000 / 60 s). */
 void vd_lb_config_default(struct vd_lb_config *cfg);
 
-/* Start listening. */
+/* Listen on cfg's address (cfg is copied) and serve on EV, which must
+ * outlive the balancer. NULL, with err set, when the address is not an IP
+ * literal or cannot be listened on (or out of memory). */
 struct vd_lb *vd_lb_new(struct vd_ev *ev, const struct vd_lb_config *cfg, struct vd_error *err);
 
 /* Close everything: listener, clients, replicas' connections. Safe at any
- * point, a graceful stop under way included. */
+ * point, a graceful stop under way included; NULL is a no-op. Replicas
+ * still draining go without their done() call. */
 void vd_lb_free(struct vd_lb *lb);
 
 /* Stop gracefully: close the listener at once (new connections are refused),
@@ -79,27 +86,33 @@ size_t vd_lb_clients(const struct vd_lb *lb);
 /* The port it listens on (useful with listen_port 0). */
 int vd_lb_port(const struct vd_lb *lb);
 
-/* Send requests to NAME at HOST:PORT (an IP literal) from now on. */
+/* Send requests to NAME at HOST:PORT (an IP literal or "localhost") from
+ * now on; queued requests may go to it at once. -1, with err set, when NAME
+ * is taken, HOST:PORT is not an address, or out of memory. */
 int vd_lb_add_replica(struct vd_lb *lb, const char *name, const char *host, int port,
 		      struct vd_error *err);
 
 /* Stop sending new requests to NAME; once its last request is answered it
- * is removed and done(arg, name) called (at once if it is idle). -1 when
- * there is no such replica. */
+ * is removed and done(arg, name) called (at once if it is idle; DONE may be
+ * NULL). -1 when there is no such replica. */
 int vd_lb_drain_replica(struct vd_lb *lb, const char *name,
 			void (*done)(void *arg, const char *name), void *arg);
 
 enum vd_lb_error_kind {
-	VD_LB_ERR_CONNECT,       /* a replica refused or did not answer a connect */
-	VD_LB_ERR_RESET,         /* a replica reset or closed a request's connection */
-	VD_LB_ERR_CUT,           /* a response was cut short (502 or closed client) */
+	VD_LB_ERR_CONNECT,       /* a replica refused or did not answer a connect;
+				    the 502 after three tries */
+	VD_LB_ERR_RESET,         /* a replica reset or closed a request's connection
+				    before answering */
+	VD_LB_ERR_CUT,           /* a response was cut short or malformed (502 or
+				    closed client) */
 	VD_LB_ERR_NO_REPLICA,    /* no replica up (or none at all): 503 */
 	VD_LB_ERR_QUEUE_FULL,    /* 503 */
 	VD_LB_ERR_QUEUE_TIMEOUT, /* 504 */
 	VD_LB_ERR_REPLICA_TIMEOUT, /* a replica did not answer in time: 504 */
 	VD_LB_ERR_BAD_REQUEST,   /* 400 */
 	VD_LB_ERR_HEADER_TOO_BIG, /* 431 */
-	VD_LB_ERR_CLIENT_TIMEOUT, /* 408, or an idle client closed */
+	VD_LB_ERR_CLIENT_TIMEOUT, /* 408: a request head did not come in time (idle
+				     keep-alive clients are closed uncounted) */
 	VD_LB_ERR_KINDS
 };
 
@@ -125,17 +138,21 @@ struct vd_lb_stats {
 	uint64_t requests; /* request heads received */
 	uint64_t responses[6]; /* by class: [1] 1xx ... [5] 5xx, the proxy's own included */
 	uint64_t errors[VD_LB_ERR_KINDS];
-	double rps10, rps60; /* responses a second over the last 10 s and 60 s */
-	struct vd_lb_latency wait10, wait60;   /* time in the queue */
-	struct vd_lb_latency total10, total60; /* head received to response done */
+	double rps10, rps60; /* replicas' responses relayed a second over the last
+				10 s and 60 s (the proxy's own answers not counted) */
+	struct vd_lb_latency wait10, wait60;   /* time in the queue, of requests
+						  that waited there */
+	struct vd_lb_latency total10, total60; /* head received to response relayed */
 	size_t nreplicas;
 	struct vd_lb_replica_stats *replicas; /* free() */
 	uint64_t connections; /* client connections open now */
 };
 
-/* A snapshot of the numbers. */
+/* A snapshot of the numbers; out->replicas is the caller's to free(). -1,
+ * with err set, when out of memory. */
 int vd_lb_stats(struct vd_lb *lb, struct vd_lb_stats *out, struct vd_error *err);
 
+/* An error kind's name as the stats line prints it ("queue_full"), or "?". */
 const char *vd_lb_error_name(enum vd_lb_error_kind k);
 
 #endif

@@ -4,8 +4,9 @@
  * As in test_lb.c: each test makes its event loop and its listener in the
  * main thread and runs the loop there, with a handler that answers by path,
  * while client threads talk HTTP/1.x to it over plain blocking sockets (unix
- * or TCP). Streams are fed from timers on the loop. Client threads only
- * record what they saw; the main thread asserts after joining them.
+ * or TCP) with the raw client of tests/lib/httptest.c. Streams are fed from
+ * timers on the loop. Client threads only record what they saw; the main
+ * thread asserts after joining them.
  *
  * Every wait is bounded (sockets time out after $VD_TEST_IO_MS, 20 s by
  * default; a run of the loop after LIMIT_MS fails), and no assertion puts an
@@ -14,7 +15,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -23,11 +23,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "httptest.h"
 #include "vdtest.h"
 #include "vd/ctl.h"
 #include "vd/ev.h"
@@ -48,12 +48,6 @@ sleep_ms(long ms)
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
-}
-
-static long
-io_ms(void)
-{
-	return atol(vt_env("VD_TEST_IO_MS", "20000"));
 }
 
 /* ------------------------------------------------------------- fixture */
@@ -324,212 +318,11 @@ run_for(int64_t ms)
 
 /* ---------------------------------------------------------- the client */
 
-/* A client connection with its unread input. */
-struct conn {
-	int fd;
-	size_t len;
-	char buf[65536];
-};
-
-struct resp {
-	int status;
-	char head[8192];
-	char *body; /* to free */
-	size_t len;
-	bool eof;   /* the server closed after it */
-};
-
-/* Connect to the unix socket (port 0) or to 127.0.0.1:port. */
+/* Connect to the listener: its unix socket (port 0) or 127.0.0.1:port. */
 static int
-conn_open(struct conn *c, int port)
+ctl_open(struct vt_conn *c, int port)
 {
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	long ms = io_ms();
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-	int rc;
-
-	c->len = 0;
-	if ((c->fd = socket(port ? AF_INET : AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-		return -1;
-	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (port) {
-		sin.sin_port = htons((uint16_t)port);
-		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		rc = connect(c->fd, (struct sockaddr *)&sin, sizeof(sin));
-	} else {
-		snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", fx.sock);
-		rc = connect(c->fd, (struct sockaddr *)&sun, sizeof(sun));
-	}
-	if (rc < 0) {
-		close(c->fd);
-		c->fd = -1;
-		return -1;
-	}
-	return 0;
-}
-
-static void
-conn_close(struct conn *c)
-{
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
-	c->len = 0;
-}
-
-static int
-conn_send(struct conn *c, const void *data, size_t n)
-{
-	const char *p = data;
-
-	while (n > 0) {
-		ssize_t k = send(c->fd, p, n, MSG_NOSIGNAL);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return -1;
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
-static int
-conn_sendstr(struct conn *c, const char *s)
-{
-	return conn_send(c, s, strlen(s));
-}
-
-/* Read more input: 0, or 1 at EOF, or -1 on an error, a timeout, or when full. */
-static int
-conn_fill(struct conn *c)
-{
-	ssize_t n;
-
-	if (c->len == sizeof(c->buf))
-		return -1;
-	do
-		n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -1;
-	if (n == 0)
-		return 1;
-	c->len += (size_t)n;
-	return 0;
-}
-
-static void
-conn_consume(struct conn *c, size_t n)
-{
-	memmove(c->buf, c->buf + n, c->len - n);
-	c->len -= n;
-}
-
-/* Whether the peer closed with nothing more to read. */
-static bool
-conn_at_eof(struct conn *c)
-{
-	return c->len == 0 && conn_fill(c) == 1;
-}
-
-static void
-resp_clear(struct resp *r)
-{
-	free(r->body);
-	memset(r, 0, sizeof(*r));
-}
-
-/* Move n bytes of input (n may be more than is buffered) to r->body. */
-static int
-take(struct conn *c, struct resp *r, size_t n)
-{
-	char *b = realloc(r->body, r->len + n + 1);
-
-	if (!b)
-		return -1;
-	r->body = b;
-	while (n > 0) {
-		size_t k;
-
-		if (c->len == 0 && conn_fill(c) != 0)
-			return -1;
-		k = c->len < n ? c->len : n;
-		memcpy(r->body + r->len, c->buf, k);
-		r->len += k;
-		n -= k;
-		conn_consume(c, k);
-	}
-	r->body[r->len] = '\0';
-	return 0;
-}
-
-/* Read one response: its head, then a body of Content-Length (none for 1xx
- * or when to_head), or up to the close. Returns the status, or -1. */
-static int
-read_response(struct conn *c, struct resp *r, bool to_head)
-{
-	const char *end, *p;
-	size_t hlen;
-	int rc;
-
-	resp_clear(r);
-	while (!(end = memmem(c->buf, c->len, "\r\n\r\n", 4)))
-		if (conn_fill(c) != 0)
-			return -1;
-	hlen = (size_t)(end + 4 - c->buf);
-	if (hlen >= sizeof(r->head))
-		return -1;
-	memcpy(r->head, c->buf, hlen);
-	r->head[hlen] = '\0';
-	conn_consume(c, hlen);
-	if (sscanf(r->head, "HTTP/1.%*d %d ", &r->status) != 1 || take(c, r, 0) < 0)
-		return -1;
-	if (to_head || r->status < 200)
-		return r->status;
-	if ((p = strcasestr(r->head, "\r\nContent-Length:")))
-		return take(c, r, strtoul(p + 17, NULL, 10)) < 0 ? -1 : r->status;
-	/* to the close */
-	while ((rc = conn_fill(c)) == 0)
-		;
-	if (rc < 0 || take(c, r, c->len) < 0)
-		return -1;
-	r->eof = true;
-	return r->status;
-}
-
-/* Send a request (with Content-Length n when body is not NULL) and read its
- * response. */
-static int
-request(struct conn *c, const char *method, const char *target, const char *headers,
-	const char *body, size_t n, struct resp *r)
-{
-	char head[2048];
-
-	if (body)
-		snprintf(head, sizeof(head), "%s %s HTTP/1.1\r\nHost: t\r\n%sContent-Length: %zu\r\n\r\n",
-			 method, target, headers ? headers : "", n);
-	else
-		snprintf(head, sizeof(head), "%s %s HTTP/1.1\r\nHost: t\r\n%s\r\n", method, target,
-			 headers ? headers : "");
-	if (conn_sendstr(c, head) < 0 || (body && conn_send(c, body, n) < 0)) {
-		resp_clear(r);
-		return -1;
-	}
-	return read_response(c, r, strcmp(method, "HEAD") == 0);
-}
-
-/* Whether the head has this header line (case as given). */
-static bool
-has_header(const struct resp *r, const char *line)
-{
-	char pat[256];
-
-	snprintf(pat, sizeof(pat), "\r\n%s\r\n", line);
-	return strstr(r->head, pat) != NULL;
+	return port ? vt_conn_tcp(c, port) : vt_conn_unix(c, fx.sock);
 }
 
 static char *
@@ -550,7 +343,7 @@ struct raw_arg {
 	int port;
 	const char *raw;
 	size_t rawlen; /* 0: strlen */
-	struct resp r;
+	struct vt_resp r;
 	bool eof;
 };
 
@@ -558,18 +351,18 @@ static void *
 raw_client(void *arg)
 {
 	struct raw_arg *a = arg;
-	struct conn *c = calloc(1, sizeof(*c));
+	struct vt_conn *c = calloc(1, sizeof(*c));
 
-	if (!c || conn_open(c, a->port) < 0)
+	if (!c || ctl_open(c, a->port) < 0)
 		goto out;
-	if (conn_send(c, a->raw, a->rawlen ? a->rawlen : strlen(a->raw)) < 0)
+	if (vt_conn_send(c, a->raw, a->rawlen ? a->rawlen : strlen(a->raw)) < 0)
 		goto out;
-	if (read_response(c, &a->r, false) < 0)
+	if (vt_read_response(c, &a->r, false) < 0)
 		goto out;
-	a->eof = a->r.eof || conn_at_eof(c);
+	a->eof = a->r.eof || vt_conn_at_eof(c);
 out:
 	if (c)
-		conn_close(c);
+		vt_conn_close(c);
 	free(c);
 	return NULL;
 }
@@ -578,7 +371,7 @@ out:
 
 struct get_arg {
 	int port;
-	struct resp r;
+	struct vt_resp r;
 	json_t *j;
 };
 
@@ -586,13 +379,13 @@ static void *
 get_json_client(void *arg)
 {
 	struct get_arg *a = arg;
-	struct conn *c = calloc(1, sizeof(*c));
+	struct vt_conn *c = calloc(1, sizeof(*c));
 
-	if (c && conn_open(c, a->port) == 0 &&
-	    request(c, "GET", "/json?x=1&y=two", NULL, NULL, 0, &a->r) == 200)
+	if (c && ctl_open(c, a->port) == 0 &&
+	    vt_request(c, "GET", "/json?x=1&y=two", NULL, NULL, 0, &a->r) == 200)
 		a->j = json_loads(a->r.body, 0, NULL);
 	if (c)
-		conn_close(c);
+		vt_conn_close(c);
 	free(c);
 	return NULL;
 }
@@ -602,9 +395,9 @@ check_json_answer(struct get_arg *a)
 {
 	assert_int_equal(a->r.status, 200);
 	assert_int_equal(strncmp(a->r.head, "HTTP/1.1 200 OK\r\n", 17), 0);
-	assert_true(has_header(&a->r, "Content-Type: application/json"));
-	assert_true(has_header(&a->r, "Server: vdctl"));
-	assert_false(has_header(&a->r, "Connection: close"));
+	assert_true(vt_has_header(&a->r, "Content-Type: application/json"));
+	assert_true(vt_has_header(&a->r, "Server: vdctl"));
+	assert_false(vt_has_header(&a->r, "Connection: close"));
 	assert_non_null(strstr(a->r.head, "\r\nContent-Length: "));
 	/* one line */
 	assert_true(a->r.len > 1);
@@ -616,7 +409,7 @@ check_json_answer(struct get_arg *a)
 	assert_string_equal(json_string_value(json_object_get(a->j, "query")), "x=1&y=two");
 	assert_int_equal(json_integer_value(json_object_get(a->j, "body")), 0);
 	json_decref(a->j);
-	resp_clear(&a->r);
+	vt_resp_clear(&a->r);
 }
 
 /* GET over the unix socket, a JSON answer; the socket is 0600, nothing
@@ -696,37 +489,38 @@ static void *
 echo_client(void *arg)
 {
 	struct echo_arg *a = arg;
-	struct conn *c = calloc(1, sizeof(*c));
+	struct vt_conn *c = calloc(1, sizeof(*c));
 	char *body = patterned(a->n);
-	struct resp r = { 0 };
+	struct vt_resp r = { 0 };
 	char head[256];
 
-	if (!c || !body || conn_open(c, a->port) < 0)
+	if (!c || !body || ctl_open(c, a->port) < 0)
 		goto out;
 	/* Content-Length */
-	a->status = request(c, "POST", "/echo", NULL, body, a->n, &r);
+	a->status = vt_request(c, "POST", "/echo", NULL, body, a->n, &r);
 	a->same = r.len == a->n && memcmp(r.body, body, a->n) == 0 &&
-		  has_header(&r, "Content-Type: text/plain");
+		  vt_has_header(&r, "Content-Type: text/plain");
 	/* chunked, in three chunks */
-	if (conn_sendstr(c, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-			    "5\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\n\r\n") < 0)
+	if (vt_conn_sendstr(c, "POST /echo HTTP/1.1\r\nHost: t\r\n"
+			       "Transfer-Encoding: chunked\r\n\r\n"
+			       "5\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\n\r\n") < 0)
 		goto out;
-	a->chunked_status = read_response(c, &r, false);
+	a->chunked_status = vt_read_response(c, &r, false);
 	a->chunked_same = r.len == 11 && memcmp(r.body, "hello world", 11) == 0;
 	/* Expect: 100-continue: the body goes once the server says so */
 	snprintf(head, sizeof(head), "POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
 		 "Content-Length: %zu\r\n\r\n", a->n);
-	if (conn_sendstr(c, head) < 0)
+	if (vt_conn_sendstr(c, head) < 0)
 		goto out;
-	a->continue_status = read_response(c, &r, false);
-	if (a->continue_status != 100 || conn_send(c, body, a->n) < 0)
+	a->continue_status = vt_read_response(c, &r, false);
+	if (a->continue_status != 100 || vt_conn_send(c, body, a->n) < 0)
 		goto out;
-	a->final_status = read_response(c, &r, false);
+	a->final_status = vt_read_response(c, &r, false);
 	a->continue_same = r.len == a->n && memcmp(r.body, body, a->n) == 0;
 out:
-	resp_clear(&r);
+	vt_resp_clear(&r);
 	if (c)
-		conn_close(c);
+		vt_conn_close(c);
 	free(c);
 	free(body);
 	return NULL;
@@ -762,46 +556,46 @@ static void *
 keepalive_client(void *arg)
 {
 	struct ka_arg *a = arg;
-	struct conn *c = calloc(1, sizeof(*c));
-	struct resp r = { 0 };
+	struct vt_conn *c = calloc(1, sizeof(*c));
+	struct vt_resp r = { 0 };
 	const char *p;
 
-	if (!c || conn_open(c, 0) < 0)
+	if (!c || ctl_open(c, 0) < 0)
 		goto out;
 	/* HTTP/1.1: GET, HEAD, GET on one connection */
-	a->status[0] = request(c, "GET", "/json", NULL, NULL, 0, &r);
-	a->close[0] = has_header(&r, "Connection: close");
-	a->status[1] = request(c, "HEAD", "/json", NULL, NULL, 0, &r);
+	a->status[0] = vt_request(c, "GET", "/json", NULL, NULL, 0, &r);
+	a->close[0] = vt_has_header(&r, "Connection: close");
+	a->status[1] = vt_request(c, "HEAD", "/json", NULL, NULL, 0, &r);
 	a->head_ok = (p = strstr(r.head, "Content-Length: ")) && atoi(p + 16) > 0;
-	a->status[2] = request(c, "GET", "/nowhere", NULL, NULL, 0, &r);
+	a->status[2] = vt_request(c, "GET", "/nowhere", NULL, NULL, 0, &r);
 	/* two at once: answered in turn */
-	if (conn_sendstr(c, "GET /json HTTP/1.1\r\nHost: t\r\n\r\nGET /json?b HTTP/1.1\r\n"
-			    "Host: t\r\n\r\n") < 0)
+	if (vt_conn_sendstr(c, "GET /json HTTP/1.1\r\nHost: t\r\n\r\nGET /json?b HTTP/1.1\r\n"
+			       "Host: t\r\n\r\n") < 0)
 		goto out;
-	a->pipelined = read_response(c, &r, false) == 200 && strstr(r.body, "\"query\":\"\"") &&
-		       read_response(c, &r, false) == 200 && strstr(r.body, "\"query\":\"b\"");
+	a->pipelined = vt_read_response(c, &r, false) == 200 && strstr(r.body, "\"query\":\"\"") &&
+		       vt_read_response(c, &r, false) == 200 && strstr(r.body, "\"query\":\"b\"");
 	/* the client says close */
-	a->status[3] = request(c, "GET", "/json", "Connection: close\r\n", NULL, 0, &r);
-	a->close[3] = has_header(&r, "Connection: close");
-	a->eof_close = conn_at_eof(c);
-	conn_close(c);
+	a->status[3] = vt_request(c, "GET", "/json", "Connection: close\r\n", NULL, 0, &r);
+	a->close[3] = vt_has_header(&r, "Connection: close");
+	a->eof_close = vt_conn_at_eof(c);
+	vt_conn_close(c);
 
 	/* HTTP/1.0: closed after the answer, unless it asks for keep-alive */
-	if (conn_open(c, 0) < 0 || conn_sendstr(c, "GET /json HTTP/1.0\r\n\r\n") < 0 ||
-	    read_response(c, &r, false) != 200)
+	if (ctl_open(c, 0) < 0 || vt_conn_sendstr(c, "GET /json HTTP/1.0\r\n\r\n") < 0 ||
+	    vt_read_response(c, &r, false) != 200)
 		goto out;
-	a->eof10 = has_header(&r, "Connection: close") && conn_at_eof(c);
-	conn_close(c);
-	if (conn_open(c, 0) < 0 ||
-	    conn_sendstr(c, "GET /json HTTP/1.0\r\nConnection: keep-alive\r\n\r\n") < 0 ||
-	    read_response(c, &r, false) != 200 || !has_header(&r, "Connection: keep-alive") ||
-	    conn_sendstr(c, "GET /json HTTP/1.0\r\nConnection: keep-alive\r\n\r\n") < 0)
+	a->eof10 = vt_has_header(&r, "Connection: close") && vt_conn_at_eof(c);
+	vt_conn_close(c);
+	if (ctl_open(c, 0) < 0 ||
+	    vt_conn_sendstr(c, "GET /json HTTP/1.0\r\nConnection: keep-alive\r\n\r\n") < 0 ||
+	    vt_read_response(c, &r, false) != 200 || !vt_has_header(&r, "Connection: keep-alive") ||
+	    vt_conn_sendstr(c, "GET /json HTTP/1.0\r\nConnection: keep-alive\r\n\r\n") < 0)
 		goto out;
-	a->keep10 = read_response(c, &r, false) == 200;
+	a->keep10 = vt_read_response(c, &r, false) == 200;
 out:
-	resp_clear(&r);
+	vt_resp_clear(&r);
 	if (c)
-		conn_close(c);
+		vt_conn_close(c);
 	free(c);
 	return NULL;
 }
@@ -832,7 +626,7 @@ test_keepalive(void **state)
 
 struct stream_arg {
 	int status;
-	struct resp r;
+	struct vt_resp r;
 	bool whole;
 	int lines_seen;
 };
@@ -841,13 +635,13 @@ static void *
 stream_client(void *arg)
 {
 	struct stream_arg *a = arg;
-	struct conn *c = calloc(1, sizeof(*c));
+	struct vt_conn *c = calloc(1, sizeof(*c));
 	char want[32];
 	const char *p;
 
-	if (!c || conn_open(c, 0) < 0)
+	if (!c || ctl_open(c, 0) < 0)
 		goto out;
-	a->status = request(c, "GET", "/stream", NULL, NULL, 0, &a->r);
+	a->status = vt_request(c, "GET", "/stream", NULL, NULL, 0, &a->r);
 	if (a->status != 200 || !a->r.eof)
 		goto out;
 	a->whole = true;
@@ -865,7 +659,7 @@ stream_client(void *arg)
 	a->whole = a->whole && *p == '\0';
 out:
 	if (c)
-		conn_close(c);
+		vt_conn_close(c);
 	free(c);
 	return NULL;
 }
@@ -881,16 +675,16 @@ test_stream(void **state)
 	listen_unix();
 	run_clients(1, stream_client, &a, sizeof(a), NULL);
 	assert_int_equal(a.status, 200);
-	assert_true(has_header(&a.r, "Connection: close"));
-	assert_true(has_header(&a.r, "Content-Type: application/x-ndjson"));
-	assert_true(has_header(&a.r, "Server: vdctl"));
+	assert_true(vt_has_header(&a.r, "Connection: close"));
+	assert_true(vt_has_header(&a.r, "Content-Type: application/x-ndjson"));
+	assert_true(vt_has_header(&a.r, "Server: vdctl"));
 	assert_null(strstr(a.r.head, "Content-Length"));
 	assert_true(a.r.eof);
 	assert_int_equal(a.lines_seen, STREAM_LINES);
 	assert_true(a.whole);
 	assert_int_equal(fx.ended, 1);
 	assert_int_equal(atomic_load(&fx.gone), 0);
-	resp_clear(&a.r);
+	vt_resp_clear(&a.r);
 }
 
 struct leave_arg {
@@ -904,33 +698,33 @@ static void *
 leave_client(void *arg)
 {
 	struct leave_arg *a = arg;
-	struct conn *c = calloc(1, sizeof(*c));
+	struct vt_conn *c = calloc(1, sizeof(*c));
 
-	if (!c || conn_open(c, a->port) < 0)
+	if (!c || ctl_open(c, a->port) < 0)
 		goto out;
-	if (conn_sendstr(c, a->path) < 0)
+	if (vt_conn_sendstr(c, a->path) < 0)
 		goto out;
 	if (a->read) {
 		/* the head and three lines, then away */
 		char *end;
 
 		while (!(end = memmem(c->buf, c->len, "\r\n\r\n", 4)))
-			if (conn_fill(c) != 0)
+			if (vt_conn_fill(c) != 0)
 				goto out;
 		a->got_head = strncmp(c->buf, "HTTP/1.1 200 ", 13) == 0;
-		conn_consume(c, (size_t)(end + 4 - c->buf));
+		vt_conn_consume(c, (size_t)(end + 4 - c->buf));
 		while (!memmem(c->buf, c->len, "line 2\n", 7))
-			if (conn_fill(c) != 0)
+			if (vt_conn_fill(c) != 0)
 				goto out;
 		a->got_lines = strncmp(c->buf, "line 0\nline 1\nline 2\n", 21) == 0;
 	} else {
 		/* reading nothing, until the server gives up */
-		for (long waited = 0; !atomic_load(&fx.gone) && waited < io_ms(); waited += 10)
+		for (long waited = 0; !atomic_load(&fx.gone) && waited < vt_io_ms(); waited += 10)
 			sleep_ms(10);
 	}
 out:
 	if (c)
-		conn_close(c);
+		vt_conn_close(c);
 	free(c);
 	return NULL;
 }
@@ -988,7 +782,7 @@ test_free_with_stream(void **state)
 	assert_string_equal(a.r.body, "held\n");
 	assert_true(a.eof);
 	assert_int_equal(lstat(fx.sock, &st), -1);
-	resp_clear(&a.r);
+	vt_resp_clear(&a.r);
 	run_for(50);
 	assert_int_equal(atomic_load(&fx.gone), 1);
 }
@@ -1015,9 +809,9 @@ test_too_big(void **state)
 		assert_int_equal(a[i].r.status, i < 2 ? 413 : 431);
 		assert_non_null(strstr(a[i].r.head, i < 2 ? " 413 Payload Too Large\r\n"
 							  : " 431 Request Header Fields Too Large\r\n"));
-		assert_true(has_header(&a[i].r, "Connection: close"));
+		assert_true(vt_has_header(&a[i].r, "Connection: close"));
 		assert_true(a[i].eof);
-		resp_clear(&a[i].r);
+		vt_resp_clear(&a[i].r);
 	}
 	assert_int_equal(fx.calls, 0);
 	free(big);
@@ -1037,9 +831,9 @@ test_bad_request(void **state)
 	run_clients(2, raw_client, a, sizeof(a[0]), NULL);
 	for (int i = 0; i < 2; i++) {
 		assert_int_equal(a[i].r.status, 400);
-		assert_true(has_header(&a[i].r, "Connection: close"));
+		assert_true(vt_has_header(&a[i].r, "Connection: close"));
 		assert_true(a[i].eof);
-		resp_clear(&a[i].r);
+		vt_resp_clear(&a[i].r);
 	}
 	assert_int_equal(fx.calls, 0);
 }
@@ -1056,7 +850,7 @@ test_no_answer(void **state)
 	assert_int_equal(a.r.status, 500);
 	assert_true(a.eof);
 	assert_int_equal(fx.calls, 1);
-	resp_clear(&a.r);
+	vt_resp_clear(&a.r);
 }
 
 /* The listener freed by its own handler: the connection closes (the
@@ -1076,7 +870,7 @@ test_free_in_handler(void **state)
 	assert_int_equal(lstat(fx.sock, &st), -1);
 	assert_int_equal(fx.calls, 1);
 	run_for(50);
-	resp_clear(&a.r);
+	vt_resp_clear(&a.r);
 }
 
 /* A head that does not come whole within 10 s: 408. */
@@ -1091,7 +885,7 @@ test_head_timeout(void **state)
 	assert_int_equal(a.r.status, 408);
 	assert_true(a.eof);
 	assert_int_equal(fx.calls, 0);
-	resp_clear(&a.r);
+	vt_resp_clear(&a.r);
 }
 
 /* TCP on 127.0.0.1, port 0: vd_ctl_port says which; "localhost" is taken,

@@ -1,14 +1,14 @@
 /*
- * Tests of the balancer (orchestrator/lb.c) in process, against real example
+ * Tests of the balancer (orchestrator/lb*.c) in process, against real example
  * servers ($VD_SVC_BIN, default build/svc) as its replicas.
  *
  * The balancer is single-threaded: each test makes its event loop and its
  * balancer in the main thread and runs the loop there, while client threads
- * talk HTTP/1.1 to it over plain blocking sockets with the small client
- * below. Run-time changes (adding, draining, killing replicas), the loop's
- * stop and samples of vd_lb_stats() are made from timers on the loop; the
- * client threads never touch the balancer and tell the loop they are done
- * through an eventfd. Client threads only record what they saw: the main
+ * talk HTTP/1.1 to it over plain blocking sockets with the raw client of
+ * tests/lib/httptest.c. Run-time changes (adding, draining, killing
+ * replicas), the loop's stop and samples of vd_lb_stats() are made from
+ * timers on the loop; the client threads never touch the balancer and tell
+ * the loop they are done through an eventfd. Client threads only record what they saw: the main
  * thread asserts, after joining them.
  *
  * Every loop is bounded in count and in time (sockets time out after
@@ -18,7 +18,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -32,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "httptest.h"
 #include "vdtest.h"
 #include "vd/ev.h"
 #include "vd/lb.h"
@@ -63,280 +63,7 @@ sleep_ms(long ms)
 		;
 }
 
-static long
-io_ms(void)
-{
-	return atol(vt_env("VD_TEST_IO_MS", "20000"));
-}
-
-/* ---------------------------------------------------------- the client */
-
-/* A client connection with its unread input. */
-struct conn {
-	int fd;
-	size_t len;
-	char buf[65536];
-};
-
-struct resp {
-	int status;
-	char head[8192];
-	bool close;     /* the head says Connection: close */
-	bool chunked;
-	char *body;     /* to free */
-	size_t len;
-	size_t maxchunk; /* the largest chunk, when chunked */
-};
-
-static int
-conn_open(struct conn *c, int port)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	long ms = io_ms();
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-	int one = 1;
-
-	sin.sin_port = htons((uint16_t)port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	c->len = 0;
-	if ((c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-		return -1;
-	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(c->fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
-		close(c->fd);
-		c->fd = -1;
-		return -1;
-	}
-	return 0;
-}
-
-static void
-conn_close(struct conn *c)
-{
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
-	c->len = 0;
-}
-
-static int
-conn_send(struct conn *c, const void *data, size_t n)
-{
-	const char *p = data;
-
-	while (n > 0) {
-		ssize_t k = send(c->fd, p, n, MSG_NOSIGNAL);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return -1;
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
-static int
-conn_sendstr(struct conn *c, const char *s)
-{
-	return conn_send(c, s, strlen(s));
-}
-
-/* Read more input: -1 at EOF, on an error or a timeout, or when full. */
-static int
-conn_fill(struct conn *c)
-{
-	ssize_t n;
-
-	if (c->len == sizeof(c->buf))
-		return -1;
-	do
-		n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
-	while (n < 0 && errno == EINTR);
-	if (n <= 0)
-		return -1;
-	c->len += (size_t)n;
-	return 0;
-}
-
-static void
-conn_consume(struct conn *c, size_t n)
-{
-	memmove(c->buf, c->buf + n, c->len - n);
-	c->len -= n;
-}
-
-/* Whether the peer closed with nothing more to read. */
-static bool
-conn_at_eof(struct conn *c)
-{
-	char ch;
-
-	return c->len == 0 && recv(c->fd, &ch, 1, 0) == 0;
-}
-
-/* Whether the peer closed with nothing more to read, or reset: a peer that
- * closes with input unread makes its kernel send a reset. */
-static bool
-conn_closed(struct conn *c)
-{
-	char ch;
-	ssize_t n;
-
-	if (c->len)
-		return false;
-	n = recv(c->fd, &ch, 1, 0);
-	return n == 0 || (n < 0 && errno == ECONNRESET);
-}
-
-/* Append n bytes of input to r->body (n may be more than is buffered). */
-static int
-take(struct conn *c, struct resp *r, size_t n)
-{
-	char *b = realloc(r->body, r->len + n + 1);
-
-	if (!b)
-		return -1;
-	r->body = b;
-	while (n > 0) {
-		size_t k;
-
-		if (c->len == 0 && conn_fill(c) < 0)
-			return -1;
-		k = c->len < n ? c->len : n;
-		memcpy(r->body + r->len, c->buf, k);
-		r->len += k;
-		n -= k;
-		conn_consume(c, k);
-	}
-	r->body[r->len] = '\0';
-	return 0;
-}
-
-/* One line of input (without its CRLF) into line. */
-static int
-take_line(struct conn *c, char *line, size_t size)
-{
-	char *nl;
-	size_t n;
-
-	while (!(nl = memchr(c->buf, '\n', c->len)))
-		if (conn_fill(c) < 0)
-			return -1;
-	n = (size_t)(nl - c->buf);
-	if (n > 0 && c->buf[n - 1] == '\r')
-		n--;
-	if (n >= size)
-		return -1;
-	memcpy(line, c->buf, n);
-	line[n] = '\0';
-	conn_consume(c, (size_t)(nl + 1 - c->buf));
-	return 0;
-}
-
-static void
-resp_clear(struct resp *r)
-{
-	free(r->body);
-	memset(r, 0, sizeof(*r));
-}
-
-/* Read one response: its head, then a body framed by Content-Length,
- * chunked or the close (none for a response to HEAD). Returns the status,
- * or -1 (the reason is lost: the tests only need to know it failed). */
-static int
-read_response(struct conn *c, struct resp *r, bool to_head)
-{
-	const char *end, *p;
-	size_t hlen;
-	char line[256];
-
-	resp_clear(r);
-	while (!(end = memmem(c->buf, c->len, "\r\n\r\n", 4)))
-		if (conn_fill(c) < 0)
-			return -1;
-	hlen = (size_t)(end + 4 - c->buf);
-	if (hlen >= sizeof(r->head))
-		return -1;
-	memcpy(r->head, c->buf, hlen);
-	r->head[hlen] = '\0';
-	conn_consume(c, hlen);
-	if (sscanf(r->head, "HTTP/1.%*d %d ", &r->status) != 1)
-		return -1;
-	r->close = strcasestr(r->head, "\r\nConnection: close\r\n") != NULL;
-	r->chunked = strcasestr(r->head, "\r\nTransfer-Encoding: chunked\r\n") != NULL;
-	if (take(c, r, 0) < 0)
-		return -1;
-	if (to_head || r->status == 204 || r->status == 304)
-		return r->status;
-	if (r->chunked) {
-		for (;;) {
-			size_t n;
-
-			if (take_line(c, line, sizeof(line)) < 0)
-				return -1;
-			n = strtoul(line, NULL, 16);
-			if (n > r->maxchunk)
-				r->maxchunk = n;
-			if (n == 0)
-				break;
-			if (take(c, r, n) < 0 || take_line(c, line, sizeof(line)) < 0 || *line)
-				return -1;
-		}
-		/* trailers, up to an empty line */
-		do
-			if (take_line(c, line, sizeof(line)) < 0)
-				return -1;
-		while (*line);
-		return r->status;
-	}
-	if ((p = strcasestr(r->head, "\r\nContent-Length:")))
-		return take(c, r, strtoul(p + 17, NULL, 10)) < 0 ? -1 : r->status;
-	/* to the close */
-	while (conn_fill(c) == 0)
-		;
-	return take(c, r, c->len) < 0 ? -1 : r->status;
-}
-
-/* Send a request (body of n bytes with Content-Length when body is not
- * NULL) and read its response. */
-static int
-request(struct conn *c, const char *method, const char *path, const char *headers,
-	const char *body, size_t n, struct resp *r)
-{
-	char head[2048];
-
-	if (body)
-		snprintf(head, sizeof(head), "%s %s HTTP/1.1\r\nHost: t\r\n%sContent-Length: %zu\r\n\r\n",
-			 method, path, headers ? headers : "", n);
-	else
-		snprintf(head, sizeof(head), "%s %s HTTP/1.1\r\nHost: t\r\n%s\r\n", method, path,
-			 headers ? headers : "");
-	if (conn_sendstr(c, head) < 0 || (body && conn_send(c, body, n) < 0)) {
-		resp_clear(r);
-		return -1;
-	}
-	return read_response(c, r, strcmp(method, "HEAD") == 0);
-}
-
-/* GET path on a connection of its own. */
-static int
-get_once(int port, const char *path, struct resp *r)
-{
-	struct conn *c = malloc(sizeof(*c));
-	int status = -1;
-
-	if (!c)
-		return -1;
-	if (conn_open(c, port) == 0)
-		status = request(c, "GET", path, NULL, NULL, 0, r);
-	conn_close(c);
-	free(c);
-	return status;
-}
+/* -------------------------------------------------------------- helpers */
 
 /* The number after "key": in a JSON body, or -1. */
 static long long
@@ -394,7 +121,7 @@ backend_start(struct backend *b, const char *name, const char *model, int worker
 	char *argv[] = { (char *)(uintptr_t)vt_env("VD_SVC_BIN", "build/svc"), "--listen",
 			 "127.0.0.1", "--port", p, "--model", (char *)(uintptr_t)model,
 			 "--workers", w, NULL };
-	struct resp r = { 0 };
+	struct vt_resp r = { 0 };
 
 	if (name != b->name)
 		snprintf(b->name, sizeof(b->name), "%s", name);
@@ -416,8 +143,8 @@ backend_start(struct backend *b, const char *name, const char *model, int worker
 			_exit(127);
 		}
 		while (now_us() < until) {
-			if (get_once(b->port, "/healthz", &r) == 200) {
-				resp_clear(&r);
+			if (vt_get_once(b->port, "/healthz", &r) == 200) {
+				vt_resp_clear(&r);
 				return 0;
 			}
 			if (waitpid(b->pid, NULL, WNOHANG) == b->pid) {
@@ -426,7 +153,7 @@ backend_start(struct backend *b, const char *name, const char *model, int worker
 			}
 			sleep_ms(20);
 		}
-		resp_clear(&r);
+		vt_resp_clear(&r);
 		if (b->pid > 0) {
 			kill(b->pid, SIGKILL);
 			waitpid(b->pid, NULL, 0);
@@ -453,12 +180,12 @@ backend_kill(struct backend *b)
 static long long
 backend_requests(const struct backend *b)
 {
-	struct resp r = { 0 };
+	struct vt_resp r = { 0 };
 	long long n = -1;
 
-	if (get_once(b->port, "/info", &r) == 200)
+	if (vt_get_once(b->port, "/info", &r) == 200)
 		n = json_num(r.body, "requests");
-	resp_clear(&r);
+	vt_resp_clear(&r);
 	return n;
 }
 
@@ -728,7 +455,7 @@ static struct {
 static void
 turn_wait(int i)
 {
-	int64_t until = now_us() + io_ms() * 1000;
+	int64_t until = now_us() + vt_io_ms() * 1000;
 
 	pthread_mutex_lock(&turns.mu);
 	while (turns.next != i && now_us() < until) {
@@ -773,21 +500,21 @@ static void *
 seq_client(void *arg)
 {
 	struct seq_arg *a = arg;
-	struct conn *c = malloc(sizeof(*c));
-	struct resp r = { 0 };
+	struct vt_conn *c = malloc(sizeof(*c));
+	struct vt_resp r = { 0 };
 
 	c->fd = -1;
 	for (int i = 0; i < a->n; i++) {
 		int status;
 
 		if (c->fd < 0) {
-			if (conn_open(c, a->port) < 0) {
+			if (vt_conn_tcp(c, a->port) < 0) {
 				a->failed++;
 				continue;
 			}
 			a->connects++;
 		}
-		status = request(c, "GET", a->path, NULL, NULL, 0, &r);
+		status = vt_request(c, "GET", a->path, NULL, NULL, 0, &r);
 		if (status == 200)
 			a->ok++;
 		else if (status > 0)
@@ -796,11 +523,11 @@ seq_client(void *arg)
 			a->failed++;
 		if (status < 0 || r.close) {
 			a->closes += r.close;
-			conn_close(c);
+			vt_conn_close(c);
 		}
 	}
-	resp_clear(&r);
-	conn_close(c);
+	vt_resp_clear(&r);
+	vt_conn_close(c);
 	free(c);
 	return NULL;
 }
@@ -861,37 +588,37 @@ static void *
 hdr_client(void *arg)
 {
 	struct hdr_arg *a = arg;
-	struct conn *c = malloc(sizeof(*c));
-	struct resp r = { 0 };
+	struct vt_conn *c = malloc(sizeof(*c));
+	struct vt_resp r = { 0 };
 
 	/* hop-by-hop headers stay here; X-Forwarded-For is added */
-	if (conn_open(c, a->port) == 0) {
-		a->st_echo = request(c, "POST", "/echo?head=1",
-				     "Connection: keep-alive\r\nKeep-Alive: timeout=5\r\n"
-				     "Proxy-Connection: keep-alive\r\nX-Forwarded-For: 10.9.8.7\r\n"
-				     "X-Kept: yes\r\n",
-				     "hi", 2, &r);
+	if (vt_conn_tcp(c, a->port) == 0) {
+		a->st_echo = vt_request(c, "POST", "/echo?head=1",
+					"Connection: keep-alive\r\nKeep-Alive: timeout=5\r\n"
+					"Proxy-Connection: keep-alive\r\n"
+					"X-Forwarded-For: 10.9.8.7\r\nX-Kept: yes\r\n",
+					"hi", 2, &r);
 		a->echo = r.body;
 		a->echolen = r.len;
 		r.body = NULL;
 		/* the connection is kept for the next */
-		a->st_after = request(c, "GET", "/ping", NULL, NULL, 0, &r);
+		a->st_after = vt_request(c, "GET", "/ping", NULL, NULL, 0, &r);
 		a->ka_after = a->st_after == 200 && !r.close && strcmp(r.body, "pong\n") == 0;
 	}
-	conn_close(c);
+	vt_conn_close(c);
 	/* HTTP/1.0: answered, then closed */
-	if (conn_open(c, a->port) == 0 && conn_sendstr(c, "GET /ping HTTP/1.0\r\n\r\n") == 0) {
-		a->st_10 = read_response(c, &r, false);
-		a->eof_10 = a->st_10 == 200 && strcmp(r.body, "pong\n") == 0 && conn_at_eof(c);
+	if (vt_conn_tcp(c, a->port) == 0 && vt_conn_sendstr(c, "GET /ping HTTP/1.0\r\n\r\n") == 0) {
+		a->st_10 = vt_read_response(c, &r, false);
+		a->eof_10 = a->st_10 == 200 && strcmp(r.body, "pong\n") == 0 && vt_conn_at_eof(c);
 	}
-	conn_close(c);
+	vt_conn_close(c);
 	/* Connection: close is honoured */
-	if (conn_open(c, a->port) == 0) {
-		a->st_close = request(c, "GET", "/ping", "Connection: close\r\n", NULL, 0, &r);
-		a->eof_close = conn_at_eof(c);
+	if (vt_conn_tcp(c, a->port) == 0) {
+		a->st_close = vt_request(c, "GET", "/ping", "Connection: close\r\n", NULL, 0, &r);
+		a->eof_close = vt_conn_at_eof(c);
 	}
-	conn_close(c);
-	resp_clear(&r);
+	vt_conn_close(c);
+	vt_resp_clear(&r);
 	free(c);
 	return NULL;
 }
@@ -950,16 +677,16 @@ body_client(void *arg)
 	struct body_arg *a = arg;
 	size_t big = 5 << 20, mid = 3 << 20;
 	char *data = noise(big), line[64];
-	struct conn *c = malloc(sizeof(*c));
-	struct resp r = { 0 };
+	struct vt_conn *c = malloc(sizeof(*c));
+	struct vt_resp r = { 0 };
 
-	if (conn_open(c, a->port) < 0)
+	if (vt_conn_tcp(c, a->port) < 0)
 		goto out;
-	a->st_cl = request(c, "POST", "/echo", NULL, data, big, &r);
+	a->st_cl = vt_request(c, "POST", "/echo", NULL, data, big, &r);
 	a->echo_cl_ok = r.len == big && memcmp(r.body, data, big) == 0;
 
 	/* 3 MiB in chunks of uneven sizes, some with extensions, and a trailer */
-	if (conn_sendstr(c, chunked_head) < 0)
+	if (vt_conn_sendstr(c, chunked_head) < 0)
 		goto out;
 	for (size_t off = 0, n = 1, i = 0; off < mid; off += n, n = n * 5 + 3, i++) {
 		if (n > 200000)
@@ -967,19 +694,20 @@ body_client(void *arg)
 		if (n > mid - off)
 			n = mid - off;
 		snprintf(line, sizeof(line), i % 3 ? "%zx\r\n" : "%zX;ext=%zu\r\n", n, i);
-		if (conn_sendstr(c, line) < 0 || conn_send(c, data + off, n) < 0 ||
-		    conn_sendstr(c, "\r\n") < 0)
+		if (vt_conn_sendstr(c, line) < 0 || vt_conn_send(c, data + off, n) < 0 ||
+		    vt_conn_sendstr(c, "\r\n") < 0)
 			goto out;
 	}
-	if (conn_sendstr(c, "0\r\nX-Trailer: 1\r\n\r\n") < 0)
+	if (vt_conn_sendstr(c, "0\r\nX-Trailer: 1\r\n\r\n") < 0)
 		goto out;
-	a->st_chunked = read_response(c, &r, false);
+	a->st_chunked = vt_read_response(c, &r, false);
 	a->echo_chunked_ok = r.len == mid && memcmp(r.body, data, mid) == 0;
 
-	a->st_bytes = request(c, "GET", "/bytes?n=20000000", NULL, NULL, 0, &r);
+	a->st_bytes = vt_request(c, "GET", "/bytes?n=20000000", NULL, NULL, 0, &r);
 	a->bytes_len = r.len;
 	a->bytes_ok = !r.chunked && r.len == 20000000 && is_pattern(r.body, r.len);
-	a->st_bytes_chunked = request(c, "GET", "/bytes?n=20000000&chunked=1", NULL, NULL, 0, &r);
+	a->st_bytes_chunked = vt_request(c, "GET", "/bytes?n=20000000&chunked=1", NULL, NULL, 0,
+					 &r);
 	a->bytes_chunked_len = r.len;
 	a->maxchunk = r.maxchunk;
 	a->bytes_chunked_framed = r.chunked;
@@ -987,20 +715,20 @@ body_client(void *arg)
 
 	/* HEAD: the backend answers 405 with a body; the client must get the
 	 * head alone. The next request on the connection shows what followed. */
-	a->st_head = request(c, "HEAD", "/ping", NULL, NULL, 0, &r);
+	a->st_head = vt_request(c, "HEAD", "/ping", NULL, NULL, 0, &r);
 	if (a->st_head > 0 && !r.close) {
-		a->st_after_head = request(c, "GET", "/ping", NULL, NULL, 0, &r);
+		a->st_after_head = vt_request(c, "GET", "/ping", NULL, NULL, 0, &r);
 		if (a->st_after_head < 0)
 			a->head_eof = c->len == 0;
 	} else if (a->st_head > 0) {
-		while (conn_fill(c) == 0)
+		while (vt_conn_fill(c) == 0)
 			;
 		a->head_body = c->len;
 		a->head_eof = true;
 	}
 out:
-	resp_clear(&r);
-	conn_close(c);
+	vt_resp_clear(&r);
+	vt_conn_close(c);
 	free(c);
 	free(data);
 	return NULL;
@@ -1071,18 +799,18 @@ static void *
 echo_client(void *arg)
 {
 	struct echo_arg *a = arg;
-	struct conn *c = malloc(sizeof(*c));
-	struct resp r = { 0 };
+	struct vt_conn *c = malloc(sizeof(*c));
+	struct vt_resp r = { 0 };
 	char *data = noise(a->n);
 	int64_t t = now_us();
 
-	if (conn_open(c, a->port) == 0) {
-		a->status = request(c, "POST", "/echo", NULL, data, a->n, &r);
+	if (vt_conn_tcp(c, a->port) == 0) {
+		a->status = vt_request(c, "POST", "/echo", NULL, data, a->n, &r);
 		a->same = r.len == a->n && memcmp(r.body, data, a->n) == 0;
 	}
 	a->us = now_us() - t;
-	resp_clear(&r);
-	conn_close(c);
+	vt_resp_clear(&r);
+	vt_conn_close(c);
 	free(c);
 	free(data);
 	return NULL;
@@ -1134,23 +862,23 @@ static void *
 q_client(void *arg)
 {
 	struct q_arg *a = arg;
-	struct conn *c = malloc(sizeof(*c));
-	struct resp r = { 0 };
+	struct vt_conn *c = malloc(sizeof(*c));
+	struct vt_resp r = { 0 };
 	char req[256];
-	bool open = conn_open(c, a->port) == 0;
+	bool open = vt_conn_tcp(c, a->port) == 0;
 
 	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", a->path);
 	turn_wait(a->i);
-	a->status = open && conn_sendstr(c, req) == 0 ? 0 : -1;
+	a->status = open && vt_conn_sendstr(c, req) == 0 ? 0 : -1;
 	sleep_ms(30);
 	turn_pass();
 	if (a->status == 0)
-		a->status = read_response(c, &r, false);
+		a->status = vt_read_response(c, &r, false);
 	a->started = json_num(r.body, "started_us");
 	if (r.body)
 		snprintf(a->body, sizeof(a->body), "%s", r.body);
-	resp_clear(&r);
-	conn_close(c);
+	vt_resp_clear(&r);
+	vt_conn_close(c);
 	free(c);
 	return NULL;
 }
@@ -1283,16 +1011,16 @@ static void *
 load_client(void *arg)
 {
 	struct load_arg *a = arg;
-	struct conn *c = malloc(sizeof(*c));
-	struct resp r = { 0 };
+	struct vt_conn *c = malloc(sizeof(*c));
+	struct vt_resp r = { 0 };
 
 	c->fd = -1;
 	for (int i = 0; i < 5000 && now_us() < a->until_us; i++) {
 		int64_t t = now_us();
 		int status = -1;
 
-		if (c->fd >= 0 || conn_open(c, a->port) == 0)
-			status = request(c, "GET", a->path, NULL, NULL, 0, &r);
+		if (c->fd >= 0 || vt_conn_tcp(c, a->port) == 0)
+			status = vt_request(c, "GET", a->path, NULL, NULL, 0, &r);
 		if (status == 200) {
 			a->ok++;
 		} else {
@@ -1301,10 +1029,10 @@ load_client(void *arg)
 			a->failed++;
 		}
 		if (status != 200 || r.close)
-			conn_close(c);
+			vt_conn_close(c);
 	}
-	resp_clear(&r);
-	conn_close(c);
+	vt_resp_clear(&r);
+	vt_conn_close(c);
 	free(c);
 	return NULL;
 }
@@ -1573,8 +1301,8 @@ static void *
 bad_client(void *arg)
 {
 	struct bad_arg *a = arg;
-	struct conn *c = malloc(sizeof(*c));
-	struct resp r = { 0 };
+	struct vt_conn *c = malloc(sizeof(*c));
+	struct vt_resp r = { 0 };
 	size_t n = 20 * 1024 + 64;
 	char *big = malloc(n + 1);
 	int k;
@@ -1583,27 +1311,28 @@ bad_client(void *arg)
 	k = snprintf(big, n, "GET /ping HTTP/1.1\r\nHost: t\r\nX-Big: ");
 	memset(big + k, 'a', n - (size_t)k - 4);
 	memcpy(big + n - 4, "\r\n\r\n", 4);
-	if (conn_open(c, a->port) == 0 && conn_send(c, big, n) == 0) {
-		a->st_big = read_response(c, &r, false);
+	if (vt_conn_tcp(c, a->port) == 0 && vt_conn_send(c, big, n) == 0) {
+		a->st_big = vt_read_response(c, &r, false);
 		snprintf(a->body_big, sizeof(a->body_big), "%s", r.body ? r.body : "");
-		a->eof_big = conn_closed(c); /* the rest of the head is unread */
+		a->eof_big = vt_conn_closed(c); /* the rest of the head is unread */
 	}
-	conn_close(c);
+	vt_conn_close(c);
 	/* garbage */
-	if (conn_open(c, a->port) == 0 && conn_sendstr(c, "GARBAGE\r\n\r\n") == 0) {
-		a->st_garbage = read_response(c, &r, false);
+	if (vt_conn_tcp(c, a->port) == 0 && vt_conn_sendstr(c, "GARBAGE\r\n\r\n") == 0) {
+		a->st_garbage = vt_read_response(c, &r, false);
 		snprintf(a->body_garbage, sizeof(a->body_garbage), "%s", r.body ? r.body : "");
-		a->eof_garbage = conn_at_eof(c);
+		a->eof_garbage = vt_conn_at_eof(c);
 	}
-	conn_close(c);
+	vt_conn_close(c);
 	/* half a head, then nothing */
-	if (conn_open(c, a->port) == 0 && conn_sendstr(c, "GET /ping HTTP/1.1\r\nHost: t\r\n") == 0) {
-		a->st_stall = read_response(c, &r, false);
+	if (vt_conn_tcp(c, a->port) == 0 &&
+	    vt_conn_sendstr(c, "GET /ping HTTP/1.1\r\nHost: t\r\n") == 0) {
+		a->st_stall = vt_read_response(c, &r, false);
 		snprintf(a->body_stall, sizeof(a->body_stall), "%s", r.body ? r.body : "");
-		a->eof_stall = conn_at_eof(c);
+		a->eof_stall = vt_conn_at_eof(c);
 	}
-	conn_close(c);
-	resp_clear(&r);
+	vt_conn_close(c);
+	vt_resp_clear(&r);
 	free(big);
 	free(c);
 	return NULL;
@@ -1655,20 +1384,20 @@ static void *
 pipe_client(void *arg)
 {
 	struct pipe_arg *a = arg;
-	struct conn *c = malloc(sizeof(*c));
-	struct resp r = { 0 };
+	struct vt_conn *c = malloc(sizeof(*c));
+	struct vt_resp r = { 0 };
 
-	if (conn_open(c, a->port) == 0 &&
-	    conn_sendstr(c, "GET /timeout?ms=600 HTTP/1.1\r\nHost: t\r\n\r\n"
-			    "GET /ping HTTP/1.1\r\n") == 0) {
-		a->st1 = read_response(c, &r, false);
+	if (vt_conn_tcp(c, a->port) == 0 &&
+	    vt_conn_sendstr(c, "GET /timeout?ms=600 HTTP/1.1\r\nHost: t\r\n\r\n"
+			       "GET /ping HTTP/1.1\r\n") == 0) {
+		a->st1 = vt_read_response(c, &r, false);
 		sleep_ms(150);
-		if (conn_sendstr(c, "Host: t\r\n\r\n") == 0)
-			a->st2 = read_response(c, &r, false);
+		if (vt_conn_sendstr(c, "Host: t\r\n\r\n") == 0)
+			a->st2 = vt_read_response(c, &r, false);
 		snprintf(a->body2, sizeof(a->body2), "%s", r.body ? r.body : "");
 	}
-	resp_clear(&r);
-	conn_close(c);
+	vt_resp_clear(&r);
+	vt_conn_close(c);
 	free(c);
 	return NULL;
 }
@@ -1767,19 +1496,19 @@ static void *
 mix_client(void *arg)
 {
 	struct mix_arg *a = arg;
-	struct conn *c = malloc(sizeof(*c));
-	struct resp r = { 0 };
+	struct vt_conn *c = malloc(sizeof(*c));
+	struct vt_resp r = { 0 };
 
-	if (conn_open(c, a->port) == 0) {
+	if (vt_conn_tcp(c, a->port) == 0) {
 		for (int i = 0; i < 50; i++)
-			a->ok += request(c, "GET", "/timeout?ms=1", NULL, NULL, 0, &r) == 200;
-		a->notfound += request(c, "GET", "/nope", NULL, NULL, 0, &r) == 404;
+			a->ok += vt_request(c, "GET", "/timeout?ms=1", NULL, NULL, 0, &r) == 200;
+		a->notfound += vt_request(c, "GET", "/nope", NULL, NULL, 0, &r) == 404;
 	}
-	conn_close(c);
-	if (conn_open(c, a->port) == 0 && conn_sendstr(c, "BAD\x01 / HTTP/1.1\r\n\r\n") == 0)
-		a->bad += read_response(c, &r, false) == 400;
-	conn_close(c);
-	resp_clear(&r);
+	vt_conn_close(c);
+	if (vt_conn_tcp(c, a->port) == 0 && vt_conn_sendstr(c, "BAD\x01 / HTTP/1.1\r\n\r\n") == 0)
+		a->bad += vt_read_response(c, &r, false) == 400;
+	vt_conn_close(c);
+	vt_resp_clear(&r);
 	free(c);
 	return NULL;
 }
@@ -1944,7 +1673,7 @@ stop_when(int64_t grace_ms)
 static bool
 wait_flag(atomic_bool *flag)
 {
-	int64_t until = now_us() + io_ms() * 1000;
+	int64_t until = now_us() + vt_io_ms() * 1000;
 
 	while (!atomic_load(flag) && now_us() < until)
 		sleep_ms(5);
@@ -1953,7 +1682,7 @@ wait_flag(atomic_bool *flag)
 
 /* The head says Connection: close, once, and nothing of keep-alive. */
 static bool
-says_close(const struct resp *r)
+says_close(const struct vt_resp *r)
 {
 	const char *p = strcasestr(r->head, "\nConnection:");
 
@@ -1977,28 +1706,28 @@ static void *
 stop_client(void *arg)
 {
 	struct stop_arg *a = arg;
-	struct conn *c = malloc(sizeof(*c));
-	struct resp r = { 0 };
+	struct vt_conn *c = malloc(sizeof(*c));
+	struct vt_resp r = { 0 };
 	char req[256];
-	bool open = conn_open(c, a->port) == 0;
+	bool open = vt_conn_tcp(c, a->port) == 0;
 
 	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", a->path);
 	turn_wait(a->i);
-	a->status = open && conn_sendstr(c, req) == 0 ? 0 : -1;
+	a->status = open && vt_conn_sendstr(c, req) == 0 ? 0 : -1;
 	sleep_ms(30);
 	turn_pass();
 	if (a->status == 0)
-		a->status = read_response(c, &r, false);
+		a->status = vt_read_response(c, &r, false);
 	a->after_stop = atomic_load(&sd.stopped);
 	a->close = a->status == 200 && says_close(&r);
-	a->eof = a->status == 200 && conn_at_eof(c);
-	conn_close(c);
+	a->eof = a->status == 200 && vt_conn_at_eof(c);
+	vt_conn_close(c);
 	if (a->try_connect) {
-		a->refused = conn_open(c, a->port) < 0 && errno == ECONNREFUSED;
+		a->refused = vt_conn_tcp(c, a->port) < 0 && errno == ECONNREFUSED;
 		a->connect_errno = errno;
-		conn_close(c);
+		vt_conn_close(c);
 	}
-	resp_clear(&r);
+	vt_resp_clear(&r);
 	free(c);
 	return NULL;
 }
@@ -2065,18 +1794,18 @@ static void *
 idle_client(void *arg)
 {
 	struct idle_arg *a = arg;
-	struct conn *c = malloc(sizeof(*c));
-	struct resp r = { 0 };
+	struct vt_conn *c = malloc(sizeof(*c));
+	struct vt_resp r = { 0 };
 
-	if (conn_open(c, a->port) == 0) {
-		a->st_first = request(c, "GET", "/ping", NULL, NULL, 0, &r);
+	if (vt_conn_tcp(c, a->port) == 0) {
+		a->st_first = vt_request(c, "GET", "/ping", NULL, NULL, 0, &r);
 		a->first_kept = a->st_first == 200 && !r.close;
-		a->idle_eof = conn_closed(c);
+		a->idle_eof = vt_conn_closed(c);
 		a->eof_us = now_us();
 	}
 	atomic_store(&sd.idle_closed, true);
-	resp_clear(&r);
-	conn_close(c);
+	vt_resp_clear(&r);
+	vt_conn_close(c);
 	free(c);
 	return NULL;
 }
@@ -2087,17 +1816,17 @@ static void *
 late_client(void *arg)
 {
 	struct idle_arg *a = arg;
-	struct conn *c = malloc(sizeof(*c));
-	struct resp r = { 0 };
+	struct vt_conn *c = malloc(sizeof(*c));
+	struct vt_resp r = { 0 };
 
-	if (conn_open(c, a->port) == 0 && conn_sendstr(c, "GET /ping HTTP/1.1\r\n") == 0 &&
-	    wait_flag(&sd.idle_closed) && conn_sendstr(c, "Host: t\r\n\r\n") == 0) {
-		a->st_late = read_response(c, &r, false);
+	if (vt_conn_tcp(c, a->port) == 0 && vt_conn_sendstr(c, "GET /ping HTTP/1.1\r\n") == 0 &&
+	    wait_flag(&sd.idle_closed) && vt_conn_sendstr(c, "Host: t\r\n\r\n") == 0) {
+		a->st_late = vt_read_response(c, &r, false);
 		a->late_close = a->st_late == 200 && says_close(&r);
-		a->late_eof = a->st_late == 200 && conn_at_eof(c);
+		a->late_eof = a->st_late == 200 && vt_conn_at_eof(c);
 	}
-	resp_clear(&r);
-	conn_close(c);
+	vt_resp_clear(&r);
+	vt_conn_close(c);
 	free(c);
 	return NULL;
 }
@@ -2150,19 +1879,19 @@ static void *
 ka_client(void *arg)
 {
 	struct ka_arg *a = arg;
-	struct conn *c = malloc(sizeof(*c));
-	struct resp r = { 0 };
+	struct vt_conn *c = malloc(sizeof(*c));
+	struct vt_resp r = { 0 };
 
-	if (conn_open(c, a->port) == 0) {
-		a->st1 = request(c, "GET", "/ping", NULL, NULL, 0, &r);
+	if (vt_conn_tcp(c, a->port) == 0) {
+		a->st1 = vt_request(c, "GET", "/ping", NULL, NULL, 0, &r);
 		a->kept = a->st1 == 200 && !r.close;
 		if (wait_flag(&sd.stopped))
-			a->st2 = request(c, "GET", "/ping", NULL, NULL, 0, &r);
+			a->st2 = vt_request(c, "GET", "/ping", NULL, NULL, 0, &r);
 		a->close = a->st2 == 200 && says_close(&r) && strcmp(r.body, "pong\n") == 0;
-		a->eof = a->st2 == 200 && conn_at_eof(c);
+		a->eof = a->st2 == 200 && vt_conn_at_eof(c);
 	}
-	resp_clear(&r);
-	conn_close(c);
+	vt_resp_clear(&r);
+	vt_conn_close(c);
 	free(c);
 	return NULL;
 }
@@ -2212,8 +1941,8 @@ struct piece_arg {
 static void *
 piece_replica(struct piece_arg *a)
 {
-	struct conn *c = malloc(sizeof(*c));
-	long ms = io_ms();
+	struct vt_conn *c = malloc(sizeof(*c));
+	long ms = vt_io_ms();
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
 	c->len = 0;
@@ -2221,7 +1950,7 @@ piece_replica(struct piece_arg *a)
 		goto out;
 	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	while (!memmem(c->buf, c->len, "\r\n\r\n", 4))
-		if (conn_fill(c) < 0)
+		if (vt_conn_fill(c) != 0)
 			goto out;
 	for (int i = 0; i < 3; i++) {
 		if (i == a->before && !wait_flag(&sd.stopped))
@@ -2230,11 +1959,11 @@ piece_replica(struct piece_arg *a)
 			goto out;
 		if (i > 0)
 			sleep_ms(30);
-		if (conn_sendstr(c, a->pieces[i]) < 0)
+		if (vt_conn_sendstr(c, a->pieces[i]) < 0)
 			goto out;
 	}
 out:
-	conn_close(c);
+	vt_conn_close(c);
 	free(c);
 	return NULL;
 }
@@ -2242,24 +1971,24 @@ out:
 static void *
 piece_client(struct piece_arg *a)
 {
-	struct conn *c = malloc(sizeof(*c));
-	struct resp r = { 0 };
+	struct vt_conn *c = malloc(sizeof(*c));
+	struct vt_resp r = { 0 };
 
-	if (conn_open(c, a->port) == 0 && conn_sendstr(c, "GET /p HTTP/1.1\r\nHost: t\r\n\r\n") == 0 &&
-	    conn_fill(c) == 0) {
+	if (vt_conn_tcp(c, a->port) == 0 &&
+	    vt_conn_sendstr(c, "GET /p HTTP/1.1\r\nHost: t\r\n\r\n") == 0 && vt_conn_fill(c) == 0) {
 		atomic_store(&sd.first, true);
 		while (a->mark && !(a->saw_mark = memmem(c->buf, c->len, a->mark,
 							   strlen(a->mark)) != NULL))
-			if (conn_fill(c) < 0)
+			if (vt_conn_fill(c) != 0)
 				break;
 		atomic_store(&sd.marked, true);
-		a->status = read_response(c, &r, false);
+		a->status = vt_read_response(c, &r, false);
 		snprintf(a->head, sizeof(a->head), "%.500s", r.head);
 		snprintf(a->body, sizeof(a->body), "%s", r.body ? r.body : "");
-		a->eof = a->status == 200 && conn_at_eof(c);
+		a->eof = a->status == 200 && vt_conn_at_eof(c);
 	}
-	resp_clear(&r);
-	conn_close(c);
+	vt_resp_clear(&r);
+	vt_conn_close(c);
 	free(c);
 	return NULL;
 }
@@ -2278,7 +2007,7 @@ pieces(struct piece_arg a[2])
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET };
 	socklen_t len = sizeof(sin);
-	long ms = io_ms();
+	long ms = vt_io_ms();
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 	struct vd_error err = VD_ERROR_INIT;
 
