@@ -116,6 +116,10 @@ color_or(const char *c, const char *dflt)
 				   "ABCDEFGHIJKLMNOPQRSTUVWXYZ(),.% ")] ? c : dflt;
 }
 
+/* A point with both coordinates: of a line (struct vd_chart_xy) or a
+ * scatter (struct vd_chart_point). */
+#define HAS_XY(p) (isfinite((p)->x) && isfinite((p)->y))
+
 /* Stretch [*lo, *hi] (NaN while empty) to v, unless v is NaN or infinite. */
 static void
 widen(double *lo, double *hi, double v)
@@ -342,21 +346,15 @@ title_rows(const char *title, double width, double legend_w, double *ly)
 
 /* ============================================================ lines */
 
-static bool
-valid(const struct vd_chart_xy *p)
-{
-	return isfinite(p->x) && isfinite(p->y);
-}
-
 /* A value with no line to either side: drawn as a dot. */
 static bool
 alone(const struct vd_chart_series *s, size_t i)
 {
-	bool prev = i > 0 && valid(&s->pts[i - 1]);
+	bool prev = i > 0 && HAS_XY(&s->pts[i - 1]);
 	bool next = i + 1 < s->n && (s->step ? isfinite(s->pts[i + 1].x) :
-				     valid(&s->pts[i + 1]));
+				     HAS_XY(&s->pts[i + 1]));
 
-	return valid(&s->pts[i]) && !prev && !next;
+	return HAS_XY(&s->pts[i]) && !prev && !next;
 }
 
 static void
@@ -370,7 +368,7 @@ line_series(struct vd_strbuf *b, const struct frame *f, const struct vd_chart_se
 	for (size_t i = 0; i < s->n; i++) {
 		const struct vd_chart_xy *p = &s->pts[i];
 
-		if (!valid(p)) {
+		if (!HAS_XY(p)) {
 			/* a step's last value holds until the next x, known or not */
 			if (down && s->step && isfinite(p->x))
 				vd_strbuf_printf(b, "H%g", sx(f, p->x));
@@ -432,7 +430,7 @@ vd_chart_line(struct vd_strbuf *b, const struct vd_chart_line *c)
 
 		for (size_t i = 0; i < s->n; i++) {
 			widen(&xlo, &xhi, s->pts[i].x);
-			widen(&ylo, &yhi, valid(&s->pts[i]) ? s->pts[i].y : NAN);
+			widen(&ylo, &yhi, HAS_XY(&s->pts[i]) ? s->pts[i].y : NAN);
 		}
 		lw += legend_item(NULL, 0, 0, SW_LINE, NULL, s->name,
 				  same(s->unit, yunit) ? NULL : s->unit);
@@ -458,12 +456,6 @@ vd_chart_line(struct vd_strbuf *b, const struct vd_chart_line *c)
 
 /* ============================================================ scatter */
 
-static bool
-finite_point(const struct vd_chart_point *p)
-{
-	return isfinite(p->x) && isfinite(p->y);
-}
-
 /* How a compares with b along one direction: 1 better, 0 equal (or no
  * preference), -1 worse. */
 static int
@@ -478,12 +470,12 @@ static bool
 dominated(const struct vd_chart_point *p, size_t n, size_t i, enum vd_chart_better xb,
 	  enum vd_chart_better yb)
 {
-	if (!finite_point(&p[i]))
+	if (!HAS_XY(&p[i]))
 		return true;
 	for (size_t j = 0; j < n; j++) {
 		int cx, cy;
 
-		if (j == i || !finite_point(&p[j]))
+		if (j == i || !HAS_XY(&p[j]))
 			continue;
 		cx = cmp_better(p[j].x, p[i].x, xb);
 		cy = cmp_better(p[j].y, p[i].y, yb);
@@ -609,7 +601,7 @@ vd_chart_scatter(struct vd_strbuf *b, const struct vd_chart_scatter *c)
 	size_t i;
 
 	for (i = 0; i < c->n; i++) {
-		if (finite_point(&c->points[i])) {
+		if (HAS_XY(&c->points[i])) {
 			widen(&xlo, &xhi, c->points[i].x);
 			widen(&ylo, &yhi, c->points[i].y);
 		}
@@ -628,7 +620,7 @@ vd_chart_scatter(struct vd_strbuf *b, const struct vd_chart_scatter *c)
 	for (i = 0; i < c->n; i++) {
 		const struct vd_chart_point *p = &c->points[i];
 
-		if (!finite_point(p) || (front && !dominated(c->points, c->n, i, c->x_better,
+		if (!HAS_XY(p) || (front && !dominated(c->points, c->n, i, c->x_better,
 							     c->y_better)))
 			continue;
 		vd_strbuf_printf(b, "<circle cx=\"%g\" cy=\"%g\" r=\"3.5\">", sx(&f, p->x),

@@ -7,12 +7,13 @@
  * no script, no external resource and no id, so any number of charts can be
  * inlined in one HTML page. Every string from the data (titles, names,
  * labels) is XML-escaped. The same input gives byte-identical output.
- * Drawing does not allocate: out of memory shows only in the buffer
- * (vd_strbuf_failed()).
+ * Nothing is allocated but the buffer's growth: out of memory shows only
+ * in the buffer (vd_strbuf_failed()).
  *
  * A missing value is NaN: a gap in a line, a point left out of a scatter,
- * an empty cell in a heat map. Colours (optional, NULL for the palette) are
- * CSS colours such as "#1f77b4".
+ * an empty cell in a heat map. Colours (optional, NULL for the default) are
+ * CSS colours such as "#1f77b4"; one with other characters than letters,
+ * digits and "#(),.% " gets the default.
  */
 #ifndef VD_CHART_H
 #define VD_CHART_H
@@ -92,7 +93,8 @@ struct vd_chart_line {
 /* Append a line chart: the series as lines (a dot for a value alone
  * between gaps), the markers as dashed vertical lines with their labels,
  * ticks and axis titles, and a legend. Charts given the same x range and
- * width line up one above the other. */
+ * width line up one above the other (while their y tick labels are at most
+ * 5 characters, "0.025", "-150", "15k"). */
 void vd_chart_line(struct vd_strbuf *b, const struct vd_chart_line *c);
 
 /* ============================================================ scatter */
