@@ -2,8 +2,8 @@
  * What the load generator prints and writes: reports in the shape Artillery
  * users read ("http.requests: ....... 600"), results.json with the totals
  * and a per-second timeline, and from that file one self-contained HTML
- * page of SVG charts (requests/s, response-time percentiles, users), the
- * view Locust users look at.
+ * page of SVG charts drawn by vd_chart (requests/s, response-time
+ * percentiles, users), the view Locust users look at.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vd/chart.h"
 #include "vd/cleanup.h"
 #include "vd/loadgen.h"
 #include "vd/strbuf.h"
@@ -190,62 +191,7 @@ vd_load_write_json(const char *path, const struct vd_load_profile *p,
 
 /* ================================================================= html */
 
-struct series {
-	const char *name, *color;
-	double *v;
-};
-
-/* A round step (1, 2 or 5 times a power of ten) for about 5 grid lines. */
-static double
-nice_step(double max)
-{
-	double raw = max / 5, mag = pow(10, floor(log10(raw))), f = raw / mag;
-
-	return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * mag;
-}
-
-static void
-svg_chart(struct vd_strbuf *b, const char *title, const char *unit, size_t n,
-	  const struct series *s, size_t ns)
-{
-	const double W = 900, H = 260, L = 60, R = 20, T = 30, B = 30;
-	double max = 0, step, xs, ys;
-	size_t xstep = n > 20 ? (n + 9) / 10 : 1;
-
-	for (size_t k = 0; k < ns; k++)
-		for (size_t i = 0; i < n; i++)
-			if (s[k].v[i] > max)
-				max = s[k].v[i];
-	step = nice_step(max > 0 ? max : 1);
-	max = step * (double)(size_t)((max > 0 ? max : 1) / step + 0.999999);
-	xs = (W - L - R) / (double)(n > 1 ? n - 1 : 1);
-	ys = (H - T - B) / max;
-	vd_strbuf_printf(b, "<h2>%s</h2>\n<svg viewBox=\"0 0 %.0f %.0f\" width=\"%.0f\" "
-			 "height=\"%.0f\" font-size=\"11\">\n", title, W, H, W, H);
-	for (double y = 0; y <= max + step / 2; y += step)
-		vd_strbuf_printf(b, "<line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.1f\" y2=\"%.1f\" "
-				 "stroke=\"#ddd\"/><text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\">"
-				 "%g</text>\n", L, W - R, H - B - y * ys, H - B - y * ys, L - 5,
-				 H - B - y * ys + 4, y);
-	for (size_t i = 0; i < n; i += xstep)
-		vd_strbuf_printf(b, "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\">%zus"
-				 "</text>\n", L + (double)i * xs, H - B + 15, i + 1);
-	vd_strbuf_printf(b, "<text x=\"%.0f\" y=\"15\">%s</text>\n", L, unit);
-	for (size_t k = 0; k < ns; k++) {
-		vd_strbuf_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" "
-				 "points=\"", s[k].color);
-		for (size_t i = 0; i < n; i++)
-			vd_strbuf_printf(b, "%.1f,%.1f ", L + (double)i * xs,
-					 H - B - s[k].v[i] * ys);
-		vd_strbuf_printf(b, "\"/>\n<rect x=\"%.0f\" y=\"8\" width=\"10\" height=\"10\" "
-				 "fill=\"%s\"/><text x=\"%.0f\" y=\"17\">", W - R - 110.0 * (double)(ns - k),
-				 s[k].color, W - R - 110.0 * (double)(ns - k) + 14);
-		vd_strbuf_xml(b, s[k].name);
-		vd_strbuf_puts(b, "</text>\n");
-	}
-	vd_strbuf_puts(b, "</svg>\n");
-}
-
+/* o.a (or o.a.b) as a number; NaN when missing. */
 static double
 num(json_t *o, const char *a, const char *b)
 {
@@ -253,15 +199,73 @@ num(json_t *o, const char *a, const char *b)
 
 	if (b)
 		v = json_object_get(v, b);
-	return json_number_value(v);
+	return json_is_number(v) ? json_number_value(v) : NAN;
 }
 
 static void
 summary_row(struct vd_strbuf *b, const char *name, const char *fmt, double v)
 {
-	vd_strbuf_printf(b, "<tr><th>%s</th><td>", name);
-	vd_strbuf_printf(b, fmt, v);
+	vd_strbuf_puts(b, "<tr><th>");
+	vd_strbuf_xml(b, name);
+	vd_strbuf_puts(b, "</th><td>");
+	if (isfinite(v))
+		vd_strbuf_printf(b, fmt, v);
+	else
+		vd_strbuf_puts(b, "-");
 	vd_strbuf_puts(b, "</td></tr>\n");
+}
+
+enum { RESPONSES, ERRORS, MEDIAN, P95, P99, USERS, CREATED, NSERIES };
+
+/* The timeline's charts: requests and errors per second, response-time
+ * percentiles (a gap in a second without responses), users; one above the
+ * other on the same time axis. */
+static void
+timeline_charts(struct vd_strbuf *b, json_t *tl, struct vd_chart_xy *pts)
+{
+	static const struct vd_chart_axis time = { .title = "time", .unit = "s" };
+	size_t n = json_array_size(tl), i;
+	struct vd_chart_xy *p[NSERIES];
+	json_t *e;
+
+	for (int k = 0; k < NSERIES; k++)
+		p[k] = pts + (size_t)k * n;
+	json_array_foreach(tl, i, e) {
+		double t = num(e, "t", NULL), resp = num(e, "responses", NULL);
+		bool none = !(resp > 0);
+
+		if (isnan(t))
+			t = (double)i + 1;
+
+		p[RESPONSES][i] = (struct vd_chart_xy){ t, resp };
+		p[ERRORS][i] = (struct vd_chart_xy){ t, num(e, "errors", NULL) };
+		p[MEDIAN][i] = (struct vd_chart_xy){ t, none ? NAN :
+						     num(e, "response_time", "median") };
+		p[P95][i] = (struct vd_chart_xy){ t, none ? NAN : num(e, "response_time", "p95") };
+		p[P99][i] = (struct vd_chart_xy){ t, none ? NAN : num(e, "response_time", "p99") };
+		p[USERS][i] = (struct vd_chart_xy){ t, num(e, "users", NULL) };
+		p[CREATED][i] = (struct vd_chart_xy){ t, num(e, "created", NULL) };
+	}
+	vd_chart_line(b, &(struct vd_chart_line){
+		.title = "Requests per second", .x = time, .y = { .title = "per second" },
+		.series = (struct vd_chart_series[]){
+			{ .name = "responses", .pts = p[RESPONSES], .n = n, .color = "#1f77b4" },
+			{ .name = "errors", .pts = p[ERRORS], .n = n, .color = "#d62728" },
+		}, .nseries = 2 });
+	vd_chart_line(b, &(struct vd_chart_line){
+		.title = "Response time", .x = time, .y = { .title = "response time" },
+		.series = (struct vd_chart_series[]){
+			{ .name = "median", .unit = "ms", .pts = p[MEDIAN], .n = n,
+			  .color = "#2ca02c" },
+			{ .name = "p95", .unit = "ms", .pts = p[P95], .n = n, .color = "#ff7f0e" },
+			{ .name = "p99", .unit = "ms", .pts = p[P99], .n = n, .color = "#d62728" },
+		}, .nseries = 3 });
+	vd_chart_line(b, &(struct vd_chart_line){
+		.title = "Users", .x = time, .y = { .title = "virtual users" },
+		.series = (struct vd_chart_series[]){
+			{ .name = "active", .pts = p[USERS], .n = n, .color = "#9467bd" },
+			{ .name = "new per second", .pts = p[CREATED], .n = n, .color = "#8c564b" },
+		}, .nseries = 2 });
 }
 
 int
@@ -269,11 +273,11 @@ vd_load_report_html(const char *json_path, const char *html_path, struct vd_erro
 {
 	_cleanup_(json_decrefp) json_t *root = NULL;
 	struct vd_strbuf b = VD_STRBUF_INIT;
-	json_t *tl, *sum, *e, *v;
+	json_t *tl, *sum, *v;
 	json_error_t je;
 	const char *key;
-	size_t n, i;
-	double *vals;
+	_cleanup_free_ struct vd_chart_xy *pts = NULL;
+	size_t n;
 	FILE *f;
 
 	root = json_load_file(json_path, 0, &je);
@@ -287,23 +291,15 @@ vd_load_report_html(const char *json_path, const char *html_path, struct vd_erro
 		return vd_error_set(err, VD_EXIT_INPUT, "'%s' is not a results file of "
 				    "vdctl load --output", json_path);
 	n = json_array_size(tl);
-	vals = calloc(7 * (n ? n : 1), sizeof(*vals));
-	if (!vals)
+	pts = calloc(NSERIES * (n ? n : 1), sizeof(*pts));
+	if (!pts)
 		return vd_error_errno(err, ENOMEM, "cannot make the report");
-	json_array_foreach(tl, i, e) {
-		vals[0 * n + i] = num(e, "responses", NULL);
-		vals[1 * n + i] = num(e, "errors", NULL);
-		vals[2 * n + i] = num(e, "response_time", "median");
-		vals[3 * n + i] = num(e, "response_time", "p95");
-		vals[4 * n + i] = num(e, "response_time", "p99");
-		vals[5 * n + i] = num(e, "users", NULL);
-		vals[6 * n + i] = num(e, "created", NULL);
-	}
 	vd_strbuf_puts(&b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
 		       "<title>vdctl load report</title>\n<style>body{font-family:sans-serif;"
 		       "margin:2em;color:#222}table{border-collapse:collapse}th,td{padding:2px "
-		       "10px;text-align:left;border-bottom:1px solid #eee}h2{font-size:1.1em;"
-		       "margin-top:1.5em}</style></head><body>\n<h1>vdctl load: ");
+		       "10px;text-align:left;border-bottom:1px solid #eee}svg{display:block;"
+		       "max-width:100%;height:auto;margin:1.5em 0}</style></head><body>\n"
+		       "<h1>vdctl load: ");
 	vd_strbuf_xml(&b, json_string_value(json_object_get(root, "profile")) ?: "");
 	vd_strbuf_puts(&b, "</h1>\n<p>target ");
 	vd_strbuf_xml(&b, json_string_value(json_object_get(root, "target")) ?: "");
@@ -333,15 +329,8 @@ vd_load_report_html(const char *json_path, const char *html_path, struct vd_erro
 		summary_row(&b, name, "%.0f", json_number_value(v));
 	}
 	vd_strbuf_puts(&b, "</table>\n");
-	svg_chart(&b, "Requests per second", "responses/s", n, (struct series[]){
-		{ "responses/s", "#1f77b4", vals }, { "errors/s", "#d62728", vals + n } }, 2);
-	svg_chart(&b, "Response time", "ms", n, (struct series[]){
-		{ "median", "#2ca02c", vals + 2 * n }, { "p95", "#ff7f0e", vals + 3 * n },
-		{ "p99", "#d62728", vals + 4 * n } }, 3);
-	svg_chart(&b, "Users", "virtual users", n, (struct series[]){
-		{ "active", "#9467bd", vals + 5 * n }, { "new/s", "#8c564b", vals + 6 * n } }, 2);
+	timeline_charts(&b, tl, pts);
 	vd_strbuf_puts(&b, "</body></html>\n");
-	free(vals);
 	if (vd_strbuf_failed(&b)) {
 		vd_strbuf_free(&b);
 		return vd_error_errno(err, ENOMEM, "cannot make the report");

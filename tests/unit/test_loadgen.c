@@ -409,6 +409,99 @@ test_cli_output_and_report(void **state)
 	svc_stop(&s);
 }
 
+static size_t
+count(const char *s, const char *needle)
+{
+	size_t n = 0;
+
+	for (const char *p = s; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+static char *
+slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *text;
+	long len;
+
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	len = ftell(f);
+	assert_true(len > 0);
+	rewind(f);
+	text = malloc((size_t)len + 1);
+	assert_non_null(text);
+	assert_int_equal(fread(text, 1, (size_t)len, f), (size_t)len);
+	text[len] = '\0';
+	fclose(f);
+	return text;
+}
+
+/* vdctl report's page from a results file written here: three charts on
+ * one time axis, a second without responses a gap in the response times
+ * (not a fall to 0), the profile's name escaped; files that are not
+ * results refused. */
+static void
+test_report_html(void **state)
+{
+	char json[] = "/tmp/vd-test-report-XXXXXX", html[64];
+	struct vd_error err = VD_ERROR_INIT;
+	char *text, *p95;
+	FILE *f;
+	int fd;
+
+	(void)state;
+	fd = mkstemp(json);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	fputs("{\"vdctl_load\": 1, \"profile\": \"<b>&load.yml\", \"model\": \"open\", "
+	      "\"target\": \"http://127.0.0.1:1\", \"duration_s\": 4.0, "
+	      "\"summary\": {\"requests\": 30, \"responses\": 25, \"codes\": {\"200\": 25}, "
+	      "\"errors\": {}}, \"timeline\": [", f);
+	for (int t = 1; t <= 4; t++)
+		fprintf(f, "%s{\"t\": %d, \"users\": %d, \"created\": 5, \"responses\": %d, "
+			"\"errors\": 0, \"response_time\": {\"median\": %d, \"p95\": %d, "
+			"\"p99\": %d}}", t > 1 ? ", " : "", t, t, t == 3 ? 0 : 8, t == 3 ? 0 : 10,
+			t == 3 ? 0 : 20, t == 3 ? 0 : 30);
+	fputs("]}\n", f);
+	fclose(f);
+	snprintf(html, sizeof(html), "%s.html", json);
+
+	assert_int_equal(vd_load_report_html(json, html, &err), 0);
+	text = slurp(html);
+	assert_int_equal(count(text, "<svg "), 3);
+	assert_int_equal(count(text, "</svg>"), 3);
+	assert_int_equal(count(text, ">time (s)</text>"), 3);
+	assert_non_null(strstr(text, ">Requests per second</text>"));
+	assert_non_null(strstr(text, ">response time (ms)</text>"));
+	assert_non_null(strstr(text, ">Users</text>"));
+	assert_non_null(strstr(text, "&lt;b&gt;&amp;load.yml"));
+	assert_null(strstr(text, "<b>"));
+	assert_null(strstr(text, "<script"));
+	assert_null(strstr(text, "nan"));
+	/* p95's line: two runs, around second 3 */
+	p95 = strstr(text, "stroke=\"#ff7f0e\" stroke-width");
+	assert_non_null(p95);
+	p95 = strstr(p95, " d=\"");
+	assert_non_null(p95);
+	assert_int_equal(count(p95 + 4, "M") - count(strchr(p95 + 4, '"'), "M"), 2);
+	free(text);
+
+	assert_int_equal(vd_load_report_html(html, html, &err), -1);
+	assert_int_equal(err.code, VD_EXIT_INPUT);
+	vd_error_clear(&err);
+	f = fopen(json, "w");
+	fputs("{\"timeline\": []}\n", f);
+	fclose(f);
+	assert_int_equal(vd_load_report_html(json, html, &err), -1);
+	assert_int_equal(err.code, VD_EXIT_INPUT);
+	assert_non_null(strstr(err.msg, "is not a results file"));
+	unlink(json);
+	unlink(html);
+}
+
 int
 main(void)
 {
@@ -422,6 +515,7 @@ main(void)
 		cmocka_unit_test(test_errors_and_codes),
 		cmocka_unit_test(test_keep_alive_pool),
 		cmocka_unit_test(test_cli_output_and_report),
+		cmocka_unit_test(test_report_html),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
