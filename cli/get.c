@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "vd/clock.h"
 #include "vd/health.h"
 #include "vd/state.h"
 #include "vd/units.h"
@@ -29,13 +30,11 @@ static const char usage[] =
 static const char *
 age(int64_t started_ns, char *buf, size_t size)
 {
-	struct timespec now;
 	int64_t s;
 
 	if (!started_ns)
 		return "-";
-	clock_gettime(CLOCK_REALTIME, &now);
-	s = now.tv_sec - started_ns / 1000000000;
+	s = (vd_clock_wall_ns() - started_ns) / 1000000000;
 	if (s < 0)
 		s = 0;
 	if (s < 120)
@@ -170,9 +169,9 @@ cmd_get(int argc, char **argv, struct vd_error *err)
 			snprintf(addr, sizeof(addr), "-");
 		if (json) {
 			json_array_append_new(out, json_pack(
-				"{s:s, s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:i, s:I, s:s*}",
+				"{s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:i, s:I, s:s*}",
 				"service", r->labels.service, "index", r->labels.index, "name", r->name,
-				"backend", vd_backend_name(r->backend), "state",
+				"backend", vd_backend_name(r->backend), "engine", r->engine, "state",
 				vd_replica_state_name(r->state), "health", h, "milli_cpus",
 				(json_int_t)r->milli_cpus, "memory_bytes", (json_int_t)r->memory_bytes,
 				"host", r->host, "port", r->host_port, "started_ns",
