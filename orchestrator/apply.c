@@ -76,15 +76,6 @@ vd_apply_place(struct vd_desired *want, size_t n, struct vd_engines *es, struct 
 
 /* ------------------------------------------------------------ capacity */
 
-static const struct vd_desired *
-find_want(const struct vd_desired *want, size_t n, const char *service)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(want[i].svc->name, service) == 0)
-			return &want[i];
-	return NULL;
-}
-
 static bool
 pruned(const struct vd_desired *want, size_t n, const struct vd_replica *h, bool prune)
 {
@@ -143,7 +134,7 @@ check_node(struct vd_engines *es, const char *node, const struct vd_desired *wan
 	}
 	for (size_t i = 0; i < have->n; i++) {
 		const struct vd_replica *h = &have->v[i];
-		const struct vd_desired *w = find_want(want, nwant, h->labels.service);
+		const struct vd_desired *w = vd_plan_find(want, nwant, h->labels.service);
 
 		if (!on_node(es, h->engine, node))
 			continue;
@@ -274,7 +265,7 @@ check_kept(const struct vd_desired *want, size_t nwant, const struct vd_plan *pl
 	}
 	for (size_t i = 0; i < have->n; i++) {
 		const struct vd_replica *h = &have->v[i];
-		const struct vd_desired *d = find_want(want, nwant, h->labels.service);
+		const struct vd_desired *d = vd_plan_find(want, nwant, h->labels.service);
 
 		if (d && strcmp(h->engine, d->engine) == 0 && h->labels.index < d->svc->replicas &&
 		    kept(plan, h)) {

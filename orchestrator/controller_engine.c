@@ -220,15 +220,6 @@ observe(struct side *sd, struct msg *snap)
 	return all;
 }
 
-static const struct vd_desired *
-find_want(const struct vd_desired *want, size_t n, const char *service)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(want[i].svc->name, service) == 0)
-			return &want[i];
-	return NULL;
-}
-
 /* Why replica H is to be replaced, into why ("" when it is not). Under the lock. */
 static void
 why_replace(struct controller *c, const struct vd_replica *h, char *why, size_t size)
@@ -265,7 +256,7 @@ heal(struct side *sd, const struct vd_desired *want, size_t nwant,
 		return 0;
 	for (size_t i = 0; i < have->n; i++) {
 		const struct vd_replica *h = &have->v[i];
-		const struct vd_desired *w = find_want(want, nwant, h->labels.service);
+		const struct vd_desired *w = vd_plan_find(want, nwant, h->labels.service);
 		const struct vd_engine *e = vd_engines_find(&sd->es, h->engine);
 		struct vd_error err = VD_ERROR_INIT;
 		char why[128];

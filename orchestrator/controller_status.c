@@ -215,41 +215,37 @@ stream_gone(void *arg)
 	s->req = NULL;
 }
 
-void
-ctrl_stream_out(struct stream *s, const char *text)
+/* One NDJSON line of J (taken) to the client. */
+static void
+send_line(struct vd_ctl_req *req, json_t *j)
 {
-	json_t *j;
-	char *line;
+	char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
 
-	if (!s->req || !text)
-		return;
-	j = json_pack("{s:s}", "out", text);
-	line = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	if (line) {
-		vd_ctl_stream_write(s->req, line, strlen(line));
-		vd_ctl_stream_write(s->req, "\n", 1);
+		vd_ctl_stream_write(req, line, strlen(line));
+		vd_ctl_stream_write(req, "\n", 1);
 	}
 	free(line);
 	json_decref(j);
 }
 
 void
+ctrl_stream_out(struct stream *s, const char *text)
+{
+	if (s->req && text)
+		send_line(s->req, json_pack("{s:s}", "out", text));
+}
+
+void
 ctrl_stream_finish(struct stream *s, int code, const char *error)
 {
 	json_t *j;
-	char *line;
 
 	if (s->req) {
 		j = json_pack("{s:i}", "exit", code);
 		if (j && code && error)
 			json_object_set_new(j, "error", json_string(error));
-		line = j ? json_dumps(j, JSON_COMPACT) : NULL;
-		if (line) {
-			vd_ctl_stream_write(s->req, line, strlen(line));
-			vd_ctl_stream_write(s->req, "\n", 1);
-		}
-		free(line);
-		json_decref(j);
+		send_line(s->req, j);
 		vd_ctl_stream_end(s->req);
 	}
 	free(s);

@@ -29,6 +29,7 @@
 #include "vd/labels.h"
 #include "vd/log.h"
 #include "vd/manifest.h"
+#include "vd/net.h"
 #include "vd/state.h"
 #include "vd/strbuf.h"
 #include "libvirt_int.h"
@@ -284,24 +285,6 @@ lv_make_overlay(struct lv *lv, const char *dir, const char *name, const char *go
 
 /* --------------------------------------------------------- domain XML */
 
-static int
-free_port(void)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sa);
-	int fd, port = -1;
-
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-		port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
-}
-
 static void
 qemu_arg(struct vd_strbuf *b, const char *value)
 {
@@ -544,7 +527,7 @@ lv_plan_domain(struct lv *lv, const struct vd_service *svc, const char *name, co
 	memset(p, 0, sizeof(*p));
 	p->name = name;
 	p->type = domain_type(lv, svc->vm.accel);
-	p->host_port = free_port();
+	p->host_port = vd_net_free_port();
 	if (p->host_port < 0)
 		return vd_error_errno(err, errno, "create %s: no free port on 127.0.0.1", name);
 	p->vcpus = (int)((svc->milli_cpus + 999) / 1000);

@@ -343,6 +343,15 @@ vd_plan_clear(struct vd_plan *plan)
 	memset(plan, 0, sizeof(*plan));
 }
 
+const struct vd_desired *
+vd_plan_find(const struct vd_desired *want, size_t n, const char *service)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(want[i].svc->name, service) == 0)
+			return &want[i];
+	return NULL;
+}
+
 bool
 vd_plan_empty(const struct vd_plan *plan)
 {

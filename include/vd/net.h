@@ -14,6 +14,10 @@
  * outside 0-65535. No name lookup. */
 int vd_net_addr(const char *host, int port, struct sockaddr_storage *sa, socklen_t *len);
 
+/* A TCP port on 127.0.0.1 that was free a moment ago (the kernel's pick),
+ * or -1. */
+int vd_net_free_port(void);
+
 /* Wait for EVENTS (POLLIN, POLLOUT) on fd until DEADLINE (vd_clock_ms()
  * time): 1 ready, 0 timed out, -1 poll failed (errno). */
 int vd_net_wait(int fd, short events, int64_t deadline);

@@ -106,6 +106,10 @@ int vd_plan_make(const struct vd_desired *want, size_t nwant, const struct vd_re
 
 void vd_plan_clear(struct vd_plan *plan);
 
+/* The entry of WANT (N of them) for SERVICE, or NULL. */
+const struct vd_desired *vd_plan_find(const struct vd_desired *want, size_t n,
+				      const char *service);
+
 /* True when the plan changes nothing. */
 bool vd_plan_empty(const struct vd_plan *plan);
 

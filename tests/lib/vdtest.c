@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "vdtest.h"
+#include "vd/net.h"
 
 struct buf {
 	char *data;
@@ -45,19 +46,7 @@ collect(char *ptr, size_t size, size_t nmemb, void *userdata)
 int
 vt_free_port(void)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sa);
-	int fd, port = -1;
-
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (fd < 0)
-		return -1;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-		port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
+	return vd_net_free_port();
 }
 
 static long
