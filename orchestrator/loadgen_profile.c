@@ -4,405 +4,123 @@
  * already the bytes to send. Every mistake, and every Artillery key outside
  * the subset, becomes "FILE:LINE:COL: message" (man/vdctl.1, "load").
  *
- * As for manifests (orchestrator/manifest.c), libyaml's events are read
- * into a small tree of nodes that remember their line and column, under
- * limits, refusing anchors, aliases and tags; then a checker walks the tree
- * and reports everything it finds wrong, not only the first thing.
+ * The YAML is read by vdctl's one reader (orchestrator/ytree.c), as for
+ * manifests: one document, into a tree of nodes that remember their line
+ * and column, under limits, refusing anchors, aliases and tags. Then the
+ * checker below walks the tree and reports everything it finds wrong, not
+ * only the first thing. Values are read by ytree's readers, leniently as
+ * Artillery writes them: quoted numbers, and durations as plain seconds.
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
-#include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
-#include <yaml.h>
 
 #include "vd/cleanup.h"
 #include "vd/loadgen.h"
 #include "vd/strbuf.h"
-#include "vd/units.h"
+#include "vd/ytree.h"
 
-#define MAX_DEPTH 32
-#define MAX_NODES 50000
-#define MAX_DIAGS 100
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-/* =============================================================== the tree */
-
-enum kind { N_SCALAR, N_MAP, N_SEQ };
-
-struct node {
-	enum kind kind;
-	int line, col;
-	bool quoted;
-	char *text;         /* N_SCALAR */
-	struct node **kids; /* N_MAP: key, value, ...; N_SEQ: items */
-	size_t n, cap;
+static const struct vd_ytree_opts profile_limits = {
+	.what = "load profiles",
+	.max_bytes = VD_LOAD_MAX_BYTES,
+	.max_value = VD_LOAD_MAX_BYTES,
+	.max_nodes = 50000,
+	.max_depth = 32,
 };
 
+#define MAX_DIAGS 100
+
+/* read by vd_ytree_enum() in this order */
+_Static_assert(VD_LOAD_OPEN == 0 && VD_LOAD_CLOSED == 1 && VD_LOAD_CONSTANT == 0 &&
+		       VD_LOAD_POISSON == 1,
+	       "enum order");
+
 struct ctx {
-	const char *file;
-	struct vd_diags *diags;
-	size_t ndiags;
-	bool oom;
+	struct vd_diag_file df;
+	struct vd_ycheck y; /* the value readers' view of df */
 	struct vd_load_profile *p;
 	bool artillery;
 	char *base; /* the target's path, prefixed to request paths */
-	size_t nodes;
 };
 
-static void
-node_free(struct node *n)
-{
-	if (!n)
-		return;
-	for (size_t i = 0; i < n->n; i++)
-		node_free(n->kids[i]);
-	free(n->kids);
-	free(n->text);
-	free(n);
-}
+VD_DEFINE_CLEANUP(ytree_freep, struct vd_ynode *, vd_ytree_free)
 
-VD_DEFINE_CLEANUP(node_freep, struct node *, node_free)
-
-static void
-diag(struct ctx *c, int line, int col, const char *fmt, ...) VD_PRINTF(4, 5);
-
-static void
-diag(struct ctx *c, int line, int col, const char *fmt, ...)
-{
-	struct vd_diags *d = c->diags;
-	char *msg;
-	va_list ap;
-
-	if (c->ndiags >= MAX_DIAGS)
-		return;
-	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
-	va_end(ap);
-	if (msg && d->n == d->cap) {
-		size_t cap = d->cap ? d->cap * 2 : 16;
-		struct vd_diag *items = reallocarray(d->items, cap, sizeof(*items));
-
-		if (items) {
-			d->items = items;
-			d->cap = cap;
-		}
-	}
-	if (!msg || d->n == d->cap || !(d->items[d->n].file = strdup(c->file))) {
-		free(msg);
-		c->oom = true;
-		return;
-	}
-	d->items[d->n].line = line;
-	d->items[d->n].col = col;
-	d->items[d->n].msg = msg;
-	d->items[d->n].file_index = 0;
-	d->items[d->n].seq = d->n;
-	d->n++;
-	c->ndiags++;
-}
-
-static int
-diag_cmp(const void *a, const void *b)
-{
-	const struct vd_diag *x = a, *y = b;
-
-	if (x->line != y->line)
-		return x->line < y->line ? -1 : 1;
-	if (x->col != y->col)
-		return x->col < y->col ? -1 : 1;
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-#define DIAG(c, node, ...) diag((c), (node)->line, (node)->col, __VA_ARGS__)
-
-static struct node *
-node_new(struct ctx *c, enum kind kind, yaml_mark_t mark)
-{
-	struct node *n;
-
-	if (++c->nodes > MAX_NODES) {
-		diag(c, (int)mark.line + 1, (int)mark.column + 1,
-		     "more than %d YAML nodes; load profiles are limited to that", MAX_NODES);
-		return NULL;
-	}
-	n = calloc(1, sizeof(*n));
-	if (!n) {
-		c->oom = true;
-		return NULL;
-	}
-	n->kind = kind;
-	n->line = (int)mark.line + 1;
-	n->col = (int)mark.column + 1;
-	return n;
-}
-
-static int
-node_add(struct ctx *c, struct node *parent, struct node *kid)
-{
-	if (parent->n == parent->cap) {
-		size_t cap = parent->cap ? parent->cap * 2 : 8;
-		struct node **kids = reallocarray(parent->kids, cap, sizeof(*kids));
-
-		if (!kids) {
-			node_free(kid);
-			c->oom = true;
-			return -1;
-		}
-		parent->kids = kids;
-		parent->cap = cap;
-	}
-	parent->kids[parent->n++] = kid;
-	return 0;
-}
-
-/* Anchors, aliases and tags: load profiles have none. */
-static bool
-refused(struct ctx *c, const yaml_event_t *ev)
-{
-	const yaml_char_t *anchor = NULL, *tag = NULL;
-
-	if (ev->type == YAML_ALIAS_EVENT)
-		anchor = ev->data.alias.anchor;
-	else if (ev->type == YAML_SCALAR_EVENT)
-		anchor = ev->data.scalar.anchor, tag = ev->data.scalar.tag;
-	else if (ev->type == YAML_MAPPING_START_EVENT)
-		anchor = ev->data.mapping_start.anchor, tag = ev->data.mapping_start.tag;
-	else if (ev->type == YAML_SEQUENCE_START_EVENT)
-		anchor = ev->data.sequence_start.anchor, tag = ev->data.sequence_start.tag;
-	if (!anchor && !tag)
-		return false;
-	diag(c, (int)ev->start_mark.line + 1, (int)ev->start_mark.column + 1,
-	     "YAML %s are not supported in load profiles",
-	     tag ? "tags" : ev->type == YAML_ALIAS_EVENT ? "aliases" : "anchors");
-	return true;
-}
-
-/* Read the YAML text into one tree; NULL (with diagnostics) on failure. */
-static struct node *
-read_tree(struct ctx *c, const char *buf, size_t len)
-{
-	struct node *stack[MAX_DEPTH], *root = NULL, *n;
-	int depth = 0, docs = 0;
-	yaml_parser_t yp;
-	yaml_event_t ev;
-	bool done = false, failed = false;
-
-	if (!yaml_parser_initialize(&yp)) {
-		c->oom = true;
-		return NULL;
-	}
-	yaml_parser_set_input_string(&yp, (const unsigned char *)buf, len);
-	while (!done && !failed) {
-		if (!yaml_parser_parse(&yp, &ev)) {
-			diag(c, (int)yp.problem_mark.line + 1, (int)yp.problem_mark.column + 1,
-			     "YAML syntax error: %s", yp.problem ? yp.problem : "invalid YAML");
-			failed = true;
-			break;
-		}
-		n = NULL;
-		switch (ev.type) {
-		case YAML_STREAM_END_EVENT:
-			done = true;
-			break;
-		case YAML_DOCUMENT_START_EVENT:
-			if (++docs == 2) {
-				diag(c, (int)ev.start_mark.line + 1, 1,
-				     "a load profile is one YAML document");
-				failed = true;
-			}
-			break;
-		case YAML_ALIAS_EVENT:
-			refused(c, &ev);
-			failed = true;
-			break;
-		case YAML_SCALAR_EVENT:
-		case YAML_MAPPING_START_EVENT:
-		case YAML_SEQUENCE_START_EVENT:
-			if (refused(c, &ev) || depth == MAX_DEPTH) {
-				if (depth == MAX_DEPTH)
-					diag(c, (int)ev.start_mark.line + 1,
-					     (int)ev.start_mark.column + 1, "nesting too deep");
-				failed = true;
-				break;
-			}
-			n = node_new(c, ev.type == YAML_SCALAR_EVENT ? N_SCALAR :
-					ev.type == YAML_MAPPING_START_EVENT ? N_MAP : N_SEQ,
-				     ev.start_mark);
-			if (!n) {
-				failed = true;
-				break;
-			}
-			if (ev.type == YAML_SCALAR_EVENT) {
-				n->quoted = ev.data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
-				n->text = strndup((const char *)ev.data.scalar.value,
-						  ev.data.scalar.length);
-				if (!n->text)
-					c->oom = failed = true;
-			}
-			if (depth == 0) {
-				node_free(root);
-				root = n;
-			} else if (node_add(c, stack[depth - 1], n) < 0) {
-				failed = true;
-				break;
-			}
-			if (n->kind != N_SCALAR)
-				stack[depth++] = n;
-			break;
-		case YAML_MAPPING_END_EVENT:
-		case YAML_SEQUENCE_END_EVENT:
-			depth--;
-			break;
-		default:
-			break;
-		}
-		yaml_event_delete(&ev);
-	}
-	yaml_parser_delete(&yp);
-	if (failed) {
-		node_free(root);
-		return NULL;
-	}
-	return root;
-}
+#define DIAG(c, node, ...) vd_ytree_diag(&(c)->df, (node), __VA_ARGS__)
 
 /* ========================================================== value helpers */
 
 static bool
-is_null(const struct node *n)
+want(struct ctx *c, const struct vd_ynode *n, enum vd_ynode_kind kind, const char *path)
 {
-	return n->kind == N_SCALAR && !n->quoted &&
-	       (!*n->text || !strcmp(n->text, "~") || !strcmp(n->text, "null"));
+	return vd_ytree_want(&c->y, n, kind, path);
 }
 
-static const struct node *
-map_get(const struct node *m, const char *key)
-{
-	if (!m || m->kind != N_MAP)
-		return NULL;
-	for (size_t i = 0; i + 1 < m->n; i += 2)
-		if (m->kids[i]->kind == N_SCALAR && !strcmp(m->kids[i]->text, key))
-			return m->kids[i + 1];
-	return NULL;
-}
-
-static const char *
-kind_name(const struct node *n)
-{
-	return n->kind == N_MAP ? "a mapping" : n->kind == N_SEQ ? "a list" :
-	       is_null(n) ? "empty" : "a value";
-}
-
-static bool
-want(struct ctx *c, const struct node *n, enum kind k, const char *path)
-{
-	static const char *const names[] = { "a value", "a mapping", "a list" };
-
-	if (n->kind == k && !(k == N_SCALAR && is_null(n)))
-		return true;
-	DIAG(c, n, "'%s' must be %s, not %s", path, names[k], kind_name(n));
-	return false;
-}
-
-/* Report the keys of map M that are not in KNOWN (NULL-terminated). */
+/* Report the keys of map M that are not in KNOWN (NULL-terminated); PATH
+ * names M ("" at the top). */
 static void
-check_keys(struct ctx *c, const struct node *m, const char *path, const char *const *known)
+check_keys(struct ctx *c, const struct vd_ynode *m, const char *path, const char *const *known)
 {
-	char list[256] = "";
+	char list[256] = "", hint[280];
 	size_t len = 0;
 
 	for (size_t k = 0; known[k]; k++)
 		len += (size_t)snprintf(list + len, len < sizeof(list) ? sizeof(list) - len : 0,
 					"%s%s", k ? ", " : "", known[k]);
+	snprintf(hint, sizeof(hint), " (expected %s)", list);
 	for (size_t i = 0; i + 1 < m->n; i += 2) {
-		const struct node *key = m->kids[i];
+		const struct vd_ynode *key = m->kids[i];
 		size_t k;
 
+		if (key->dup)
+			continue;
+		if (key->kind != VD_YSCALAR) {
+			if (key->kind != VD_YALIAS)
+				DIAG(c, key, "keys must be plain names, not %s",
+				     VD_YTREE_WHAT(key));
+			continue;
+		}
 		for (k = 0; known[k] && strcmp(known[k], key->text); k++)
 			;
 		if (known[k])
 			continue;
 		if (c->artillery)
 			DIAG(c, key, "'%s%s%s' is not supported by vdctl load (here it reads: %s)",
-			     path, *path ? "." : "", key->text, list);
+			     path, *path ? "." : "", VD_SHOW(key->text), list);
 		else
-			DIAG(c, key, "unknown key '%s%s%s' (expected %s)", path, *path ? "." : "",
-			     key->text, list);
+			vd_ytree_unknown_key(&c->y, key, *path ? path : NULL, known, SIZE_MAX,
+					     hint);
 	}
 }
 
-/* A number in [min, max]; plain, or a quoted one in Artillery scripts. */
 static int
-get_number(struct ctx *c, const struct node *n, const char *path, double min, double max,
+get_number(struct ctx *c, const struct vd_ynode *n, const char *path, double min, double max,
 	   double *out)
 {
-	char *end;
-	double x;
-
-	if (!want(c, n, N_SCALAR, path))
-		return -1;
-	errno = 0;
-	x = strtod(n->text, &end);
-	if (end == n->text || *end || errno || !isfinite(x)) {
-		DIAG(c, n, "invalid value '%s' for '%s': expected a number", n->text, path);
-		return -1;
-	}
-	if (x < min || x > max) {
-		DIAG(c, n, "invalid value '%s' for '%s': must be from %.15g to %.15g", n->text, path,
-		     min, max);
-		return -1;
-	}
-	*out = x;
-	return 0;
+	return vd_ytree_number(&c->y, n, path, min, false, max, out);
 }
 
 static int
-get_int(struct ctx *c, const struct node *n, const char *path, int min, int max, int *out)
+get_int(struct ctx *c, const struct vd_ynode *n, const char *path, int min, int max, int *out)
 {
-	double x;
+	int64_t x;
 
-	if (get_number(c, n, path, min, max, &x) < 0)
+	if (vd_ytree_int(&c->y, n, path, min, max, &x) < 0)
 		return -1;
-	if (x != floor(x)) {
-		DIAG(c, n, "invalid value '%s' for '%s': expected a whole number", n->text, path);
-		return -1;
-	}
 	*out = (int)x;
 	return 0;
 }
 
 /* A duration: a number of seconds (Artillery's way) or "500ms", "1m30s". */
 static int
-get_secs(struct ctx *c, const struct node *n, const char *path, int64_t min_ms, int64_t *ms)
+get_secs(struct ctx *c, const struct vd_ynode *n, const char *path, int64_t min_ms, int64_t *ms)
 {
-	struct vd_error e = VD_ERROR_INIT;
-	char *end;
-	double x;
-
-	if (!want(c, n, N_SCALAR, path))
-		return -1;
-	x = strtod(n->text, &end);
-	if (end != n->text && !*end && isfinite(x) && x >= 0 && x <= 86400 * 7) {
-		*ms = (int64_t)llround(x * 1000);
-	} else if (vd_parse_duration_ms(n->text, ms, &e) < 0) {
-		DIAG(c, n, "invalid value '%s' for '%s': expected seconds or a duration "
-		     "like 500ms, 10s, 1m", n->text, path);
-		return -1;
-	}
-	if (*ms < min_ms) {
-		DIAG(c, n, "invalid value '%s' for '%s': must be at least %lldms", n->text, path,
-		     (long long)min_ms);
-		return -1;
-	}
-	return 0;
+	return vd_ytree_duration(&c->y, n, path, min_ms, ms);
 }
 
 static char *
@@ -411,12 +129,12 @@ xstrdup(struct ctx *c, const char *s)
 	char *d = strdup(s);
 
 	if (!d)
-		c->oom = true;
+		c->df.oom = true;
 	return d;
 }
 
 static bool
-has_template(struct ctx *c, const struct node *n, const char *path)
+has_template(struct ctx *c, const struct vd_ynode *n, const char *path)
 {
 	if (!strstr(n->text, "{{"))
 		return false;
@@ -433,7 +151,7 @@ vd_load_host_is_loopback(const char *host)
 }
 
 static void
-set_target(struct ctx *c, const struct node *n, const char *path)
+set_target(struct ctx *c, const struct vd_ynode *n, const char *path)
 {
 	struct vd_load_profile *p = c->p;
 	const char *s, *h, *end;
@@ -441,7 +159,7 @@ set_target(struct ctx *c, const struct node *n, const char *path)
 	struct in6_addr a6;
 	long port = 80;
 
-	if (!want(c, n, N_SCALAR, path) || has_template(c, n, path))
+	if (!want(c, n, VD_YSCALAR, path) || has_template(c, n, path))
 		return;
 	s = n->text;
 	if (!strncmp(s, "https://", 8)) {
@@ -465,7 +183,7 @@ set_target(struct ctx *c, const struct node *n, const char *path)
 		p->host = strndup(h, (size_t)(end - h));
 	}
 	if (!p->host) {
-		c->oom = true;
+		c->df.oom = true;
 		return;
 	}
 	if (!*p->host || (strchr(p->host, ':') && inet_pton(AF_INET6, p->host, &a6) != 1))
@@ -483,7 +201,7 @@ set_target(struct ctx *c, const struct node *n, const char *path)
 	c->base = strndup(end, strlen(end) - (strlen(end) && end[strlen(end) - 1] == '/'));
 	p->target = xstrdup(c, s);
 	if (!c->base)
-		c->oom = true;
+		c->df.oom = true;
 	return;
 bad:
 	DIAG(c, n, "invalid value '%s' for '%s': expected http://HOST[:PORT][/PATH], "
@@ -492,20 +210,23 @@ bad:
 
 /* ============================================================== requests */
 
+/* The JSON of a request's 'json' value, checked by json_ok() first. */
 static json_t *
-to_json(const struct node *n)
+to_json(const struct vd_ynode *n)
 {
 	json_t *j;
 	char *end;
 
-	if (n->kind == N_MAP) {
+	if (n->kind == VD_YMAP) {
 		j = json_object();
 		for (size_t i = 0; j && i + 1 < n->n; i += 2)
 			if (json_object_set_new(j, n->kids[i]->text, to_json(n->kids[i + 1])) < 0)
 				return json_decref(j), NULL;
 		return j;
 	}
-	if (n->kind == N_SEQ) {
+	if (n->kind == VD_YALIAS)
+		return json_null();
+	if (n->kind == VD_YSEQ) {
 		j = json_array();
 		for (size_t i = 0; j && i < n->n; i++)
 			if (json_array_append_new(j, to_json(n->kids[i])) < 0)
@@ -514,7 +235,7 @@ to_json(const struct node *n)
 	}
 	if (n->quoted)
 		return json_string(n->text);
-	if (is_null(n))
+	if (vd_ytree_is_null(n))
 		return json_null();
 	if (!strcmp(n->text, "true") || !strcmp(n->text, "false"))
 		return json_boolean(!strcmp(n->text, "true"));
@@ -533,34 +254,51 @@ to_json(const struct node *n)
 	return json_string(n->text);
 }
 
+/* Whether N can be a JSON body: no templates, no aliases (the reader
+ * reported those), keys that are names. */
 static bool
-templated_json(struct ctx *c, const struct node *n, const char *path)
+json_ok(struct ctx *c, const struct vd_ynode *n, const char *path)
 {
-	bool t = false;
+	bool ok = true;
 
-	if (n->kind == N_SCALAR)
-		return has_template(c, n, path);
-	for (size_t i = 0; i < n->n; i++)
-		t |= templated_json(c, n->kids[i], path);
-	return t;
+	if (n->kind == VD_YSCALAR)
+		return !has_template(c, n, path);
+	if (n->kind == VD_YALIAS)
+		return false;
+	for (size_t i = 0; i < n->n; i++) {
+		const struct vd_ynode *k = n->kids[i];
+
+		if (n->kind == VD_YMAP && i % 2 == 0 && k->kind != VD_YSCALAR) {
+			if (k->kind != VD_YALIAS)
+				DIAG(c, k, "keys in '%s' must be plain names, not %s", path,
+				     VD_YTREE_WHAT(k));
+			ok = false;
+			continue;
+		}
+		ok &= json_ok(c, k, path);
+	}
+	return ok;
 }
 
 static bool
-header_has(const struct node *headers, const char *name)
+header_has(const struct vd_ynode *headers, const char *name)
 {
-	for (size_t i = 0; headers && i + 1 < headers->n; i += 2)
-		if (!strcasecmp(headers->kids[i]->text, name))
+	for (size_t i = 0; headers && i + 1 < headers->n; i += 2) {
+		const struct vd_ynode *k = headers->kids[i];
+
+		if (k->kind == VD_YSCALAR && !strcasecmp(k->text, name))
 			return true;
+	}
 	return false;
 }
 
 /* Add one request (method, url, json or body, headers) made into bytes; its
  * index, or -1. R is the request's mapping; PATH names it. */
 static int
-add_request(struct ctx *c, const char *method, const struct node *r, const char *path)
+add_request(struct ctx *c, const char *method, const struct vd_ynode *r, const char *path)
 {
 	struct vd_load_profile *p = c->p;
-	const struct node *url, *json, *body, *headers;
+	const struct vd_ynode *url, *json, *body, *headers;
 	struct vd_strbuf b = VD_STRBUF_INIT;
 	_cleanup_free_ char *text = NULL;
 	const char *target, *url_key = c->artillery ? "url" : "path";
@@ -570,15 +308,15 @@ add_request(struct ctx *c, const char *method, const struct node *r, const char 
 	bool ok = true;
 
 	snprintf(where, sizeof(where), "%s.%s", path, url_key);
-	url = map_get(r, url_key);
-	json = map_get(r, "json");
-	body = map_get(r, "body");
-	headers = map_get(r, "headers");
+	url = vd_ytree_get(r, url_key);
+	json = vd_ytree_get(r, "json");
+	body = vd_ytree_get(r, "body");
+	headers = vd_ytree_get(r, "headers");
 	if (!url) {
 		DIAG(c, r, "'%s' needs '%s'", path, url_key);
 		return -1;
 	}
-	if (!want(c, url, N_SCALAR, where) || has_template(c, url, where))
+	if (!want(c, url, VD_YSCALAR, where) || has_template(c, url, where))
 		return -1;
 	target = url->text;
 	if (p->target && !strncmp(target, p->target, strlen(p->target)) &&
@@ -594,19 +332,19 @@ add_request(struct ctx *c, const char *method, const struct node *r, const char 
 		return -1;
 	}
 	snprintf(where, sizeof(where), "%s.json", path);
-	if (json && !templated_json(c, json, where)) {
+	if (json && json_ok(c, json, where)) {
 		json_t *j = to_json(json);
 
 		text = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
 		json_decref(j);
 		if (!text)
-			c->oom = true;
+			c->df.oom = true;
 	}
 	snprintf(where, sizeof(where), "%s.body", path);
-	if (body && want(c, body, N_SCALAR, where) && !has_template(c, body, where))
+	if (body && want(c, body, VD_YSCALAR, where) && !has_template(c, body, where))
 		text = xstrdup(c, body->text);
 	snprintf(where, sizeof(where), "%s.headers", path);
-	if (headers && !want(c, headers, N_MAP, where))
+	if (headers && !want(c, headers, VD_YMAP, where))
 		headers = NULL;
 	if (strchr(p->host ? p->host : "", ':'))
 		snprintf(hostport, sizeof(hostport), "[%s]", p->host);
@@ -625,11 +363,15 @@ add_request(struct ctx *c, const char *method, const struct node *r, const char 
 	if (text || !strcmp(method, "POST") || !strcmp(method, "PUT"))
 		vd_strbuf_printf(&b, "Content-Length: %zu\r\n", text ? strlen(text) : 0);
 	for (size_t i = 0; headers && i + 1 < headers->n; i += 2) {
-		const struct node *k = headers->kids[i], *v = headers->kids[i + 1];
+		const struct vd_ynode *k = headers->kids[i], *v = headers->kids[i + 1];
 
-		if (v->kind != N_SCALAR || strpbrk(k->text, " :\r\n") ||
+		if (k->dup)
+			continue;
+		if (k->kind != VD_YSCALAR || v->kind != VD_YSCALAR || strpbrk(k->text, " :\r\n") ||
 		    strpbrk(v->text, "\r\n") || has_template(c, v, where)) {
-			DIAG(c, v, "invalid header '%s' in '%s'", k->text, where);
+			if (k->kind != VD_YALIAS && v->kind != VD_YALIAS)
+				DIAG(c, v, "invalid header '%s' in '%s'",
+				     k->kind == VD_YSCALAR ? VD_SHOW(k->text) : "?", where);
 			ok = false;
 			continue;
 		}
@@ -638,15 +380,15 @@ add_request(struct ctx *c, const char *method, const struct node *r, const char 
 	vd_strbuf_puts(&b, "\r\n");
 	if (text)
 		vd_strbuf_puts(&b, text);
-	if (!ok || c->ndiags || vd_strbuf_failed(&b)) {
-		c->oom |= vd_strbuf_failed(&b);
+	if (!ok || c->df.count || vd_strbuf_failed(&b)) {
+		c->df.oom |= vd_strbuf_failed(&b);
 		vd_strbuf_free(&b);
 		return -1;
 	}
 	req = reallocarray(p->requests, p->nrequests + 1, sizeof(*req));
 	if (!req) {
 		vd_strbuf_free(&b);
-		c->oom = true;
+		c->df.oom = true;
 		return -1;
 	}
 	p->requests = req;
@@ -659,7 +401,7 @@ add_request(struct ctx *c, const char *method, const struct node *r, const char 
 	if (!req->wire || !req->name) {
 		free(req->wire);
 		free(req->name);
-		c->oom = true;
+		c->df.oom = true;
 		return -1;
 	}
 	return (int)p->nrequests++;
@@ -672,7 +414,7 @@ add_scenario(struct ctx *c, const char *name, unsigned weight)
 	struct vd_load_scenario *s = reallocarray(p->scenarios, p->nscenarios + 1, sizeof(*s));
 
 	if (!s) {
-		c->oom = true;
+		c->df.oom = true;
 		return NULL;
 	}
 	p->scenarios = s;
@@ -687,7 +429,7 @@ add_step(struct ctx *c, struct vd_load_scenario *s, int request, int64_t think_m
 	struct vd_load_step *st = reallocarray(s->steps, s->nsteps + 1, sizeof(*st));
 
 	if (!st) {
-		c->oom = true;
+		c->df.oom = true;
 		return;
 	}
 	s->steps = st;
@@ -709,39 +451,40 @@ static const struct phase_keys vdctl_phase = {
 };
 
 static void
-read_phases(struct ctx *c, const struct node *seq, const char *path)
+read_phases(struct ctx *c, const struct vd_ynode *seq, const char *path)
 {
 	const struct phase_keys *k = c->artillery ? &artillery_phase : &vdctl_phase;
 	const char *const known[] = { k->duration, k->rate, k->ramp, k->count, k->pause,
 				      k->max, k->name, NULL };
 	struct vd_load_profile *p = c->p;
 
-	if (!want(c, seq, N_SEQ, path))
+	if (!want(c, seq, VD_YSEQ, path))
 		return;
 	if (!seq->n)
 		DIAG(c, seq, "'%s' is empty: give at least one phase", path);
 	p->phases = calloc(seq->n ? seq->n : 1, sizeof(*p->phases));
 	if (!p->phases) {
-		c->oom = true;
+		c->df.oom = true;
 		return;
 	}
 	for (size_t i = 0; i < seq->n; i++) {
-		const struct node *m = seq->kids[i], *v;
+		const struct vd_ynode *m = seq->kids[i], *v;
 		struct vd_load_phase *ph = &p->phases[p->nphases++];
 		char at[96], where[160];
 		double count = 0;
 
 		snprintf(at, sizeof(at), "%s[%zu]", path, i);
-		if (!want(c, m, N_MAP, at))
+		if (!want(c, m, VD_YMAP, at))
 			continue;
 		check_keys(c, m, at, known);
 #define KEY(key) (snprintf(where, sizeof(where), "%s.%s", at, (key)), \
-		  v = map_get(m, (key)))
-		if (KEY(k->name) && want(c, v, N_SCALAR, where))
+		  v = vd_ytree_get(m, (key)))
+		if (KEY(k->name) && want(c, v, VD_YSCALAR, where))
 			ph->name = xstrdup(c, v->text);
 		if (KEY(k->pause)) {
 			get_secs(c, v, where, 1, &ph->duration_ms);
-			if (map_get(m, k->rate) || map_get(m, k->count) || map_get(m, k->duration))
+			if (vd_ytree_get(m, k->rate) || vd_ytree_get(m, k->count) ||
+			    vd_ytree_get(m, k->duration))
 				DIAG(c, m, "'%s' is a pause: it takes no '%s', '%s' or '%s'", at,
 				     k->duration, k->rate, k->count);
 			continue;
@@ -755,15 +498,17 @@ read_phases(struct ctx *c, const struct node *seq, const char *path)
 		ph->ramp_to = ph->rate;
 		if (KEY(k->ramp)) {
 			get_number(c, v, where, 0, 1e6, &ph->ramp_to);
-			if (!map_get(m, k->rate))
+			if (!vd_ytree_get(m, k->rate))
 				ph->rate = 0;
 		}
 		if (KEY(k->count) && get_number(c, v, where, 1, 1e9, &count) == 0 &&
 		    ph->duration_ms > 0)
 			ph->rate = ph->ramp_to = count * 1000.0 / (double)ph->duration_ms;
-		if (map_get(m, k->count) && (map_get(m, k->rate) || map_get(m, k->ramp)))
+		if (vd_ytree_get(m, k->count) &&
+		    (vd_ytree_get(m, k->rate) || vd_ytree_get(m, k->ramp)))
 			DIAG(c, m, "'%s' has '%s' and '%s': give one", at, k->count, k->rate);
-		if (!map_get(m, k->count) && !map_get(m, k->rate) && !map_get(m, k->ramp))
+		if (!vd_ytree_get(m, k->count) && !vd_ytree_get(m, k->rate) &&
+		    !vd_ytree_get(m, k->ramp))
 			DIAG(c, m, "'%s' needs '%s', '%s' or '%s'", at, k->rate, k->count, k->pause);
 		if (KEY(k->max))
 			get_int(c, v, where, 1, 10000000, &ph->max_vusers);
@@ -776,23 +521,23 @@ read_phases(struct ctx *c, const struct node *seq, const char *path)
 static const char *const methods[] = { "get", "post", "put", "delete", NULL };
 
 static void
-read_flow(struct ctx *c, struct vd_load_scenario *s, const struct node *flow, const char *path)
+read_flow(struct ctx *c, struct vd_load_scenario *s, const struct vd_ynode *flow, const char *path)
 {
 	static const char *const steps[] = { "get", "post", "put", "delete", "think", NULL };
 	static const char *const req_keys[] = { "url", "json", "body", "headers", NULL };
 
-	if (!want(c, flow, N_SEQ, path))
+	if (!want(c, flow, VD_YSEQ, path))
 		return;
 	if (!flow->n)
 		DIAG(c, flow, "'%s' is empty", path);
 	for (size_t i = 0; i < flow->n; i++) {
-		const struct node *m = flow->kids[i], *v;
+		const struct vd_ynode *m = flow->kids[i], *v;
 		char at[96], where[160];
 		int64_t ms;
 		size_t k;
 
 		snprintf(at, sizeof(at), "%s[%zu]", path, i);
-		if (!want(c, m, N_MAP, at))
+		if (!want(c, m, VD_YMAP, at))
 			continue;
 		check_keys(c, m, at, steps);
 		if (m->n != 2) {
@@ -802,6 +547,8 @@ read_flow(struct ctx *c, struct vd_load_scenario *s, const struct node *flow, co
 			continue;
 		}
 		v = m->kids[1];
+		if (m->kids[0]->kind != VD_YSCALAR)
+			continue; /* check_keys() said so */
 		snprintf(where, sizeof(where), "%s.%s", at, m->kids[0]->text);
 		if (!strcmp(m->kids[0]->text, "think")) {
 			if (get_secs(c, v, where, 0, &ms) == 0)
@@ -810,7 +557,7 @@ read_flow(struct ctx *c, struct vd_load_scenario *s, const struct node *flow, co
 		}
 		for (k = 0; methods[k] && strcmp(methods[k], m->kids[0]->text); k++)
 			;
-		if (!methods[k] || !want(c, v, N_MAP, where))
+		if (!methods[k] || !want(c, v, VD_YMAP, where))
 			continue;
 		check_keys(c, v, where, req_keys);
 		{
@@ -827,13 +574,13 @@ read_flow(struct ctx *c, struct vd_load_scenario *s, const struct node *flow, co
 }
 
 static void
-read_artillery(struct ctx *c, const struct node *root)
+read_artillery(struct ctx *c, const struct vd_ynode *root)
 {
 	static const char *const top[] = { "config", "scenarios", NULL };
 	static const char *const config_keys[] = { "target", "phases", "http", NULL };
 	static const char *const http_keys[] = { "timeout", NULL };
 	static const char *const scenario_keys[] = { "name", "weight", "flow", NULL };
-	const struct node *config = map_get(root, "config"), *v, *scenarios;
+	const struct vd_ynode *config = vd_ytree_get(root, "config"), *v, *scenarios;
 	struct vd_load_profile *p = c->p;
 
 	check_keys(c, root, "", top);
@@ -842,48 +589,48 @@ read_artillery(struct ctx *c, const struct node *root)
 		DIAG(c, root, "an Artillery script needs 'config'");
 		return;
 	}
-	if (!want(c, config, N_MAP, "config"))
+	if (!want(c, config, VD_YMAP, "config"))
 		return;
 	check_keys(c, config, "config", config_keys);
-	if ((v = map_get(config, "target")))
+	if ((v = vd_ytree_get(config, "target")))
 		set_target(c, v, "config.target");
 	else
 		DIAG(c, config, "'config' needs 'target'");
-	if ((v = map_get(config, "phases")))
+	if ((v = vd_ytree_get(config, "phases")))
 		read_phases(c, v, "config.phases");
 	else
 		DIAG(c, config, "'config' needs 'phases'");
-	if ((v = map_get(config, "http")) && want(c, v, N_MAP, "config.http")) {
+	if ((v = vd_ytree_get(config, "http")) && want(c, v, VD_YMAP, "config.http")) {
 		check_keys(c, v, "config.http", http_keys);
-		if ((v = map_get(v, "timeout")))
+		if ((v = vd_ytree_get(v, "timeout")))
 			get_secs(c, v, "config.http.timeout", 1, &p->timeout_ms);
 	}
-	scenarios = map_get(root, "scenarios");
+	scenarios = vd_ytree_get(root, "scenarios");
 	if (!scenarios) {
 		DIAG(c, root, "an Artillery script needs 'scenarios'");
 		return;
 	}
-	if (!want(c, scenarios, N_SEQ, "scenarios"))
+	if (!want(c, scenarios, VD_YSEQ, "scenarios"))
 		return;
 	for (size_t i = 0; i < scenarios->n; i++) {
-		const struct node *m = scenarios->kids[i];
+		const struct vd_ynode *m = scenarios->kids[i];
 		struct vd_load_scenario *s;
 		char at[64], name[32], where[96];
 		int weight = 1;
 
 		snprintf(at, sizeof(at), "scenarios[%zu]", i);
-		if (!want(c, m, N_MAP, at))
+		if (!want(c, m, VD_YMAP, at))
 			continue;
 		check_keys(c, m, at, scenario_keys);
 		snprintf(name, sizeof(name), "%zu", i);
 		snprintf(where, sizeof(where), "%s.weight", at);
-		if ((v = map_get(m, "weight")))
+		if ((v = vd_ytree_get(m, "weight")))
 			get_int(c, v, where, 1, 1000000, &weight);
-		v = map_get(m, "name");
-		if (!(s = add_scenario(c, v && v->kind == N_SCALAR ? v->text : name,
+		v = vd_ytree_get(m, "name");
+		if (!(s = add_scenario(c, v && v->kind == VD_YSCALAR ? v->text : name,
 				       (unsigned)weight)))
 			return;
-		if ((v = map_get(m, "flow")))
+		if ((v = vd_ytree_get(m, "flow")))
 			read_flow(c, s, v, strcat(at, ".flow"));
 		else
 			DIAG(c, m, "'%s' needs 'flow'", at);
@@ -893,65 +640,63 @@ read_artillery(struct ctx *c, const struct node *root)
 /* ========================================================= vdctl's format */
 
 static void
-read_vdctl(struct ctx *c, const struct node *root)
+read_vdctl(struct ctx *c, const struct vd_ynode *root)
 {
 	static const char *const top[] = { "target", "model", "users", "spawn_rate", "wait_time",
 		"duration", "requests", "phases", "arrivals", "keep_alive_pool", "timeout", NULL };
 	static const char *const req_keys[] = { "name", "method", "path", "weight", "body",
 						"json", "headers", NULL };
 	static const char *const wait_keys[] = { "min", "max", NULL };
+	/* in the order of enum vd_load_model and enum vd_load_arrivals */
+	static const char *const model_names[] = { "open", "closed", NULL };
+	static const char *const arrivals_names[] = { "constant", "poisson", NULL };
 	struct vd_load_profile *p = c->p;
-	const struct node *v, *reqs;
+	const struct vd_ynode *v, *reqs;
+	int e;
 
 	check_keys(c, root, "", top);
-	if ((v = map_get(root, "target")))
+	if ((v = vd_ytree_get(root, "target")))
 		set_target(c, v, "target");
 	else
 		DIAG(c, root, "a load profile needs 'target', e.g. http://127.0.0.1:8080");
-	p->model = map_get(root, "phases") ? VD_LOAD_OPEN : VD_LOAD_CLOSED;
-	if ((v = map_get(root, "model")) && want(c, v, N_SCALAR, "model")) {
-		if (!strcmp(v->text, "open") || !strcmp(v->text, "closed"))
-			p->model = !strcmp(v->text, "open") ? VD_LOAD_OPEN : VD_LOAD_CLOSED;
-		else
-			DIAG(c, v, "invalid value '%s' for 'model': expected open or closed",
-			     v->text);
-	}
-	if ((v = map_get(root, "arrivals")) && want(c, v, N_SCALAR, "arrivals")) {
-		if (!strcmp(v->text, "poisson") || !strcmp(v->text, "constant"))
-			p->arrivals = !strcmp(v->text, "poisson") ? VD_LOAD_POISSON :
-								     VD_LOAD_CONSTANT;
-		else
-			DIAG(c, v, "invalid value '%s' for 'arrivals': expected constant or "
-			     "poisson", v->text);
-	}
-	if ((v = map_get(root, "keep_alive_pool")))
+	p->model = vd_ytree_get(root, "phases") ? VD_LOAD_OPEN : VD_LOAD_CLOSED;
+	if ((v = vd_ytree_get(root, "model")) &&
+	    vd_ytree_enum(&c->y, v, "model", model_names, &e) == 0)
+		p->model = (enum vd_load_model)e;
+	if ((v = vd_ytree_get(root, "arrivals")) &&
+	    vd_ytree_enum(&c->y, v, "arrivals", arrivals_names, &e) == 0)
+		p->arrivals = (enum vd_load_arrivals)e;
+	if ((v = vd_ytree_get(root, "keep_alive_pool")))
 		get_int(c, v, "keep_alive_pool", 0, 1000000, &p->keep_alive_pool);
-	if ((v = map_get(root, "timeout")))
+	if ((v = vd_ytree_get(root, "timeout")))
 		get_secs(c, v, "timeout", 1, &p->timeout_ms);
 	if (p->model == VD_LOAD_CLOSED) {
 		static const char *const open_only[] = { "phases", "arrivals" };
 
 		for (size_t i = 0; i < ARRAY_SIZE(open_only); i++)
-			if ((v = map_get(root, open_only[i])))
+			if ((v = vd_ytree_get(root, open_only[i])))
 				DIAG(c, v, "'%s' is for model: open", open_only[i]);
-		if ((v = map_get(root, "users")))
+		if ((v = vd_ytree_get(root, "users")))
 			get_int(c, v, "users", 1, 1000000, &p->users);
 		else
 			DIAG(c, root, "model: closed needs 'users'");
-		if ((v = map_get(root, "duration")))
+		if ((v = vd_ytree_get(root, "duration")))
 			get_secs(c, v, "duration", 1, &p->duration_ms);
 		else
 			DIAG(c, root, "model: closed needs 'duration'");
 		p->spawn_rate = p->users;
-		if ((v = map_get(root, "spawn_rate")))
+		if ((v = vd_ytree_get(root, "spawn_rate")))
 			get_number(c, v, "spawn_rate", 0.001, 1e6, &p->spawn_rate);
-		if ((v = map_get(root, "wait_time")) && v->kind == N_MAP) {
+		if ((v = vd_ytree_get(root, "wait_time")) && v->kind == VD_YMAP) {
+			const struct vd_ynode *min = vd_ytree_get(v, "min");
+			const struct vd_ynode *max = vd_ytree_get(v, "max");
+
 			check_keys(c, v, "wait_time", wait_keys);
-			if (map_get(v, "min"))
-				get_secs(c, map_get(v, "min"), "wait_time.min", 0, &p->wait_min_ms);
+			if (min)
+				get_secs(c, min, "wait_time.min", 0, &p->wait_min_ms);
 			p->wait_max_ms = p->wait_min_ms;
-			if (map_get(v, "max"))
-				get_secs(c, map_get(v, "max"), "wait_time.max", 0, &p->wait_max_ms);
+			if (max)
+				get_secs(c, max, "wait_time.max", 0, &p->wait_max_ms);
 			if (p->wait_max_ms < p->wait_min_ms)
 				DIAG(c, v, "'wait_time.max' is below 'wait_time.min'");
 		} else if (v && get_secs(c, v, "wait_time", 0, &p->wait_min_ms) == 0) {
@@ -962,37 +707,37 @@ read_vdctl(struct ctx *c, const struct node *root)
 							   "duration" };
 
 		for (size_t i = 0; i < ARRAY_SIZE(closed_only); i++)
-			if ((v = map_get(root, closed_only[i])))
+			if ((v = vd_ytree_get(root, closed_only[i])))
 				DIAG(c, v, "'%s' is for model: closed", closed_only[i]);
-		if ((v = map_get(root, "phases")))
+		if ((v = vd_ytree_get(root, "phases")))
 			read_phases(c, v, "phases");
 		else
 			DIAG(c, root, "model: open needs 'phases'");
 	}
-	reqs = map_get(root, "requests");
+	reqs = vd_ytree_get(root, "requests");
 	if (!reqs) {
 		DIAG(c, root, "a load profile needs 'requests'");
 		return;
 	}
-	if (!want(c, reqs, N_SEQ, "requests"))
+	if (!want(c, reqs, VD_YSEQ, "requests"))
 		return;
 	if (!reqs->n)
 		DIAG(c, reqs, "'requests' is empty");
 	for (size_t i = 0; i < reqs->n; i++) {
-		const struct node *m = reqs->kids[i];
+		const struct vd_ynode *m = reqs->kids[i];
 		struct vd_load_scenario *s;
 		char at[64], where[96], method[8] = "GET";
 		int weight = 1, r;
 
 		snprintf(at, sizeof(at), "requests[%zu]", i);
-		if (!want(c, m, N_MAP, at))
+		if (!want(c, m, VD_YMAP, at))
 			continue;
 		check_keys(c, m, at, req_keys);
 		snprintf(where, sizeof(where), "%s.weight", at);
-		if ((v = map_get(m, "weight")))
+		if ((v = vd_ytree_get(m, "weight")))
 			get_int(c, v, where, 1, 1000000, &weight);
 		snprintf(where, sizeof(where), "%s.method", at);
-		if ((v = map_get(m, "method")) && want(c, v, N_SCALAR, where)) {
+		if ((v = vd_ytree_get(m, "method")) && want(c, v, VD_YSCALAR, where)) {
 			size_t k;
 
 			for (k = 0; methods[k] && strcasecmp(methods[k], v->text); k++)
@@ -1006,8 +751,8 @@ read_vdctl(struct ctx *c, const struct node *root)
 							   ~((methods[k][j] >= 'a') << 5));
 		}
 		r = add_request(c, method, m, at);
-		v = map_get(m, "name");
-		if (r >= 0 && (s = add_scenario(c, v && v->kind == N_SCALAR ? v->text :
+		v = vd_ytree_get(m, "name");
+		if (r >= 0 && (s = add_scenario(c, v && v->kind == VD_YSCALAR ? v->text :
 						   c->p->requests[r].name, (unsigned)weight)))
 			add_step(c, s, r, 0);
 	}
@@ -1051,29 +796,30 @@ vd_load_profile_free(struct vd_load_profile *p)
 	free(p);
 }
 
-int
-vd_load_profile_parse(const char *name, const char *buf, size_t len,
-		      struct vd_load_profile **out, struct vd_diags *diags, struct vd_error *err)
+/* Read the profile PATH, or (PATH NULL) the text BUF named NAME. */
+static int
+load(const char *name, const char *path, const char *buf, size_t len,
+     struct vd_load_profile **out, struct vd_diags *diags, struct vd_error *err)
 {
-	struct ctx c = { .file = name, .diags = diags };
-	_cleanup_(node_freep) struct node *root = NULL;
+	struct ctx c = { .p = calloc(1, sizeof(*c.p)) };
+	_cleanup_(ytree_freep) struct vd_ynode *root = NULL;
 
 	*out = NULL;
-	c.p = calloc(1, sizeof(*c.p));
 	if (!c.p)
 		return vd_error_errno(err, ENOMEM, "cannot read '%s'", name);
+	vd_diag_file_init(&c.df, diags, MAX_DIAGS);
+	vd_diag_file_begin(&c.df, name, 0);
+	c.y = (struct vd_ycheck){ .df = &c.df, .quoted_numbers = true, .bare_seconds = true };
 	c.p->timeout_ms = 10000;
 	c.p->file = xstrdup(&c, name);
-	if (len > VD_LOAD_MAX_BYTES)
-		diag(&c, 1, 1, "file is over %d MiB; load profiles are limited to that",
-		     VD_LOAD_MAX_BYTES >> 20);
-	else if (!(root = read_tree(&c, buf, len)) && !c.ndiags)
-		diag(&c, 1, 1, "empty load profile");
-	else if (root && root->kind != N_MAP)
+	root = vd_ytree_read_one(path, buf, len, &profile_limits, &c.df);
+	if (!root && !c.df.count)
+		vd_diag_at(&c.df, 1, 1, "empty load profile");
+	else if (root && root->kind != VD_YMAP && root->kind != VD_YALIAS)
 		DIAG(&c, root, "a load profile is a mapping of keys ('target', 'requests', ...) "
 		     "or an Artillery script ('config', 'scenarios')");
-	else if (root) {
-		c.artillery = map_get(root, "config") || map_get(root, "scenarios");
+	else if (root && root->kind == VD_YMAP) {
+		c.artillery = vd_ytree_get(root, "config") || vd_ytree_get(root, "scenarios");
 		c.p->format = c.artillery ? VD_LOAD_ARTILLERY : VD_LOAD_VDCTL;
 		if (c.artillery)
 			read_artillery(&c, root);
@@ -1081,44 +827,28 @@ vd_load_profile_parse(const char *name, const char *buf, size_t len,
 			read_vdctl(&c, root);
 	}
 	free(c.base);
-	if (c.oom) {
+	if (c.df.oom) {
 		vd_load_profile_free(c.p);
 		return vd_error_errno(err, ENOMEM, "cannot read '%s'", name);
 	}
-	if (c.ndiags) {
-		qsort(diags->items + diags->n - c.ndiags, c.ndiags, sizeof(*diags->items), diag_cmp);
+	if (vd_diag_file_end(&c.df, err) < 0) {
 		vd_load_profile_free(c.p);
-		return vd_error_set(err, VD_EXIT_INPUT, "%zu error%s in '%s'", c.ndiags,
-				    c.ndiags == 1 ? "" : "s", name);
+		return -1;
 	}
 	*out = c.p;
 	return 0;
 }
 
 int
+vd_load_profile_parse(const char *name, const char *buf, size_t len,
+		      struct vd_load_profile **out, struct vd_diags *diags, struct vd_error *err)
+{
+	return load(name, NULL, buf, len, out, diags, err);
+}
+
+int
 vd_load_profile_read(const char *path, struct vd_load_profile **out, struct vd_diags *diags,
 		     struct vd_error *err)
 {
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	_cleanup_free_ char *buf = NULL;
-	size_t len = 0;
-	ssize_t n;
-
-	*out = NULL;
-	if (fd < 0)
-		return vd_error_set(err, VD_EXIT_INPUT, "cannot read '%s': %s", path,
-				    strerror(errno));
-	buf = malloc(VD_LOAD_MAX_BYTES + 1);
-	if (!buf)
-		return vd_error_errno(err, ENOMEM, "cannot read '%s'", path);
-	while (len <= VD_LOAD_MAX_BYTES &&
-	       (n = read(fd, buf + len, VD_LOAD_MAX_BYTES + 1 - len)) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return vd_error_set(err, VD_EXIT_INPUT, "cannot read '%s': %s", path,
-					    strerror(errno));
-		len += (size_t)n;
-	}
-	return vd_load_profile_parse(path, buf, len, out, diags, err);
+	return load(path, path, NULL, 0, out, diags, err);
 }

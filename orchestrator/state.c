@@ -16,7 +16,6 @@
 
 #include "vd/cleanup.h"
 #include "vd/state.h"
-#include "vd/units.h"
 
 #define MANIFEST_TAG "# manifest: "
 
@@ -101,96 +100,10 @@ service_path(const char *dir, const char *service, char *buf, size_t size)
 
 /* ------------------------------------------------------------- writing */
 
-static json_t *
-duration(int64_t ms)
-{
-	char buf[32];
-
-	return json_string(vd_format_duration_ms(ms, buf, sizeof(buf)));
-}
-
 json_t *
-vd_state_service_json(const struct vd_service *s)
+vd_state_service_json(const struct vd_service *svc)
 {
-	json_t *j = json_object(), *env = json_object(), *cmd = json_array();
-	char listen[300], cpus[32];
-
-	json_object_set_new(j, "service", json_string(s->name));
-	json_object_set_new(j, "backend", json_string(vd_backend_name(s->backend)));
-	if (s->backend == VD_BACKEND_DOCKER) {
-		json_object_set_new(j, "image", json_string(s->image));
-	} else {
-		json_t *vm = json_object();
-
-		if (s->vm.kernel)
-			json_object_set_new(vm, "kernel", json_string(s->vm.kernel));
-		if (s->vm.initrd)
-			json_object_set_new(vm, "initrd", json_string(s->vm.initrd));
-		if (s->vm.cmdline)
-			json_object_set_new(vm, "cmdline", json_string(s->vm.cmdline));
-		if (s->vm.disk)
-			json_object_set_new(vm, "disk", json_string(s->vm.disk));
-		json_object_set_new(vm, "accel", json_string(vd_accel_name(s->vm.accel)));
-		json_object_set_new(j, "vm", vm);
-	}
-	for (size_t i = 0; i < s->ncommand; i++)
-		json_array_append_new(cmd, json_string(s->command[i]));
-	if (s->ncommand)
-		json_object_set(j, "command", cmd);
-	json_decref(cmd);
-	for (size_t i = 0; i < s->nenv; i++) {
-		const char *eq = strchr(s->env[i], '=');
-		char *key = eq ? strndup(s->env[i], (size_t)(eq - s->env[i])) : NULL;
-
-		if (key)
-			json_object_set_new(env, key, json_string(eq + 1));
-		free(key);
-	}
-	if (s->nenv)
-		json_object_set(j, "env", env);
-	json_decref(env);
-	json_object_set_new(j, "port", json_integer(s->port));
-	json_object_set_new(j, "replicas", json_integer(s->replicas));
-	vd_format_milli_cpus(s->milli_cpus, cpus, sizeof(cpus));
-	json_object_set_new(j, "resources",
-			    json_pack("{s:f, s:I}", "cpus", strtod(cpus, NULL), "memory",
-				      (json_int_t)s->memory_bytes));
-	json_object_set_new(j, "health",
-			    json_pack("{s:o, s:o, s:o, s:i, s:o}",
-				      s->health.kind == VD_HEALTH_HTTP ? "http" : "tcp",
-				      s->health.kind == VD_HEALTH_HTTP
-					      ? json_string(s->health.http_path)
-					      : json_true(),
-				      "interval", duration(s->health.interval_ms),
-				      "timeout", duration(s->health.timeout_ms),
-				      "retries", s->health.retries,
-				      "start_period", duration(s->health.start_period_ms)));
-	if (s->balancer.enabled) {
-		snprintf(listen, sizeof(listen), strchr(s->balancer.listen_host, ':') ? "[%s]:%d"
-											 : "%s:%d",
-			 s->balancer.listen_host, s->balancer.listen_port);
-		json_object_set_new(j, "balancer",
-				    json_pack("{s:s, s:s, s:i, s:i, s:o}", "listen", listen,
-					      "policy", vd_lb_policy_name(s->balancer.policy),
-					      "max_inflight", s->balancer.max_inflight,
-					      "queue_limit", s->balancer.queue_limit,
-					      "queue_timeout", duration(s->balancer.queue_timeout_ms)));
-	}
-	if (s->autoscale.enabled) {
-		json_t *a = json_pack("{s:i, s:i, s:o, s:o, s:o}", "min", s->autoscale.min, "max",
-				      s->autoscale.max, "up_window", duration(s->autoscale.up_window_ms),
-				      "down_window", duration(s->autoscale.down_window_ms),
-				      "cooldown", duration(s->autoscale.cooldown_ms));
-
-		if (s->autoscale.target_p95_ms > 0)
-			json_object_set_new(a, "target_p95", duration(s->autoscale.target_p95_ms));
-		if (s->autoscale.target_queue > 0)
-			json_object_set_new(a, "target_queue", json_real(s->autoscale.target_queue));
-		json_object_set_new(j, "autoscale", a);
-	}
-	json_object_set_new(j, "update", json_pack("{s:i, s:i}", "max_surge", s->update.max_surge,
-						   "max_unavailable", s->update.max_unavailable));
-	return j;
+	return vd_manifest_service_json(svc, 0);
 }
 
 int
@@ -207,8 +120,8 @@ vd_state_save(const char *dir, const struct vd_service *svc, const char *manifes
 	snprintf(sub, sizeof(sub), "%s/services", dir);
 	if (vd_mkdir_p(sub, err) < 0)
 		return vd_error_wrap(err, "state directory");
-	j = vd_state_service_json(svc);
-	body = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6))
+	j = vd_manifest_service_json(svc, 0);
+	body = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | VD_MANIFEST_JSON_PRECISION)
 		 : NULL;
 	json_decref(j);
 	if (!body)

@@ -27,9 +27,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "vd/diag.h" /* struct vd_diags */
 #include "vd/error.h"
 #include "vd/hist.h"
-#include "vd/manifest.h" /* struct vd_diags */
 
 #define VD_LOAD_MAX_BYTES (1 << 20) /* a profile file */
 #define VD_LOAD_MAX_THREADS 64
@@ -92,8 +92,9 @@ struct vd_load_profile {
 };
 
 /* Read the profile or Artillery script at PATH. On success stores it in
- * *out and returns 0; on mistakes appends them to diags (FILE:LINE:COL)
- * and returns -1 with err = VD_EXIT_INPUT. */
+ * *out and returns 0; on mistakes (a file that cannot be read too) appends
+ * them to diags in file order (FILE:LINE:COL, vd/diag.h) and returns -1 with
+ * err = VD_EXIT_INPUT ("3 errors in PATH"). */
 int vd_load_profile_read(const char *path, struct vd_load_profile **out,
 			 struct vd_diags *diags, struct vd_error *err);
 

@@ -27,8 +27,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "vd/diag.h" /* struct vd_diags, vd_diags_print(), vd_diags_clear() */
 #include "vd/error.h"
-#include "vd/lb.h" /* enum vd_lb_policy */
+#include "vd/lb.h"   /* enum vd_lb_policy */
 
 /* Hard limits on input, so hostile files are refused quickly in bounded
  * memory. */
@@ -92,21 +93,6 @@ struct vd_manifest {
 	size_t nservices;
 };
 
-/* One diagnostic. line and col are 1-based; line 0 means the whole file. */
-struct vd_diag {
-	char *file;
-	int line, col;
-	char *msg;
-	size_t file_index, seq; /* sort keys: the file's place in the set, arrival */
-};
-
-struct vd_diags {
-	struct vd_diag *items;
-	size_t n, cap;
-};
-
-#define VD_DIAGS_INIT { NULL, 0, 0 }
-
 /* Read, parse and validate the files PATHS ("-" is stdin) as one set. On
  * success stores a new manifest in *out (free with vd_manifest_free) and
  * returns 0. When any file has mistakes, appends them all to diags, sorted
@@ -124,20 +110,38 @@ int vd_manifest_parse(const char *name, const char *buf, size_t len, struct vd_m
 /* Free a manifest and everything in it; NULL is fine. */
 void vd_manifest_free(struct vd_manifest *m);
 
-/* The normalised form, for tools and tests: a JSON array of services with
- * every default filled in, sizes in bytes, durations in ms, CPUs in
- * milli-CPUs, enums as their manifest strings. New reference; NULL when out
- * of memory. */
+/*
+ * A service as JSON, written from the key table the parser reads it with,
+ * so that a field is read and written alike.
+ *
+ * flags 0: the manifest format itself (durations as "2s", cpus as 1.5,
+ * memory in bytes, every default written out, unset keys left out), which
+ * the state directory records, the controller's API carries and
+ * vd_manifest_parse() reads back into the same service (JSON is YAML).
+ *
+ * VD_MANIFEST_JSON_UNITS: the normalised form for tools (`vdctl validate
+ * --json`): the same keys with their units in their names and values,
+ * durations in ms ("interval_ms"), memory in bytes ("memory_bytes"), CPUs
+ * in milli-CPUs ("milli_cpus"), and every key present, null when unset or
+ * not for this backend (vm of a docker service).
+ *
+ * New reference; NULL when out of memory.
+ */
+#define VD_MANIFEST_JSON_UNITS 1u
+json_t *vd_manifest_service_json(const struct vd_service *s, unsigned flags);
+
+/* json_dumps() flag for that JSON when the parser is to read it back: 15
+ * significant digits keep every number as written (cpus 1023.999,
+ * target_queue 0.1) and add none it would refuse (0.1 to 17 digits is
+ * 0.10000000000000001, more decimals than cpus take). */
+#define VD_MANIFEST_JSON_PRECISION JSON_REAL_PRECISION(15)
+
+/* Every service of M in the normalised form, as a JSON array. New
+ * reference; NULL when out of memory. */
 json_t *vd_manifest_to_json(const struct vd_manifest *m);
 
 /* The service called NAME, or NULL. */
 const struct vd_service *vd_manifest_find(const struct vd_manifest *m, const char *name);
-
-/* Print each diagnostic as "FILE:LINE:COL: message", one a line. */
-void vd_diags_print(const struct vd_diags *diags, FILE *f);
-
-/* Free the diagnostics and empty the list, which stays usable. */
-void vd_diags_clear(struct vd_diags *diags);
 
 /* The manifest spelling of each enum value ("docker", "least-outstanding"). */
 const char *vd_backend_name(enum vd_backend b);

@@ -29,8 +29,9 @@ int vd_state_save(const char *dir, const struct vd_service *svc, const char *man
 		  struct vd_error *err);
 
 /* A service in the form the state directory records it (and the
- * controller's API carries it): the manifest format as JSON, every default
- * written out, paths absolute. New reference; NULL when out of memory. */
+ * controller's API carries it): vd_manifest_service_json(svc, 0), the
+ * manifest format as JSON. Kept for callers not yet moved to that; new
+ * code calls vd_manifest_service_json(). */
 json_t *vd_state_service_json(const struct vd_service *svc);
 
 /* Forget a service; one that was never recorded is not an error. */

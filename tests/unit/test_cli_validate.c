@@ -163,7 +163,7 @@ test_json(void **state)
 {
 	struct run r = run_vdctl(NULL, (const char *[]){ "validate", "--json",
 				 fixture("good-multi-doc.yaml"), NULL });
-	json_t *j;
+	json_t *j, *s;
 
 	(void)state;
 	assert_int_equal(r.status, 0);
@@ -172,6 +172,16 @@ test_json(void **state)
 	assert_int_equal(json_array_size(j), 3);
 	assert_string_equal(json_string_value(json_object_get(json_array_get(j, 2), "service")),
 			    "batch");
+	/* the manifest's keys, units in their names, null where unset */
+	s = json_array_get(j, 1);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(s, "balancer"),
+							      "listen")), "127.0.0.1:8001");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(s, "health"),
+							    "interval_ms")), 2000);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(s, "resources"),
+							    "milli_cpus")), 1000);
+	assert_true(json_is_null(json_object_get(s, "vm")));
+	assert_true(json_is_null(json_object_get(s, "autoscale")));
 	json_decref(j);
 	run_free(&r);
 }

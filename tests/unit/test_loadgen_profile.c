@@ -226,16 +226,18 @@ test_vdctl_mistakes(void **state)
 	(void)state;
 	assert_non_null(strstr(out, "t.yaml:1:9: 'target': https targets are not supported"));
 	assert_non_null(strstr(out, "t.yaml:3:8: invalid value '0' for 'users'"));
-	assert_non_null(strstr(out, "t.yaml:4:31: unknown key 'wait_time.avg'"));
+	assert_non_null(strstr(out, "t.yaml:4:31: unknown key 'avg' in 'wait_time' "
+			       "(expected min, max)"));
 	assert_non_null(strstr(out, "'wait_time.max' is below 'wait_time.min'"));
 	assert_non_null(strstr(out, "t.yaml:5:9: 'phases' is for model: open"));
 	assert_non_null(strstr(out, "model: closed needs 'duration'"));
 	assert_non_null(strstr(out, "invalid value '-1' for 'requests[0].weight'"));
 	assert_non_null(strstr(out, "invalid value 'PATCH' for 'requests[0].method'"));
-	assert_non_null(strstr(out, "t.yaml:8:16: unknown key 'requests[1].color'"));
+	assert_non_null(strstr(out, "t.yaml:8:16: unknown key 'color' in 'requests[1]'"));
 	free(out);
 	out = parse_bad("target: http://127.0.0.1:8080\nrequests: [{path: /}]\nfoo: &a 1\n");
-	assert_non_null(strstr(out, "t.yaml:3:6: YAML anchors are not supported"));
+	assert_non_null(strstr(out, "t.yaml:3:6: YAML anchors (&a) are not supported in load "
+			       "profiles"));
 	free(out);
 	out = parse_bad("config: {target: 'http://127.0.0.1', phases: [{arrivalRate: 1}]}\n"
 			"scenarios: [{flow: [{think: soon}]}]\n");
@@ -243,6 +245,63 @@ test_vdctl_mistakes(void **state)
 	assert_non_null(strstr(out, "t.yaml:2:29: invalid value 'soon' for "
 			       "'scenarios[0].flow[0].think'"));
 	free(out);
+}
+
+/* The reader and value readers manifests use, with their messages: near
+ * misses named, one document, aliases refused without a crash, limits. */
+static void
+test_shared_reader(void **state)
+{
+	char *out = parse_bad(
+		"target: http://127.0.0.1:8080\nmodel: clsoed\ntaget: x\nusers: 2\n"
+		"duration: 1m\n"
+		"requests: [{path: /, headers: {[a]: b, X: *h}, json: {[1]: 2, b: *y}}]\n");
+	char *big;
+
+	(void)state;
+	assert_non_null(strstr(out, "t.yaml:2:8: invalid value 'clsoed' for 'model': expected "
+			       "one of open, closed (did you mean 'closed'?)"));
+	assert_non_null(strstr(out, "t.yaml:3:1: unknown key 'taget' (did you mean 'target'?)"));
+	assert_non_null(strstr(out, "YAML aliases (*h) are not supported in load profiles"));
+	assert_non_null(strstr(out, "keys in 'requests[0].json' must be plain names, not a "
+			       "list"));
+	free(out);
+	out = parse_bad("target: http://127.0.0.1:8080\nusers: 1\nusers: 2\n"
+			"duration: 1s\nrequests: [{path: /}]\n---\nusers: 3\n");
+	assert_non_null(strstr(out, "t.yaml:3:1: duplicate key 'users' (first at line 2)\n"));
+	assert_non_null(strstr(out, "t.yaml:6:1: more than one YAML document; load profiles "
+			       "have one\n"));
+	free(out);
+	out = parse_bad("# nothing\n");
+	assert_string_equal(out, "t.yaml:1:1: empty load profile\n");
+	free(out);
+	out = parse_bad("requests:\n\t- {path: /}\n");
+	assert_non_null(strstr(out, "tabs cannot indent YAML"));
+	free(out);
+	big = calloc(1, (1 << 20) + 2);
+	memset(big, '#', (1 << 20) + 1);
+	out = parse_bad(big);
+	assert_string_equal(out, "t.yaml:1:1: file is over 1 MiB; load profiles are limited "
+			    "to that\n");
+	free(out);
+	free(big);
+}
+
+static void
+test_unreadable(void **state)
+{
+	struct vd_diags d = VD_DIAGS_INIT;
+	struct vd_error err = VD_ERROR_INIT;
+	struct vd_load_profile *p = NULL;
+
+	(void)state;
+	assert_int_equal(vd_load_profile_read("/nonexistent/load.yml", &p, &d, &err), -1);
+	assert_int_equal(err.code, VD_EXIT_INPUT);
+	assert_string_equal(err.msg, "1 error in /nonexistent/load.yml");
+	assert_int_equal(d.n, 1);
+	assert_int_equal(d.items[0].line, 0);
+	assert_string_equal(d.items[0].msg, "cannot read: No such file or directory");
+	vd_diags_clear(&d);
 }
 
 int
@@ -254,6 +313,8 @@ main(void)
 		cmocka_unit_test(test_vdctl_open),
 		cmocka_unit_test(test_artillery_unsupported_keys),
 		cmocka_unit_test(test_vdctl_mistakes),
+		cmocka_unit_test(test_shared_reader),
+		cmocka_unit_test(test_unreadable),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
