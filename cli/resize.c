@@ -88,6 +88,14 @@ cmd_resize(int argc, char **argv, struct vd_error *err)
 				       "%s replicas", vd_format_size(floor, f, sizeof(f)),
 				       vd_backend_name(s->backend));
 	}
+	if (cpus && cpus < vd_driver_min_milli_cpus(s->backend)) {
+		char f[16];
+
+		vd_manifest_free(m);
+		return cli_usage_error(err, "resize", "--cpus must be at least %s: engines enforce "
+				       "no less", vd_format_milli_cpus(vd_driver_min_milli_cpus(
+							 s->backend), f, sizeof(f)));
+	}
 	if (cpus)
 		s->milli_cpus = cpus;
 	if (mem)

@@ -460,7 +460,7 @@ job_manifest(const json_t *services, struct vd_error *err)
 		return NULL;
 	}
 	json_array_foreach(services, i, s) {
-		char *one = json_dumps(s, JSON_COMPACT | JSON_REAL_PRECISION(6));
+		char *one = json_dumps(s, JSON_COMPACT | VD_MANIFEST_JSON_PRECISION);
 
 		fprintf(f, "%s%s\n", i ? "---\n" : "", one ? one : "");
 		free(one);

@@ -184,7 +184,7 @@ vd_ctlclient_apply(const char *dir, const struct vd_desired *want, size_t n,
 	int ret;
 
 	for (size_t i = 0; i < n; i++) {
-		json_array_append_new(svcs, vd_state_service_json(want[i].svc));
+		json_array_append_new(svcs, vd_manifest_service_json(want[i].svc, 0));
 		json_array_append_new(ids, json_string(want[i].manifest ? want[i].manifest : ""));
 	}
 	json_object_set_new(body, "services", svcs);

@@ -976,7 +976,6 @@ const struct vd_driver_ops vd_docker_driver = {
 	.default_endpoint = DOCKER_DEFAULT_ENDPOINT,
 	.endpoint_env = "DOCKER_HOST",
 	.list_partial = true,
-	.min_memory_bytes = 6 << 20, /* dockerd refuses less */
 	.open = docker_open,
 	.close = docker_close,
 	.capacity = docker_capacity,

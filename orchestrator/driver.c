@@ -24,14 +24,6 @@ vd_driver_ops_for(int backend)
 	}
 }
 
-int64_t
-vd_driver_min_memory(int backend)
-{
-	const struct vd_driver_ops *ops = vd_driver_ops_for(backend);
-
-	return ops ? ops->min_memory_bytes : vd_docker_driver.min_memory_bytes;
-}
-
 /* -------------------------------------------------------------- wrappers */
 
 static int

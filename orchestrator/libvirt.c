@@ -689,7 +689,6 @@ const struct vd_driver_ops vd_libvirt_driver = {
 	.name = "libvirt",
 	.default_endpoint = LV_DEFAULT_URI,
 	.endpoint_env = "VDCTL_LIBVIRT_URI",
-	.min_memory_bytes = 32 << 20, /* what a small guest kernel boots in */
 	.open = lv_open,
 	.close = lv_close,
 	.capacity = lv_capacity,

@@ -680,6 +680,20 @@ check_required(struct draft *d)
 	require(d, F_REPLICAS, "replicas", "");
 }
 
+/* What the engine enforces at the least (vd/driver.h). */
+static void
+check_cpus(struct draft *d)
+{
+	int64_t min = vd_driver_min_milli_cpus(d->c.variant);
+	char reason[96], m[16];
+
+	if (good(d, F_CPUS) && d->s.milli_cpus < min) {
+		snprintf(reason, sizeof(reason), "engines enforce at least %s cpus",
+			 vd_format_milli_cpus(min, m, sizeof(m)));
+		vd_ytree_bad_value(&d->c, d->at[F_CPUS], "resources.cpus", reason);
+	}
+}
+
 static void
 check_memory(struct draft *d)
 {
@@ -961,6 +975,7 @@ check_document(void *arg, const struct vd_ynode *root, int doc_line)
 	prescan(&d);
 	vd_ytree_walk(&d.c, &service_section, root);
 	check_required(&d);
+	check_cpus(&d);
 	check_memory(&d);
 	check_vm(&d);
 	check_health(&d);

@@ -100,12 +100,6 @@ service_path(const char *dir, const char *service, char *buf, size_t size)
 
 /* ------------------------------------------------------------- writing */
 
-json_t *
-vd_state_service_json(const struct vd_service *svc)
-{
-	return vd_manifest_service_json(svc, 0);
-}
-
 int
 vd_state_save(const char *dir, const struct vd_service *svc, const char *manifest,
 	      struct vd_error *err)

@@ -67,9 +67,6 @@ struct vd_driver_ops {
 	const char *endpoint_env; /* the environment variable that names the endpoint */
 	/* its list leaves out what an inspect gives (vd/replica.h: partial) */
 	bool list_partial;
-	/* the least memory a replica may have: what the engine accepts (Docker)
-	 * or what a guest boots in (libvirt) */
-	int64_t min_memory_bytes;
 
 	/* Connect; fills *out. */
 	int (*open)(const struct vd_driver_config *cfg, struct vd_driver **out,
@@ -115,9 +112,25 @@ struct vd_driver {
  * place that picks one. */
 const struct vd_driver_ops *vd_driver_ops_for(int backend);
 
-/* The least memory a replica of BACKEND may have (its driver's
- * min_memory_bytes); 6 MiB when the backend is not known. */
-int64_t vd_driver_min_memory(int backend);
+/*
+ * The least a replica of BACKEND may have, stated once here for the
+ * manifest's checks, resize and the drivers. Memory: what dockerd accepts
+ * (6 MiB), what a small guest kernel boots in (32 MiB). CPUs: both engines
+ * enforce a share as a quota of at least 1 ms per 100 ms period, 0.01 CPU.
+ * An unknown backend gets Docker's floors.
+ */
+static inline int64_t
+vd_driver_min_memory(int backend)
+{
+	return backend == VD_BACKEND_LIBVIRT ? 32 << 20 : 6 << 20;
+}
+
+static inline int64_t
+vd_driver_min_milli_cpus(int backend)
+{
+	(void)backend;
+	return 10;
+}
 
 /* Wrappers: call the member, or fail with "'<op>' is not supported by the
  * <name> driver". */

@@ -28,12 +28,6 @@ const char *vd_state_dir_default(void);
 int vd_state_save(const char *dir, const struct vd_service *svc, const char *manifest,
 		  struct vd_error *err);
 
-/* A service in the form the state directory records it (and the
- * controller's API carries it): vd_manifest_service_json(svc, 0), the
- * manifest format as JSON. Kept for callers not yet moved to that; new
- * code calls vd_manifest_service_json(). */
-json_t *vd_state_service_json(const struct vd_service *svc);
-
 /* Forget a service; one that was never recorded is not an error. */
 int vd_state_remove(const char *dir, const char *service, struct vd_error *err);
 

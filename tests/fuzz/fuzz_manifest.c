@@ -14,16 +14,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* The checker asks the drivers for their memory floor; no driver is linked
- * here (orchestrator/driver.c brings the engines along). */
-int64_t vd_driver_min_memory(int backend);
-
-int64_t
-vd_driver_min_memory(int backend)
-{
-	return backend == VD_BACKEND_LIBVIRT ? 32 << 20 : 6 << 20;
-}
-
 static char *
 text_of(const struct vd_service *s, unsigned flags)
 {

@@ -315,7 +315,7 @@ test_good_values(void **state)
 	assert_null(s->env[4]);
 	assert_int_equal(s->port, 65535);
 	assert_int_equal(s->replicas, 1000);
-	assert_int_equal(s->milli_cpus, 1);
+	assert_int_equal(s->milli_cpus, 10);
 	assert_int_equal(s->memory_bytes, 1610612736);
 	assert_int_equal(s->health.kind, VD_HEALTH_TCP);
 	assert_int_equal(s->health.interval_ms, 90000);
