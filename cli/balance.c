@@ -135,7 +135,7 @@ cmd_balance(int argc, char **argv, struct vd_error *err)
 		case 'l':
 			free(listen_host);
 			listen_host = NULL;
-			if (vd_parse_hostport(optarg, &listen_host, &cfg.listen_port, &why) < 0)
+			if (vd_units_parse_hostport(optarg, &listen_host, &cfg.listen_port, &why) < 0)
 				return cli_usage_error(err, "balance", "invalid --listen '%s': %s",
 						       optarg, why.msg);
 			cfg.listen_host = listen_host;
@@ -143,7 +143,7 @@ cmd_balance(int argc, char **argv, struct vd_error *err)
 		case 'b':
 			if (nb == 256)
 				return cli_usage_error(err, "balance", "at most 256 backends");
-			if (vd_parse_hostport(optarg, &hosts[nb], &ports[nb], &why) < 0)
+			if (vd_units_parse_hostport(optarg, &hosts[nb], &ports[nb], &why) < 0)
 				return cli_usage_error(err, "balance", "invalid --backend '%s': %s",
 						       optarg, why.msg);
 			nb++;
@@ -161,7 +161,7 @@ cmd_balance(int argc, char **argv, struct vd_error *err)
 			break;
 		case 'm':
 		case 'q':
-			if (vd_parse_int64(optarg, 0, 1000000, &v, &why) < 0)
+			if (vd_units_parse_int64(optarg, 0, 1000000, &v, &why) < 0)
 				return cli_usage_error(err, "balance", "invalid --%s '%s': %s",
 						       c == 'm' ? "max-inflight" : "queue-limit",
 						       optarg, why.msg);
@@ -169,7 +169,7 @@ cmd_balance(int argc, char **argv, struct vd_error *err)
 			break;
 		case 't':
 		case 's':
-			if (vd_parse_duration_ms(optarg, &v, &why) < 0 && strcmp(optarg, "0") != 0)
+			if (vd_units_parse_duration_ms(optarg, &v, &why) < 0 && strcmp(optarg, "0") != 0)
 				return cli_usage_error(err, "balance", "invalid --%s '%s': %s",
 						       c == 't' ? "queue-timeout" : "stats", optarg,
 						       why.msg);

@@ -67,13 +67,13 @@ cli_run_option(const char *cmd, int c, const char *arg, struct vd_apply_opts *o,
 		o->run.wait = false;
 		return 1;
 	case CLI_OPT_TIMEOUT:
-		if (vd_parse_duration_ms(arg, &v, &why) < 0 || v <= 0)
+		if (vd_units_parse_duration_ms(arg, &v, &why) < 0 || v <= 0)
 			return cli_usage_error(err, cmd, "invalid --timeout '%s': %s", arg,
 					       why.msg[0] ? why.msg : "must be more than 0");
 		o->run.timeout_ms = v;
 		return 1;
 	case CLI_OPT_PARALLEL:
-		if (vd_parse_int64(arg, 1, 64, &v, &why) < 0)
+		if (vd_units_parse_int64(arg, 1, 64, &v, &why) < 0)
 			return cli_usage_error(err, cmd, "invalid --parallel '%s': %s", arg, why.msg);
 		o->run.parallel = (int)v;
 		return 1;

@@ -15,8 +15,8 @@
 #include "cli.h"
 #include "vd/cleanup.h"
 #include "vd/controller.h"
+#include "vd/file.h"
 #include "vd/log.h"
-#include "vd/state.h"
 #include "vd/units.h"
 
 static const char usage[] =
@@ -114,7 +114,7 @@ detach(const char *dir, const char *pidfile, int lock_fd, int *ready_fd, struct 
 	if (vd_controller_lock_pid(lock_fd, err) < 0)
 		return -1;
 	snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
-	return vd_write_atomic(pidfile, pid, strlen(pid), err);
+	return vd_file_write_atomic(pidfile, pid, strlen(pid), err);
 }
 
 int
@@ -147,13 +147,13 @@ cmd_controller(int argc, char **argv, struct vd_error *err)
 			snprintf(pidfile, sizeof(pidfile), "%s", optarg);
 			break;
 		case 'm':
-			if (vd_parse_hostport(optarg, &host, &o.metrics_port, &why) < 0)
+			if (vd_units_parse_hostport(optarg, &host, &o.metrics_port, &why) < 0)
 				return cli_usage_error(err, "controller", "invalid --metrics '%s': %s",
 						       optarg, why.msg);
 			o.metrics_host = host;
 			break;
 		case 'r':
-			if (vd_parse_duration_ms(optarg, &o.resync_ms, &why) < 0 || o.resync_ms <= 0)
+			if (vd_units_parse_duration_ms(optarg, &o.resync_ms, &why) < 0 || o.resync_ms <= 0)
 				return cli_usage_error(err, "controller", "invalid --resync '%s': %s",
 						       optarg, why.msg[0] ? why.msg
 									  : "must be more than 0");
@@ -172,7 +172,7 @@ cmd_controller(int argc, char **argv, struct vd_error *err)
 		return cli_usage_error(err, "controller", "--pidfile goes with --daemon");
 
 	cli_node(&node);
-	if (vd_mkdir_p(node.state_dir, err) < 0)
+	if (vd_file_mkdir_p(node.state_dir, err) < 0)
 		return vd_error_wrap(err, "state directory");
 	/* a daemon leaves the working directory: keep every path absolute */
 	if (!realpath(node.state_dir, dir))

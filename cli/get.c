@@ -160,8 +160,8 @@ cmd_get(int argc, char **argv, struct vd_error *err)
 		if (service && strcmp(r->labels.service, service) != 0)
 			continue;
 		h = healths[i];
-		vd_format_milli_cpus(r->milli_cpus, cpus, sizeof(cpus));
-		vd_format_size(r->memory_bytes, mem, sizeof(mem));
+		vd_units_format_milli_cpus(r->milli_cpus, cpus, sizeof(cpus));
+		vd_units_format_size(r->memory_bytes, mem, sizeof(mem));
 		if (r->host_port)
 			snprintf(addr, sizeof(addr), strchr(r->host, ':') ? "[%s]:%d" : "%s:%d",
 				 r->host, r->host_port);
@@ -171,14 +171,14 @@ cmd_get(int argc, char **argv, struct vd_error *err)
 			json_array_append_new(out, json_pack(
 				"{s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:i, s:I, s:s*}",
 				"service", r->labels.service, "index", r->labels.index, "name", r->name,
-				"backend", vd_backend_name(r->backend), "engine", r->engine, "state",
+				"backend", vd_manifest_backend_name(r->backend), "engine", r->engine, "state",
 				vd_replica_state_name(r->state), "health", h, "milli_cpus",
 				(json_int_t)r->milli_cpus, "memory_bytes", (json_int_t)r->memory_bytes,
 				"host", r->host, "port", r->host_port, "started_ns",
 				(json_int_t)r->started_ns, "id", r->id));
 		} else {
 			printf("%-20s %-8d %-8s %-8s %-12s %-5s %-9s %-21s %s\n", r->labels.service,
-			       r->labels.index, vd_backend_name(r->backend),
+			       r->labels.index, vd_manifest_backend_name(r->backend),
 			       vd_replica_state_name(r->state), h, cpus, mem, addr,
 			       age(r->started_ns, a, sizeof(a)));
 		}

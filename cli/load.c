@@ -43,20 +43,20 @@ print_plan(const struct vd_load_profile *p)
 	printf("%s: %s, %s model, target %s, %s\n", p->file,
 	       p->format == VD_LOAD_ARTILLERY ? "Artillery script" : "vdctl profile",
 	       p->model == VD_LOAD_OPEN ? "open" : "closed", p->target,
-	       vd_format_duration_ms(vd_load_profile_duration_ms(p), d, sizeof(d)));
+	       vd_units_format_duration_ms(vd_load_profile_duration_ms(p), d, sizeof(d)));
 	if (p->model == VD_LOAD_CLOSED) {
 		char lo[32], hi[32];
 
 		printf("  %d users, %g started a second, wait %s to %s\n", p->users,
-		       p->spawn_rate, vd_format_duration_ms(p->wait_min_ms, lo, sizeof(lo)),
-		       vd_format_duration_ms(p->wait_max_ms, hi, sizeof(hi)));
+		       p->spawn_rate, vd_units_format_duration_ms(p->wait_min_ms, lo, sizeof(lo)),
+		       vd_units_format_duration_ms(p->wait_max_ms, hi, sizeof(hi)));
 	}
 	for (size_t i = 0; i < p->nphases; i++) {
 		const struct vd_load_phase *ph = &p->phases[i];
 
 		printf("  phase %zu%s%s: %s, %g to %g arrivals/s (%s)%s\n", i + 1,
 		       ph->name ? " " : "", ph->name ? ph->name : "",
-		       vd_format_duration_ms(ph->duration_ms, d, sizeof(d)), ph->rate, ph->ramp_to,
+		       vd_units_format_duration_ms(ph->duration_ms, d, sizeof(d)), ph->rate, ph->ramp_to,
 		       p->arrivals == VD_LOAD_POISSON ? "poisson" : "constant",
 		       ph->max_vusers ? ", with a cap on users" : "");
 	}
@@ -95,7 +95,7 @@ cmd_load(int argc, char **argv, struct vd_error *err)
 		switch (c) {
 		case 't':
 		case 'm':
-			if (vd_parse_int64(optarg, 1, c == 't' ? VD_LOAD_MAX_THREADS : 1000000, &v,
+			if (vd_units_parse_int64(optarg, 1, c == 't' ? VD_LOAD_MAX_THREADS : 1000000, &v,
 					   &why) < 0)
 				return cli_usage_error(err, "load", "invalid --%s '%s': %s",
 						       c == 't' ? "threads" : "max-vusers", optarg,
@@ -104,7 +104,7 @@ cmd_load(int argc, char **argv, struct vd_error *err)
 			break;
 		case 'r':
 			v = 0;
-			if (strcmp(optarg, "0") != 0 && (vd_parse_duration_ms(optarg, &v, &why) < 0 ||
+			if (strcmp(optarg, "0") != 0 && (vd_units_parse_duration_ms(optarg, &v, &why) < 0 ||
 							 v % 1000))
 				return cli_usage_error(err, "load", "invalid --report-every '%s': %s",
 						       optarg, why.code ? why.msg :

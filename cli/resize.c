@@ -54,12 +54,12 @@ cmd_resize(int argc, char **argv, struct vd_error *err)
 		}
 		switch (c) {
 		case 'c':
-			if (vd_parse_milli_cpus(optarg, &cpus, &why) < 0)
+			if (vd_units_parse_milli_cpus(optarg, &cpus, &why) < 0)
 				return cli_usage_error(err, "resize", "invalid --cpus '%s': %s",
 						       optarg, why.msg);
 			break;
 		case 'm':
-			if (vd_parse_size(optarg, &mem, &why) < 0)
+			if (vd_units_parse_size(optarg, &mem, &why) < 0)
 				return cli_usage_error(err, "resize", "invalid --memory '%s': %s",
 						       optarg, why.msg);
 			break;
@@ -85,15 +85,15 @@ cmd_resize(int argc, char **argv, struct vd_error *err)
 
 		vd_manifest_free(m);
 		return cli_usage_error(err, "resize", "--memory must be between %s and 1 TiB for "
-				       "%s replicas", vd_format_size(floor, f, sizeof(f)),
-				       vd_backend_name(s->backend));
+				       "%s replicas", vd_units_format_size(floor, f, sizeof(f)),
+				       vd_manifest_backend_name(s->backend));
 	}
 	if (cpus && cpus < vd_driver_min_milli_cpus(s->backend)) {
 		char f[16];
 
 		vd_manifest_free(m);
 		return cli_usage_error(err, "resize", "--cpus must be at least %s: engines enforce "
-				       "no less", vd_format_milli_cpus(vd_driver_min_milli_cpus(
+				       "no less", vd_units_format_milli_cpus(vd_driver_min_milli_cpus(
 							 s->backend), f, sizeof(f)));
 	}
 	if (cpus)

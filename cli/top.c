@@ -42,13 +42,13 @@ cmd_top(int argc, char **argv, struct vd_error *err)
 	while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
 		switch (c) {
 		case 'i':
-			if (vd_parse_duration_ms(optarg, &interval, &why) < 0 || interval < 100)
+			if (vd_units_parse_duration_ms(optarg, &interval, &why) < 0 || interval < 100)
 				return cli_usage_error(err, "top", "invalid --interval '%s': %s",
 						       optarg, why.msg[0] ? why.msg
 									  : "at least 100ms");
 			break;
 		case 'n':
-			if (vd_parse_int64(optarg, 1, 1000000, &count, &why) < 0)
+			if (vd_units_parse_int64(optarg, 1, 1000000, &count, &why) < 0)
 				return cli_usage_error(err, "top", "invalid --count '%s': %s", optarg,
 						       why.msg);
 			break;

@@ -55,16 +55,16 @@ print_summary(const struct vd_service *s)
 
 	printf("%s: ", s->name);
 	print_workload(s);
-	vd_format_milli_cpus(s->milli_cpus, cpus, sizeof(cpus));
+	vd_units_format_milli_cpus(s->milli_cpus, cpus, sizeof(cpus));
 	printf(", %d %s x %s %s, %s, port %d", s->replicas,
 	       plural(s->replicas, "replica", "replicas"), cpus,
 	       s->milli_cpus == 1000 ? "cpu" : "cpus",
-	       vd_format_size(s->memory_bytes, mem, sizeof(mem)), s->port);
+	       vd_units_format_size(s->memory_bytes, mem, sizeof(mem)), s->port);
 	if (s->balancer.enabled)
 		printf(strchr(s->balancer.listen_host, ':') ? ", balancer [%s]:%d %s"
 							    : ", balancer %s:%d %s",
 		       s->balancer.listen_host, s->balancer.listen_port,
-		       vd_lb_policy_name(s->balancer.policy));
+		       vd_manifest_policy_name(s->balancer.policy));
 	if (s->autoscale.enabled)
 		printf(", autoscale %d-%d", s->autoscale.min, s->autoscale.max);
 	printf("\n");

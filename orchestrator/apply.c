@@ -43,7 +43,7 @@ vd_apply_desired(const struct vd_manifest *m, char *const *identities, struct vd
 		}
 		want[i].svc = svc;
 		want[i].manifest = idents[i];
-		vd_spec_hash(svc, want[i].spec_hash);
+		vd_plan_spec_hash(svc, want[i].spec_hash);
 	}
 	*out = want;
 	*idents_out = idents;
@@ -68,7 +68,7 @@ vd_apply_place(struct vd_desired *want, size_t n, struct vd_engines *es, struct 
 		if (!e)
 			return vd_error_set(err, VD_EXIT_INPUT, "service '%s': no %s engine is "
 					    "configured", want[i].svc->name,
-					    vd_backend_name(want[i].svc->backend));
+					    vd_manifest_backend_name(want[i].svc->backend));
 		want[i].engine = e->name;
 	}
 	return 0;
@@ -128,9 +128,9 @@ check_node(struct vd_engines *es, const char *node, const struct vd_desired *wan
 		if (len < sizeof(who) - 1)
 			len += (size_t)snprintf(who + len, sizeof(who) - len, "%s%s: %d x %s cpus, "
 						"%d x %s", len ? "; " : "", s->name, s->replicas,
-						vd_format_milli_cpus(s->milli_cpus, a, sizeof(a)),
+						vd_units_format_milli_cpus(s->milli_cpus, a, sizeof(a)),
 						s->replicas,
-						vd_format_size(s->memory_bytes, b, sizeof(b)));
+						vd_units_format_size(s->memory_bytes, b, sizeof(b)));
 	}
 	for (size_t i = 0; i < have->n; i++) {
 		const struct vd_replica *h = &have->v[i];
@@ -158,8 +158,8 @@ check_node(struct vd_engines *es, const char *node, const struct vd_desired *wan
 		if (len < sizeof(who) - 1)
 			len += (size_t)snprintf(who + len, sizeof(who) - len,
 						"; other services' replicas: %s cpus, %s",
-						vd_format_milli_cpus(other_cpus, a, sizeof(a)),
-						vd_format_size(other_mem, b, sizeof(b)));
+						vd_units_format_milli_cpus(other_cpus, a, sizeof(a)),
+						vd_units_format_size(other_mem, b, sizeof(b)));
 		cpus += other_cpus;
 		mem += other_mem;
 	}
@@ -167,8 +167,8 @@ check_node(struct vd_engines *es, const char *node, const struct vd_desired *wan
 		if (len < sizeof(who) - 1)
 			snprintf(who + len, sizeof(who) - len,
 				 "; surge replicas during the rollout: %s cpus, %s",
-				 vd_format_milli_cpus(surge_cpus, a, sizeof(a)),
-				 vd_format_size(surge_mem, b, sizeof(b)));
+				 vd_units_format_milli_cpus(surge_cpus, a, sizeof(a)),
+				 vd_units_format_size(surge_mem, b, sizeof(b)));
 		cpus += surge_cpus;
 		mem += surge_mem;
 	}
@@ -178,9 +178,9 @@ check_node(struct vd_engines *es, const char *node, const struct vd_desired *wan
 	return vd_error_set(err, VD_EXIT_INPUT,
 			    "refusing to apply: it needs %s cpus and %s of memory, the node has "
 			    "%d cpus and %s (%s); nothing was changed; --overcommit applies anyway",
-			    vd_format_milli_cpus(cpus, c, sizeof(c)),
-			    vd_format_size(mem, d, sizeof(d)), cap.cpus,
-			    vd_format_size(cap.memory_bytes, a, sizeof(a)), who);
+			    vd_units_format_milli_cpus(cpus, c, sizeof(c)),
+			    vd_units_format_size(mem, d, sizeof(d)), cap.cpus,
+			    vd_units_format_size(cap.memory_bytes, a, sizeof(a)), who);
 }
 
 /* Every node the services go to. */

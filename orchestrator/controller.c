@@ -23,8 +23,8 @@
 #include <unistd.h>
 
 #include "controller_int.h"
+#include "vd/file.h"
 #include "vd/log.h"
-#include "vd/state.h"
 
 /* ------------------------------------------------------------ messages */
 
@@ -157,7 +157,7 @@ vd_controller_lock(const char *dir, struct vd_error *err)
 	int fd;
 	ssize_t n;
 
-	if (vd_mkdir_p(dir, err) < 0)
+	if (vd_file_mkdir_p(dir, err) < 0)
 		return vd_error_wrap(err, "state directory");
 	snprintf(path, sizeof(path), "%s/controller.lock", dir);
 	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0)

@@ -589,7 +589,7 @@ watch_read(struct side *sd, struct watch *w)
 	int r;
 
 	while ((r = vd_driver_events_read(w->d, &e, &err)) == 1) {
-		vd_debug("controller: event %s %s-%d", vd_event_kind_name(e.kind), e.service,
+		vd_debug("controller: event %s %s-%d", vd_driver_event_name(e.kind), e.service,
 			 e.index);
 		/* its list may not know yet: ask about this one */
 		vd_engines_suspect(&sd->es, sd->es.v[w->engine].name, e.id);

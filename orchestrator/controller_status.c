@@ -113,7 +113,7 @@ status_json(struct controller *c)
 		}
 		json_array_append_new(svcs,
 				      json_pack("{s:s, s:s, s:s, s:i, s:i, s:o, s:o}", "name",
-						s->name, "backend", vd_backend_name(s->svc->backend),
+						s->name, "backend", vd_manifest_backend_name(s->svc->backend),
 						"engine", s->engine, "desired", s->svc->replicas,
 						"ready", ready, "balancer", balancer_json(s, &st, have),
 						"replicas", reps));

@@ -14,7 +14,6 @@
 #include "vd/controller.h"
 #include "vd/ctlclient.h"
 #include "vd/httpc.h"
-#include "vd/state.h"
 
 #define STATUS_TIMEOUT_MS 10000L
 #define STREAM_TIMEOUT_MS (6L * 3600 * 1000) /* a bound on the longest apply */

@@ -348,7 +348,7 @@ parse_inspect(json_t *j, struct vd_replica *r, struct vd_error *err)
 	if (name && *name == '/')
 		name++;
 	if (parse_labels(json_object_get(json_object_get(j, "Config"), "Labels"), &r->labels) < 0) {
-		vd_labels_clear(&r->labels);
+		vd_replica_labels_clear(&r->labels);
 		return vd_error_set(err, VD_EXIT_FAILURE,
 				    "refusing to touch container '%s': it does not carry vdctl's "
 				    "labels", name ? name : "?");
@@ -502,7 +502,7 @@ parse_summary(json_t *c, struct vd_replica *r)
 				    VD_STATE_RUNNING)
 		return 1;
 	if (parse_labels(json_object_get(c, "Labels"), &r->labels) < 0) {
-		vd_labels_clear(&r->labels);
+		vd_replica_labels_clear(&r->labels);
 		return 1;
 	}
 	if (dup_str(&r->id, id) < 0 || dup_str(&r->name, name + (*name == '/')) < 0) {
@@ -923,7 +923,7 @@ parse_event(const char *line, struct vd_event *ev)
 	struct vd_labels l = { 0 };
 
 	if (!action || !id || parse_labels(attrs, &l) < 0) {
-		vd_labels_clear(&l);
+		vd_replica_labels_clear(&l);
 		return 0;
 	}
 	memset(ev, 0, sizeof(*ev));
@@ -934,14 +934,14 @@ parse_event(const char *line, struct vd_event *ev)
 	else if (strcmp(action, "oom") == 0)
 		ev->kind = VD_EVENT_OOM;
 	else {
-		vd_labels_clear(&l);
+		vd_replica_labels_clear(&l);
 		return 0;
 	}
 	snprintf(ev->id, sizeof(ev->id), "%s", id);
 	snprintf(ev->service, sizeof(ev->service), "%s", l.service);
 	ev->index = l.index;
 	ev->exit_code = code ? atoi(code) : -1;
-	vd_labels_clear(&l);
+	vd_replica_labels_clear(&l);
 	return 1;
 }
 

@@ -126,7 +126,7 @@ vd_driver_events_read(struct vd_driver *d, struct vd_event *ev, struct vd_error 
 /* ---------------------------------------------------------------- names */
 
 const char *
-vd_event_kind_name(enum vd_event_kind k)
+vd_driver_event_name(enum vd_event_kind k)
 {
 	switch (k) {
 	case VD_EVENT_START:

@@ -219,7 +219,7 @@ record_update(const struct vd_engine *e, record_fn fn, void *arg)
 	snprintf(dir, sizeof(dir), "%s/engines", e->set->state_dir);
 	record_path(e, "json", path, sizeof(path));
 	record_path(e, "lock", lock, sizeof(lock));
-	if (vd_mkdir_p(dir, &err) < 0 ||
+	if (vd_file_mkdir_p(dir, &err) < 0 ||
 	    (fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0 || flock(fd, LOCK_EX) < 0) {
 		vd_debug("engine %s: not recording: %s", e->name,
 			 err.msg[0] ? err.msg : strerror(errno));
@@ -229,7 +229,7 @@ record_update(const struct vd_engine *e, record_fn fn, void *arg)
 	fn(reps, arg);
 	root = json_pack("{s:i, s:O}", "version", 1, "replicas", reps);
 	if (!root || !(text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS)) ||
-	    vd_write_atomic(path, text, strlen(text), &err) < 0)
+	    vd_file_write_atomic(path, text, strlen(text), &err) < 0)
 		vd_debug("engine %s: not recording: %s", e->name, err.msg);
 }
 

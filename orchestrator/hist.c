@@ -150,7 +150,7 @@ slot_index(int64_t start)
 }
 
 void
-vd_window_reset(struct vd_window *w)
+vd_hist_window_reset(struct vd_window *w)
 {
 	for (size_t i = 0; i < VD_WINDOW_SLOTS; i++) {
 		vd_hist_reset(&w->slot[i]);
@@ -159,7 +159,7 @@ vd_window_reset(struct vd_window *w)
 }
 
 void
-vd_window_record(struct vd_window *w, int64_t now_ms, uint64_t us)
+vd_hist_window_record(struct vd_window *w, int64_t now_ms, uint64_t us)
 {
 	int64_t start = slot_start(now_ms);
 	size_t i = slot_index(start);
@@ -186,7 +186,7 @@ slot_in_span(int64_t start, int64_t now_ms, int64_t span_ms)
 }
 
 void
-vd_window_read(const struct vd_window *w, int64_t now_ms, int64_t span_ms,
+vd_hist_window_read(const struct vd_window *w, int64_t now_ms, int64_t span_ms,
 	       struct vd_hist *out)
 {
 	if (span_ms < 0)

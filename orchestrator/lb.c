@@ -168,7 +168,7 @@ tick(struct vd_ev *ev, void *arg)
 	while (lb->qhead &&
 	       vd_ev_now_us(ev) - lb->qhead->t_queued_us > lb->cfg.queue_timeout_ms * 1000) {
 		c = lb->qhead;
-		vd_window_record(&lb->wait, now, (uint64_t)(vd_ev_now_us(ev) - c->t_queued_us));
+		vd_hist_window_record(&lb->wait, now, (uint64_t)(vd_ev_now_us(ev) - c->t_queued_us));
 		lb_answer(c, 504, VD_LB_ERR_QUEUE_TIMEOUT);
 	}
 	for (size_t i = 0; i < lb->nreps; i++)
@@ -386,7 +386,7 @@ latency(const struct vd_window *w, int64_t now, int64_t span, struct vd_lb_laten
 {
 	static struct vd_hist h; /* 11 KiB: not on the stack; one thread */
 
-	vd_window_read(w, now, span, &h);
+	vd_hist_window_read(w, now, span, &h);
 	out->count = h.count;
 	out->p50 = vd_hist_percentile(&h, 50);
 	out->p90 = vd_hist_percentile(&h, 90);

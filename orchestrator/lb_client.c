@@ -627,7 +627,7 @@ lb_pump_queue(struct vd_lb *lb)
 		if (!lb->qhead)
 			lb->qtail = NULL;
 		lb->queued--;
-		vd_window_record(&lb->wait, vd_ev_now_ms(lb->ev),
+		vd_hist_window_record(&lb->wait, vd_ev_now_ms(lb->ev),
 				 (uint64_t)(vd_ev_now_us(lb->ev) - c->t_queued_us));
 		dispatch(c, r);
 	}

@@ -175,9 +175,9 @@ finish(struct client *c)
 		    !lb->stopping;
 
 	lb_count_response(lb, up->p.status_code);
-	vd_window_record(&lb->total, now_ms, us);
+	vd_hist_window_record(&lb->total, now_ms, us);
 	if (r)
-		vd_window_record(&r->total, now_ms, us);
+		vd_hist_window_record(&r->total, now_ms, us);
 	up->no_reuse |= !http_should_keep_alive(&up->p);
 	c->up = NULL;
 	if (up->r)

@@ -42,10 +42,10 @@
 #include "vd/cleanup.h"
 #include "vd/clock.h"
 #include "vd/driver.h"
+#include "vd/file.h"
 #include "vd/labels.h"
 #include "vd/log.h"
 #include "vd/manifest.h"
-#include "vd/state.h"
 #include "vd/strbuf.h"
 
 #include "libvirt_int.h"
@@ -442,7 +442,7 @@ lv_create(struct vd_driver *d, const struct vd_service *svc, const struct vd_lab
 	virResetLastError();
 	lv_replica_dir(lv, name, dir, sizeof(dir));
 	lv_remove_tree(dir); /* left by a create that was killed before it defined the domain */
-	if (vd_mkdir_p(dir, err) < 0)
+	if (vd_file_mkdir_p(dir, err) < 0)
 		return vd_error_wrap(err, "create %s", name);
 	if (lv_plan_domain(lv, svc, name, dir, &p, err) < 0 ||
 	    lv_write_guest_config(svc, &p, err) < 0)

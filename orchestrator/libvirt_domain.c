@@ -26,11 +26,11 @@
 
 #include "vd/cleanup.h"
 #include "vd/driver.h"
+#include "vd/file.h"
 #include "vd/labels.h"
 #include "vd/log.h"
 #include "vd/manifest.h"
 #include "vd/net.h"
-#include "vd/state.h"
 #include "vd/strbuf.h"
 #include "libvirt_int.h"
 
@@ -90,7 +90,7 @@ xml_long(const char *xml, const char *tag, long dflt)
 void
 lv_meta_clear(struct lv_meta *m)
 {
-	vd_labels_clear(&m->labels);
+	vd_replica_labels_clear(&m->labels);
 }
 
 /* Read the record; -1 when the domain has none: it is not vdctl's. */
@@ -456,7 +456,7 @@ probe_kvm(struct lv *lv)
 	unlink(console);
 	snprintf(line, sizeof(line), "%s %s\n", boot_id, works ? "yes" : "no");
 	if (boot_id[0])
-		vd_write_atomic(cache, line, strlen(line), NULL);
+		vd_file_write_atomic(cache, line, strlen(line), NULL);
 	vd_info("KVM %s on this host; accel auto uses %s", works ? "boots guests" :
 		"does not boot guests", works ? "kvm" : "tcg (software emulation)");
 	return works;
@@ -514,8 +514,8 @@ lv_write_guest_config(const struct vd_service *svc, const struct domain_plan *p,
 	env = vd_strbuf_steal(&b);
 	if (!args || !env)
 		return vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
-	if (vd_write_atomic(p->args, args, strlen(args), err) < 0 ||
-	    vd_write_atomic(p->env, env, strlen(env), err) < 0)
+	if (vd_file_write_atomic(p->args, args, strlen(args), err) < 0 ||
+	    vd_file_write_atomic(p->env, env, strlen(env), err) < 0)
 		return -1;
 	return 0;
 }

@@ -59,25 +59,25 @@ enum_name(const char *const *names, size_t n, int v)
 }
 
 const char *
-vd_backend_name(enum vd_backend b)
+vd_manifest_backend_name(enum vd_backend b)
 {
 	return enum_name(backend_names, ARRAY_SIZE(backend_names), (int)b);
 }
 
 const char *
-vd_accel_name(enum vd_accel a)
+vd_manifest_accel_name(enum vd_accel a)
 {
 	return enum_name(accel_names, ARRAY_SIZE(accel_names), (int)a);
 }
 
 const char *
-vd_lb_policy_name(enum vd_lb_policy p)
+vd_manifest_policy_name(enum vd_lb_policy p)
 {
 	return enum_name(policy_names, ARRAY_SIZE(policy_names), (int)p);
 }
 
 const char *
-vd_health_kind_name(enum vd_health_kind k)
+vd_manifest_health_name(enum vd_health_kind k)
 {
 	return enum_name(health_names, ARRAY_SIZE(health_names), (int)k);
 }
@@ -467,7 +467,7 @@ set_listen(struct vd_ycheck *c, const struct vd_ykey *k, const char *path,
 	(void)k;
 	if (!s)
 		return -1;
-	if (vd_parse_hostport(s, &host, &port, &e) < 0)
+	if (vd_units_parse_hostport(s, &host, &port, &e) < 0)
 		return vd_ytree_bad_value(c, v, path, e.msg);
 	free(d->s.balancer.listen_host);
 	d->s.balancer.listen_host = host;
@@ -689,7 +689,7 @@ check_cpus(struct draft *d)
 
 	if (good(d, F_CPUS) && d->s.milli_cpus < min) {
 		snprintf(reason, sizeof(reason), "engines enforce at least %s cpus",
-			 vd_format_milli_cpus(min, m, sizeof(m)));
+			 vd_units_format_milli_cpus(min, m, sizeof(m)));
 		vd_ytree_bad_value(&d->c, d->at[F_CPUS], "resources.cpus", reason);
 	}
 }

@@ -44,7 +44,7 @@ fnv_int(struct fnv *f, int64_t v)
 }
 
 void
-vd_spec_hash(const struct vd_service *svc, char out[VD_SPEC_HASH_LEN + 1])
+vd_plan_spec_hash(const struct vd_service *svc, char out[VD_SPEC_HASH_LEN + 1])
 {
 	struct fnv f = { 14695981039346656037ULL };
 
@@ -361,7 +361,7 @@ vd_plan_empty(const struct vd_plan *plan)
 /* ------------------------------------------------------------- printing */
 
 const char *
-vd_action_name(enum vd_action_kind k)
+vd_plan_action_name(enum vd_action_kind k)
 {
 	static const char *const names[] = {
 		[VD_ACT_CREATE] = "create", [VD_ACT_START] = "start",
@@ -373,7 +373,7 @@ vd_action_name(enum vd_action_kind k)
 }
 
 const char *
-vd_reason_name(enum vd_reason r)
+vd_plan_reason_name(enum vd_reason r)
 {
 	static const char *const names[] = {
 		[VD_WHY_NEW] = "new",
@@ -400,13 +400,13 @@ print_action(const struct vd_action *a, FILE *f)
 	const char *service = a->want ? a->want->svc->name : a->have->labels.service;
 
 	vd_replica_name(name, sizeof(name), service, a->index);
-	fprintf(f, "  %-8s %-24s %s", vd_action_name(a->kind), name, vd_reason_name(a->reason));
+	fprintf(f, "  %-8s %-24s %s", vd_plan_action_name(a->kind), name, vd_plan_reason_name(a->reason));
 	if (a->kind == VD_ACT_RESIZE)
 		fprintf(f, ": cpus %s -> %s, memory %s -> %s",
-			vd_format_milli_cpus(a->have->milli_cpus, c1, sizeof(c1)),
-			vd_format_milli_cpus(a->want->svc->milli_cpus, c2, sizeof(c2)),
-			vd_format_size(a->have->memory_bytes, m1, sizeof(m1)),
-			vd_format_size(a->want->svc->memory_bytes, m2, sizeof(m2)));
+			vd_units_format_milli_cpus(a->have->milli_cpus, c1, sizeof(c1)),
+			vd_units_format_milli_cpus(a->want->svc->milli_cpus, c2, sizeof(c2)),
+			vd_units_format_size(a->have->memory_bytes, m1, sizeof(m1)),
+			vd_units_format_size(a->want->svc->memory_bytes, m2, sizeof(m2)));
 	fputc('\n', f);
 }
 

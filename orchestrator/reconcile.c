@@ -196,7 +196,7 @@ create_replica(struct run *run, const struct vd_engine *e, struct vd_driver *d,
 		rc = vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
 	else if ((rc = vd_driver_create(d, want->svc, &l, &r, err)) < 0)
 		rc = adopt(d, a, name, &r, err);
-	vd_labels_clear(&l);
+	vd_replica_labels_clear(&l);
 	if (rc < 0)
 		return -1;
 	if (vd_driver_start(d, r.id, err) < 0) {
@@ -228,7 +228,7 @@ act(struct run *run, struct conns *c, const struct vd_action *a)
 
 	vd_replica_name(name, sizeof(name), service, a->index);
 	if (!d) {
-		failed(run, name, vd_action_name(a->kind), &err);
+		failed(run, name, vd_plan_action_name(a->kind), &err);
 		return;
 	}
 	switch (a->kind) {
@@ -254,10 +254,10 @@ act(struct run *run, struct conns *c, const struct vd_action *a)
 				     a->want->svc->memory_bytes, &err) < 0)
 			break;
 		say(run, name, "resized live: cpus %s -> %s, memory %s -> %s",
-		    vd_format_milli_cpus(a->have->milli_cpus, c1, sizeof(c1)),
-		    vd_format_milli_cpus(a->want->svc->milli_cpus, c2, sizeof(c2)),
-		    vd_format_size(a->have->memory_bytes, m1, sizeof(m1)),
-		    vd_format_size(a->want->svc->memory_bytes, m2, sizeof(m2)));
+		    vd_units_format_milli_cpus(a->have->milli_cpus, c1, sizeof(c1)),
+		    vd_units_format_milli_cpus(a->want->svc->milli_cpus, c2, sizeof(c2)),
+		    vd_units_format_size(a->have->memory_bytes, m1, sizeof(m1)),
+		    vd_units_format_size(a->want->svc->memory_bytes, m2, sizeof(m2)));
 		__atomic_add_fetch(&run->res->resized, 1, __ATOMIC_RELAXED);
 		return;
 	case VD_ACT_REPLACE:
@@ -266,18 +266,18 @@ act(struct run *run, struct conns *c, const struct vd_action *a)
 		    !(dn = conn(c, a->want->engine, &en, &err)) ||
 		    create_replica(run, en, dn, a, name, &err) < 0)
 			break;
-		say(run, name, "replaced (%s)", vd_reason_name(a->reason));
+		say(run, name, "replaced (%s)", vd_plan_reason_name(a->reason));
 		__atomic_add_fetch(&run->res->replaced, 1, __ATOMIC_RELAXED);
 		return;
 	case VD_ACT_REMOVE:
 		/* a surge replica made by this run is known by name only */
 		if (remove_replica(run, e, d, name, a->have ? a->have->id : name, &err) < 0)
 			break;
-		say(run, name, "removed (%s)", vd_reason_name(a->reason));
+		say(run, name, "removed (%s)", vd_plan_reason_name(a->reason));
 		__atomic_add_fetch(&run->res->removed, 1, __ATOMIC_RELAXED);
 		return;
 	}
-	failed(run, name, vd_action_name(a->kind), &err);
+	failed(run, name, vd_plan_action_name(a->kind), &err);
 }
 
 static void *
@@ -383,7 +383,7 @@ wait_healthy(struct run *run, struct vd_error *err)
 			continue;
 		explain(&c, w, t[i].result, why, sizeof(why));
 		vd_error_set(&e, VD_EXIT_FAILURE, "%s did not become healthy within %s (%s)",
-			     w->name, vd_format_duration_ms(timeout, tm, sizeof(tm)), why);
+			     w->name, vd_units_format_duration_ms(timeout, tm, sizeof(tm)), why);
 		failed(run, w->name, "health check", &e);
 		sick++;
 	}

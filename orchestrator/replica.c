@@ -9,7 +9,7 @@
 #include "vd/replica.h"
 
 void
-vd_labels_clear(struct vd_labels *l)
+vd_replica_labels_clear(struct vd_labels *l)
 {
 	free(l->service);
 	free(l->spec_hash);
@@ -18,14 +18,14 @@ vd_labels_clear(struct vd_labels *l)
 }
 
 int
-vd_labels_copy(struct vd_labels *dst, const struct vd_labels *src)
+vd_replica_labels_copy(struct vd_labels *dst, const struct vd_labels *src)
 {
 	memset(dst, 0, sizeof(*dst));
 	dst->index = src->index;
 	if ((src->service && !(dst->service = strdup(src->service))) ||
 	    (src->spec_hash && !(dst->spec_hash = strdup(src->spec_hash))) ||
 	    (src->manifest && !(dst->manifest = strdup(src->manifest)))) {
-		vd_labels_clear(dst);
+		vd_replica_labels_clear(dst);
 		return -1;
 	}
 	return 0;
@@ -36,7 +36,7 @@ vd_replica_clear(struct vd_replica *r)
 {
 	free(r->id);
 	free(r->name);
-	vd_labels_clear(&r->labels);
+	vd_replica_labels_clear(&r->labels);
 	memset(r, 0, sizeof(*r));
 }
 

@@ -8,8 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "vd/file.h"
 #include "vd/restarts.h"
-#include "vd/state.h"
 
 struct vd_restart_mark *
 vd_restarts_find(struct vd_restarts *b, const char *service, int index, bool make)
@@ -177,7 +177,7 @@ vd_restarts_save(const struct vd_restarts *b, const char *path, struct vd_error 
 	json_decref(a);
 	if (!text)
 		return vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
-	ret = vd_write_atomic(path, text, strlen(text), err);
+	ret = vd_file_write_atomic(path, text, strlen(text), err);
 	free(text);
 	return ret;
 }

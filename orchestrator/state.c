@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "vd/cleanup.h"
+#include "vd/file.h"
 #include "vd/state.h"
 
 #define MANIFEST_TAG "# manifest: "
@@ -25,71 +26,6 @@ vd_state_dir_default(void)
 	const char *d = getenv("VDCTL_STATE_DIR");
 
 	return d && *d ? d : VD_STATE_DIR_DEFAULT;
-}
-
-int
-vd_mkdir_p(const char *path, struct vd_error *err)
-{
-	char tmp[PATH_MAX];
-
-	if (strlen(path) >= sizeof(tmp))
-		return vd_error_set(err, VD_EXIT_INPUT, "path '%.60s...' is too long", path);
-	snprintf(tmp, sizeof(tmp), "%s", path);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-			return vd_error_errno(err, errno, "cannot make '%s'", tmp);
-		*p = '/';
-	}
-	if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-		return vd_error_errno(err, errno, "cannot make '%s'", tmp);
-	return 0;
-}
-
-static void
-fsync_dir_of(const char *path)
-{
-	char dir[PATH_MAX];
-	int fd;
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	fd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
-	}
-}
-
-int
-vd_write_atomic(const char *path, const char *data, size_t len, struct vd_error *err)
-{
-	char tmp[PATH_MAX];
-	int fd, n;
-
-	n = snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
-	if (n < 0 || (size_t)n >= sizeof(tmp))
-		return vd_error_set(err, VD_EXIT_INPUT, "path '%.60s...' is too long", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return vd_error_errno(err, errno, "cannot write '%s'", tmp);
-	if (write(fd, data, len) != (ssize_t)len || fsync(fd) < 0) {
-		int e = errno;
-
-		close(fd);
-		unlink(tmp);
-		return vd_error_errno(err, e, "cannot write '%s'", tmp);
-	}
-	close(fd);
-	if (rename(tmp, path) < 0) {
-		int e = errno;
-
-		unlink(tmp);
-		return vd_error_errno(err, e, "cannot rename '%s' to '%s'", tmp, path);
-	}
-	fsync_dir_of(path);
-	return 0;
 }
 
 static void
@@ -112,7 +48,7 @@ vd_state_save(const char *dir, const struct vd_service *svc, const char *manifes
 	if (strchr(manifest ? manifest : "", '\n'))
 		return vd_error_set(err, VD_EXIT_INPUT, "manifest path has a newline in it");
 	snprintf(sub, sizeof(sub), "%s/services", dir);
-	if (vd_mkdir_p(sub, err) < 0)
+	if (vd_file_mkdir_p(sub, err) < 0)
 		return vd_error_wrap(err, "state directory");
 	j = vd_manifest_service_json(svc, 0);
 	body = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | VD_MANIFEST_JSON_PRECISION)
@@ -125,7 +61,7 @@ vd_state_save(const char *dir, const struct vd_service *svc, const char *manifes
 	if (n < 0)
 		return vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
 	service_path(dir, svc->name, path, sizeof(path));
-	return vd_write_atomic(path, text, (size_t)n, err);
+	return vd_file_write_atomic(path, text, (size_t)n, err);
 }
 
 int
@@ -134,10 +70,7 @@ vd_state_remove(const char *dir, const char *service, struct vd_error *err)
 	char path[PATH_MAX];
 
 	service_path(dir, service, path, sizeof(path));
-	if (unlink(path) < 0 && errno != ENOENT)
-		return vd_error_errno(err, errno, "cannot remove '%s'", path);
-	fsync_dir_of(path);
-	return 0;
+	return vd_file_remove(path, err);
 }
 
 /* ------------------------------------------------------------- reading */

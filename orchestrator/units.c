@@ -4,7 +4,7 @@
  * accept exactly the same spellings.
  *
  * All arithmetic is exact and overflow-checked; nothing here allocates but
- * vd_parse_hostport()'s host.
+ * vd_units_parse_hostport()'s host.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -63,7 +63,7 @@ input_error(struct vd_error *err, const char *fmt, ...)
 /* ---------------------------------------------------------------- integers */
 
 int
-vd_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out, struct vd_error *err)
+vd_units_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out, struct vd_error *err)
 {
 	const char *p = s;
 	bool neg = false;
@@ -137,7 +137,7 @@ fraction_bytes(int64_t frac, int digits, int shift, int64_t *bytes)
 }
 
 int
-vd_parse_size(const char *s, int64_t *bytes, struct vd_error *err)
+vd_units_parse_size(const char *s, int64_t *bytes, struct vd_error *err)
 {
 	const char *p = s;
 	int64_t whole, frac = 0, fbytes = 0, total;
@@ -204,7 +204,7 @@ duration_unit(const char *p)
 }
 
 int
-vd_parse_duration_ms(const char *s, int64_t *ms, struct vd_error *err)
+vd_units_parse_duration_ms(const char *s, int64_t *ms, struct vd_error *err)
 {
 	const struct duration_unit *u;
 	const char *p = s;
@@ -252,7 +252,7 @@ vd_parse_duration_ms(const char *s, int64_t *ms, struct vd_error *err)
 /* -------------------------------------------------------------------- cpus */
 
 int
-vd_parse_milli_cpus(const char *s, int64_t *milli, struct vd_error *err)
+vd_units_parse_milli_cpus(const char *s, int64_t *milli, struct vd_error *err)
 {
 	const char *p = s;
 	int64_t whole, frac = 0;
@@ -303,7 +303,7 @@ parse_port(const char *s, int *port, struct vd_error *err)
 }
 
 int
-vd_parse_hostport(const char *s, char **host, int *port, struct vd_error *err)
+vd_units_parse_hostport(const char *s, char **host, int *port, struct vd_error *err)
 {
 	unsigned char addr[sizeof(struct in6_addr)];
 	const char *colon, *h = s;
@@ -347,7 +347,7 @@ vd_parse_hostport(const char *s, char **host, int *port, struct vd_error *err)
 /* -------------------------------------------------------------- formatting */
 
 char *
-vd_format_size(int64_t bytes, char *buf, size_t size)
+vd_units_format_size(int64_t bytes, char *buf, size_t size)
 {
 	static const char *const names[] = { "B", "KiB", "MiB", "GiB", "TiB" };
 	int i = 0;
@@ -371,7 +371,7 @@ vd_format_size(int64_t bytes, char *buf, size_t size)
 }
 
 char *
-vd_format_milli_cpus(int64_t milli, char *buf, size_t size)
+vd_units_format_milli_cpus(int64_t milli, char *buf, size_t size)
 {
 	int64_t frac = milli % 1000;
 	int width = 3;
@@ -389,7 +389,7 @@ vd_format_milli_cpus(int64_t milli, char *buf, size_t size)
 }
 
 char *
-vd_format_duration_ms(int64_t ms, char *buf, size_t size)
+vd_units_format_duration_ms(int64_t ms, char *buf, size_t size)
 {
 	size_t len = 0;
 

@@ -360,8 +360,8 @@ read_scalar(struct reader *r, const yaml_event_t *ev)
 		char size[32], limit[32];
 
 		diag_mark(r, ev->start_mark, "value of %s is over the limit of %s",
-			  vd_format_size((int64_t)len, size, sizeof(size)),
-			  vd_format_size((int64_t)r->o->max_value, limit, sizeof(limit)));
+			  vd_units_format_size((int64_t)len, size, sizeof(size)),
+			  vd_units_format_size((int64_t)r->o->max_value, limit, sizeof(limit)));
 		return -1;
 	}
 	refuse_props(r, ev->start_mark, ev->data.scalar.anchor, ev->data.scalar.tag);
@@ -455,8 +455,8 @@ too_big(struct vd_diag_file *df, const struct vd_ytree_opts *o, int64_t size)
 {
 	char got[32], limit[32];
 
-	vd_format_size((int64_t)o->max_bytes, limit, sizeof(limit));
-	if (size >= 0 && strcmp(vd_format_size(size, got, sizeof(got)), limit) != 0)
+	vd_units_format_size((int64_t)o->max_bytes, limit, sizeof(limit));
+	if (size >= 0 && strcmp(vd_units_format_size(size, got, sizeof(got)), limit) != 0)
 		vd_diag_at(df, 1, 1, "file is %s; %s are limited to %s", got, o->what, limit);
 	else
 		vd_diag_at(df, 1, 1, "file is over %s; %s are limited to that", limit, o->what);
@@ -700,7 +700,7 @@ vd_ytree_int(struct vd_ycheck *c, const struct vd_ynode *v, const char *path, in
 
 	if (!s)
 		return -1;
-	if (vd_parse_int64(s, min, max, out, &e) < 0)
+	if (vd_units_parse_int64(s, min, max, out, &e) < 0)
 		return vd_ytree_bad_value(c, v, path, e.msg);
 	return 0;
 }
@@ -773,14 +773,14 @@ vd_ytree_duration(struct vd_ycheck *c, const struct vd_ynode *v, const char *pat
 	if (!s)
 		return -1;
 	if (!(c->bare_seconds && bare_seconds(s, &x) == 0) &&
-	    vd_parse_duration_ms(s, &x, &e) < 0)
+	    vd_units_parse_duration_ms(s, &x, &e) < 0)
 		return vd_ytree_bad_value(c, v, path, c->bare_seconds ? "expected seconds or a "
 					  "duration like 500ms, 10s, 1m" : e.msg);
 	if (x < min_ms) {
 		if (min_ms == 1)
 			return vd_ytree_bad_value(c, v, path, "must be greater than 0");
 		snprintf(reason, sizeof(reason), "must be at least %s",
-			 vd_format_duration_ms(min_ms, buf, sizeof(buf)));
+			 vd_units_format_duration_ms(min_ms, buf, sizeof(buf)));
 		return vd_ytree_bad_value(c, v, path, reason);
 	}
 	*ms = x;
@@ -795,7 +795,7 @@ vd_ytree_size(struct vd_ycheck *c, const struct vd_ynode *v, const char *path, i
 
 	if (!s)
 		return -1;
-	if (vd_parse_size(s, bytes, &e) < 0)
+	if (vd_units_parse_size(s, bytes, &e) < 0)
 		return vd_ytree_bad_value(c, v, path, e.msg);
 	return 0;
 }
@@ -808,7 +808,7 @@ vd_ytree_cpus(struct vd_ycheck *c, const struct vd_ynode *v, const char *path, i
 
 	if (!s)
 		return -1;
-	if (vd_parse_milli_cpus(s, milli, &e) < 0)
+	if (vd_units_parse_milli_cpus(s, milli, &e) < 0)
 		return vd_ytree_bad_value(c, v, path, e.msg);
 	return 0;
 }
@@ -1063,7 +1063,7 @@ put_value(const struct vd_ykey *k, const void *base, int variant, unsigned flags
 		if (x < k->min)
 			return 0;
 		*out = units ? json_integer(x)
-			     : json_string(vd_format_duration_ms(x, buf, sizeof(buf)));
+			     : json_string(vd_units_format_duration_ms(x, buf, sizeof(buf)));
 		break;
 	case VD_YSIZE:
 		*out = json_integer(*(const int64_t *)p);

@@ -154,7 +154,7 @@ int vd_driver_stats(struct vd_driver *d, const char *id, struct vd_stats *out,
 int vd_driver_events_open(struct vd_driver *d, struct vd_error *err);
 int vd_driver_events_read(struct vd_driver *d, struct vd_event *ev, struct vd_error *err);
 
-const char *vd_event_kind_name(enum vd_event_kind k);
+const char *vd_driver_event_name(enum vd_event_kind k);
 
 /* The drivers. */
 extern const struct vd_driver_ops vd_docker_driver;

@@ -66,13 +66,13 @@ struct vd_window {
 /* Empty it. Zeroed memory (calloc) is an empty window already, and stays
  * out of resident memory until values land in it: a balancer keeps one per
  * replica (132 KiB each), so it does not reset a new one. */
-void vd_window_reset(struct vd_window *w);
+void vd_hist_window_reset(struct vd_window *w);
 
 /* Count one value at time now_ms (any monotonic clock in ms, from any
  * origin). The slot now_ms falls in starts at now_ms rounded down to a
  * multiple of VD_WINDOW_SLOT_MS; a ring entry still holding an older slot
  * is emptied first. */
-void vd_window_record(struct vd_window *w, int64_t now_ms, uint64_t us);
+void vd_hist_window_record(struct vd_window *w, int64_t now_ms, uint64_t us);
 
 /* Merge the slots that overlap [now_ms - span_ms, now_ms] into *out
  * (which is reset first), i.e. those starting in (now_ms - span_ms -
@@ -82,7 +82,7 @@ void vd_window_record(struct vd_window *w, int64_t now_ms, uint64_t us);
  * so for a rate divide by now_ms - (now_ms - span_ms rounded down to a slot
  * start), not by span_ms. After a jump ahead by more than the span, it is
  * empty. */
-void vd_window_read(const struct vd_window *w, int64_t now_ms, int64_t span_ms,
+void vd_hist_window_read(const struct vd_window *w, int64_t now_ms, int64_t span_ms,
 		    struct vd_hist *out);
 
 #endif

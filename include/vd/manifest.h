@@ -144,9 +144,9 @@ json_t *vd_manifest_to_json(const struct vd_manifest *m);
 const struct vd_service *vd_manifest_find(const struct vd_manifest *m, const char *name);
 
 /* The manifest spelling of each enum value ("docker", "least-outstanding"). */
-const char *vd_backend_name(enum vd_backend b);
-const char *vd_accel_name(enum vd_accel a);
-const char *vd_lb_policy_name(enum vd_lb_policy p);
-const char *vd_health_kind_name(enum vd_health_kind k);
+const char *vd_manifest_backend_name(enum vd_backend b);
+const char *vd_manifest_accel_name(enum vd_accel a);
+const char *vd_manifest_policy_name(enum vd_lb_policy p);
+const char *vd_manifest_health_name(enum vd_health_kind k);
 
 #endif

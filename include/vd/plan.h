@@ -36,7 +36,7 @@
 struct vd_desired {
 	const struct vd_service *svc;
 	const char *manifest;                 /* identity of the manifest that declares it */
-	char spec_hash[VD_SPEC_HASH_LEN + 1]; /* vd_spec_hash(svc) */
+	char spec_hash[VD_SPEC_HASH_LEN + 1]; /* vd_plan_spec_hash(svc) */
 	const char *engine;                   /* the engine its replicas run on (placement) */
 };
 
@@ -93,7 +93,7 @@ struct vd_plan_opts {
 
 /* The hash of what a replica is made from, less its cpus and memory (those
  * are compared on their own: they can change live). 16 hex digits. */
-void vd_spec_hash(const struct vd_service *svc, char out[VD_SPEC_HASH_LEN + 1]);
+void vd_plan_spec_hash(const struct vd_service *svc, char out[VD_SPEC_HASH_LEN + 1]);
 
 /*
  * Plan how to go from HAVE (every vdctl replica the engines hold, on every
@@ -117,7 +117,7 @@ bool vd_plan_empty(const struct vd_plan *plan);
 void vd_plan_print(const struct vd_plan *plan, FILE *f);
 
 /* The words for a reason and an action ("scale down", "create"). */
-const char *vd_reason_name(enum vd_reason r);
-const char *vd_action_name(enum vd_action_kind k);
+const char *vd_plan_reason_name(enum vd_reason r);
+const char *vd_plan_action_name(enum vd_action_kind k);
 
 #endif

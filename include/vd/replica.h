@@ -64,8 +64,8 @@ struct vd_replica_list {
 	size_t n;
 };
 
-void vd_labels_clear(struct vd_labels *l);
-int vd_labels_copy(struct vd_labels *dst, const struct vd_labels *src);
+void vd_replica_labels_clear(struct vd_labels *l);
+int vd_replica_labels_copy(struct vd_labels *dst, const struct vd_labels *src);
 void vd_replica_clear(struct vd_replica *r);
 void vd_replica_list_clear(struct vd_replica_list *l);
 /* Append a zeroed replica; returns it, or NULL when out of memory. */

@@ -17,6 +17,7 @@
 #include <stddef.h>
 
 #include "vd/error.h"
+#include "vd/file.h"
 #include "vd/manifest.h"
 
 #define VD_STATE_DIR_DEFAULT "/var/lib/vdctl"
@@ -39,11 +40,5 @@ int vd_state_load(const char *dir, const char *service, struct vd_manifest **out
 
 /* The manifest identity recorded with a service, into buf; -1 if none. */
 int vd_state_manifest_of(const char *dir, const char *service, char *buf, size_t size);
-
-/* Write DATA to PATH atomically (temporary, fsync, rename, fsync dir). */
-int vd_write_atomic(const char *path, const char *data, size_t len, struct vd_error *err);
-
-/* mkdir -p */
-int vd_mkdir_p(const char *path, struct vd_error *err);
 
 #endif

@@ -155,7 +155,7 @@ int vd_ytree_int(struct vd_ycheck *c, const struct vd_ynode *v, const char *path
 int vd_ytree_number(struct vd_ycheck *c, const struct vd_ynode *v, const char *path,
 		    double min, bool min_open, double max, double *out);
 int vd_ytree_bool(struct vd_ycheck *c, const struct vd_ynode *v, const char *path, bool *out);
-/* "500ms", "1m30s" (vd_parse_duration_ms()), or seconds when the format
+/* "500ms", "1m30s" (vd_units_parse_duration_ms()), or seconds when the format
  * takes bare seconds; at least MIN_MS. */
 int vd_ytree_duration(struct vd_ycheck *c, const struct vd_ynode *v, const char *path,
 		      int64_t min_ms, int64_t *ms);

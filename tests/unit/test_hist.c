@@ -311,7 +311,7 @@ new_window(void)
 	struct vd_window *w = malloc(sizeof(*w));
 
 	assert_non_null(w);
-	vd_window_reset(w);
+	vd_hist_window_reset(w);
 	return w;
 }
 
@@ -322,7 +322,7 @@ check_read(const struct vd_window *w, int64_t now_ms, int64_t span_ms, uint64_t 
 {
 	struct vd_hist out;
 
-	vd_window_read(w, now_ms, span_ms, &out);
+	vd_hist_window_read(w, now_ms, span_ms, &out);
 	if (out.count != count)
 		fail_msg("read %lld ms at %lld: %" PRIu64 " values, want %" PRIu64,
 			 (long long)span_ms, (long long)now_ms, out.count, count);
@@ -341,10 +341,10 @@ test_window_slots(void **state)
 
 	(void)state;
 	check_read(w, 0, VD_WINDOW_SPAN_MS, 0, 0, 0);
-	vd_window_record(w, 0, 100);
-	vd_window_record(w, 4999, 200);  /* same slot */
-	vd_window_record(w, 5000, 300);  /* the next */
-	vd_window_record(w, 12000, 400); /* the one after */
+	vd_hist_window_record(w, 0, 100);
+	vd_hist_window_record(w, 4999, 200);  /* same slot */
+	vd_hist_window_record(w, 5000, 300);  /* the next */
+	vd_hist_window_record(w, 12000, 400); /* the one after */
 	check_read(w, 4999, 0, 2, 100, 200);
 	check_read(w, 12000, 0, 1, 400, 400);
 	check_read(w, 12000, 5000, 2, 300, 400);
@@ -361,7 +361,7 @@ test_window_spans(void **state)
 
 	(void)state;
 	for (int64_t i = 0; i < 120; i++)
-		vd_window_record(w, i * 1000, (uint64_t)i + 1);
+		vd_hist_window_record(w, i * 1000, (uint64_t)i + 1);
 	/* 10 s at 119 s: slots from 105 s (the one holding 109 s) */
 	check_read(w, 119000, 10000, 15, 106, 120);
 	/* 60 s: slots from 55 s, the rest were overwritten or dropped */
@@ -377,7 +377,7 @@ test_window_expiry(void **state)
 	struct vd_window *w = new_window();
 
 	(void)state;
-	vd_window_record(w, 1000, 7);
+	vd_hist_window_record(w, 1000, 7);
 	check_read(w, 14999, 10000, 1, 7, 7);
 	check_read(w, 15000, 10000, 0, 0, 0);
 	check_read(w, 64999, 60000, 1, 7, 7);
@@ -395,17 +395,17 @@ test_window_jump(void **state)
 
 	(void)state;
 	for (int64_t t = t0; t < t0 + 60000; t += 250)
-		vd_window_record(w, t, 1000);
+		vd_hist_window_record(w, t, 1000);
 	check_read(w, t0 + 60000, 60000, 240, 1000, 1000);
 	check_read(w, later, 60000, 0, 0, 0);
 	check_read(w, later, 10000, 0, 0, 0);
-	vd_window_record(w, later, 55);
+	vd_hist_window_record(w, later, 55);
 	check_read(w, later, 60000, 1, 55, 55);
 	/* and from a clock that starts below zero */
-	vd_window_reset(w);
-	vd_window_record(w, -7000, 1);
-	vd_window_record(w, -1, 2);
-	vd_window_record(w, 0, 3);
+	vd_hist_window_reset(w);
+	vd_hist_window_record(w, -7000, 1);
+	vd_hist_window_record(w, -1, 2);
+	vd_hist_window_record(w, 0, 3);
 	check_read(w, 0, 60000, 3, 1, 3);
 	check_read(w, 0, 5000, 2, 2, 3);
 	free(w);
@@ -421,11 +421,11 @@ test_window_wrap(void **state)
 
 	(void)state;
 	for (int i = 0; i < 10; i++)
-		vd_window_record(w, 1000, 9);
-	vd_window_record(w, 6000, 8);
-	vd_window_record(w, round + 1000, 5);
+		vd_hist_window_record(w, 1000, 9);
+	vd_hist_window_record(w, 6000, 8);
+	vd_hist_window_record(w, round + 1000, 5);
 	check_read(w, round + 1000, 60000, 2, 5, 8);
-	vd_window_record(w, 2 * round, 4);
+	vd_hist_window_record(w, 2 * round, 4);
 	check_read(w, 2 * round, 60000, 1, 4, 4);
 	free(w);
 }
@@ -435,7 +435,7 @@ struct rec {
 	uint64_t us;
 };
 
-/* What vd_window_read() must give: every value whose slot overlaps
+/* What vd_hist_window_read() must give: every value whose slot overlaps
  * [now_ms - span_ms, now_ms]. */
 static void
 expect_read(const struct rec *r, size_t n, int64_t now_ms, int64_t span_ms,
@@ -470,13 +470,13 @@ test_window_model(void **state)
 
 		t += x % 1000 == 0 ? (int64_t)(x % 7200000) : (int64_t)(x % 700);
 		r[i] = (struct rec){ t, x % 5000000 };
-		vd_window_record(w, t, r[i].us);
+		vd_hist_window_record(w, t, r[i].us);
 		if (i % 97)
 			continue;
 		for (size_t j = 0; j < sizeof(spans) / sizeof(spans[0]); j++) {
 			int64_t now = t + (int64_t)(x % 9000);
 
-			vd_window_read(w, now, spans[j], &got);
+			vd_hist_window_read(w, now, spans[j], &got);
 			expect_read(r, i + 1, now, spans[j], &want);
 			assert_memory_equal(&got, &want, sizeof(got));
 		}

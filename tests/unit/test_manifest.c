@@ -1108,14 +1108,14 @@ static void
 test_enum_names(void **state)
 {
 	(void)state;
-	assert_string_equal(vd_backend_name(VD_BACKEND_DOCKER), "docker");
-	assert_string_equal(vd_backend_name(VD_BACKEND_LIBVIRT), "libvirt");
-	assert_string_equal(vd_accel_name(VD_ACCEL_TCG), "tcg");
-	assert_string_equal(vd_lb_policy_name(VD_LB_ROUND_ROBIN), "round-robin");
-	assert_string_equal(vd_lb_policy_name(VD_LB_LEAST_OUTSTANDING), "least-outstanding");
-	assert_string_equal(vd_lb_policy_name(VD_LB_P2C), "p2c");
-	assert_string_equal(vd_health_kind_name(VD_HEALTH_HTTP), "http");
-	assert_string_equal(vd_backend_name((enum vd_backend)7), "unknown");
+	assert_string_equal(vd_manifest_backend_name(VD_BACKEND_DOCKER), "docker");
+	assert_string_equal(vd_manifest_backend_name(VD_BACKEND_LIBVIRT), "libvirt");
+	assert_string_equal(vd_manifest_accel_name(VD_ACCEL_TCG), "tcg");
+	assert_string_equal(vd_manifest_policy_name(VD_LB_ROUND_ROBIN), "round-robin");
+	assert_string_equal(vd_manifest_policy_name(VD_LB_LEAST_OUTSTANDING), "least-outstanding");
+	assert_string_equal(vd_manifest_policy_name(VD_LB_P2C), "p2c");
+	assert_string_equal(vd_manifest_health_name(VD_HEALTH_HTTP), "http");
+	assert_string_equal(vd_manifest_backend_name((enum vd_backend)7), "unknown");
 }
 
 int

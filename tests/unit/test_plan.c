@@ -127,7 +127,7 @@ observe_raw(struct scene *s, const char *service, int index, const char *spec_ha
 	r->labels.spec_hash = spec_hash ? xstrdup(spec_hash) : NULL;
 	r->labels.manifest = manifest ? xstrdup(manifest) : NULL;
 	r->backend = backend;
-	snprintf(r->engine, sizeof(r->engine), "%s", vd_backend_name(backend));
+	snprintf(r->engine, sizeof(r->engine), "%s", vd_manifest_backend_name(backend));
 	r->state = state;
 	return r;
 }
@@ -140,7 +140,7 @@ observe(struct scene *s, const struct vd_service *svc, int index, enum vd_replic
 	char hash[VD_SPEC_HASH_LEN + 1];
 	struct vd_replica *r;
 
-	vd_spec_hash(svc, hash);
+	vd_plan_spec_hash(svc, hash);
 	r = observe_raw(s, svc->name, index, hash, MANIFEST, svc->backend, state);
 	r->milli_cpus = svc->milli_cpus;
 	r->memory_bytes = svc->memory_bytes;
@@ -207,8 +207,8 @@ check_invariants(const struct scene *s, size_t nwant)
 			const struct vd_action *a = &p->phases[i].v[j];
 
 			if (!reason_fits(a->kind, a->reason))
-				fail_msg("phase %zu: %s for '%s'", i + 1, vd_action_name(a->kind),
-					 vd_reason_name(a->reason));
+				fail_msg("phase %zu: %s for '%s'", i + 1, vd_plan_action_name(a->kind),
+					 vd_plan_reason_name(a->reason));
 			n[a->kind]++;
 			if (a->kind == VD_ACT_CREATE && a->reason == VD_WHY_NEW)
 				new++;
@@ -258,8 +258,8 @@ static void
 place(struct scene *s)
 {
 	for (size_t i = 0; i < s->nwant; i++) {
-		vd_spec_hash(s->want[i].svc, s->want[i].spec_hash);
-		s->want[i].engine = vd_backend_name(s->want[i].svc->backend);
+		vd_plan_spec_hash(s->want[i].svc, s->want[i].spec_hash);
+		s->want[i].engine = vd_manifest_backend_name(s->want[i].svc->backend);
 	}
 }
 
@@ -312,16 +312,16 @@ check_phase(const struct scene *s, size_t i, const struct act *want, size_t n)
 		dump(s);
 		if (!a)
 			fail_msg("phase %zu: action %zu missing: %s %s-%d (%s)", i + 1, j + 1,
-				 vd_action_name(w->kind), w->service, w->index,
-				 vd_reason_name(w->why));
+				 vd_plan_action_name(w->kind), w->service, w->index,
+				 vd_plan_reason_name(w->why));
 		if (!w)
 			fail_msg("phase %zu: extra action %zu: %s %s-%d (%s)", i + 1, j + 1,
-				 vd_action_name(a->kind), act_service(a), a->index,
-				 vd_reason_name(a->reason));
+				 vd_plan_action_name(a->kind), act_service(a), a->index,
+				 vd_plan_reason_name(a->reason));
 		fail_msg("phase %zu action %zu: %s %s-%d (%s), want %s %s-%d (%s)", i + 1, j + 1,
-			 vd_action_name(a->kind), act_service(a), a->index,
-			 vd_reason_name(a->reason), vd_action_name(w->kind), w->service, w->index,
-			 vd_reason_name(w->why));
+			 vd_plan_action_name(a->kind), act_service(a), a->index,
+			 vd_plan_reason_name(a->reason), vd_plan_action_name(w->kind), w->service, w->index,
+			 vd_plan_reason_name(w->why));
 	}
 }
 
@@ -414,7 +414,7 @@ make_replica(struct vd_replica *r, const struct vd_desired *d, int index)
 	r->labels.spec_hash = xstrdup(d->spec_hash);
 	r->labels.manifest = xstrdup(d->manifest);
 	r->backend = svc->backend;
-	snprintf(r->engine, sizeof(r->engine), "%s", vd_backend_name(svc->backend));
+	snprintf(r->engine, sizeof(r->engine), "%s", vd_manifest_backend_name(svc->backend));
 	r->state = VD_STATE_RUNNING;
 	r->milli_cpus = svc->milli_cpus;
 	r->memory_bytes = svc->memory_bytes;
@@ -439,7 +439,7 @@ execute(struct scene *s, size_t nphases)
 		r->labels.spec_hash = NULL;
 		r->labels.manifest = NULL;
 		r->labels.service = NULL;
-		assert_int_equal(vd_labels_copy(&r->labels, &h->labels), 0);
+		assert_int_equal(vd_replica_labels_copy(&r->labels, &h->labels), 0);
 	}
 	for (size_t i = 0; i < nphases && i < s->plan.nphases; i++) {
 		const struct vd_phase *ph = &s->plan.phases[i];
@@ -1281,7 +1281,7 @@ static void
 hash_of(const struct vd_service *svc, char out[VD_SPEC_HASH_LEN + 1])
 {
 	memset(out, 'X', VD_SPEC_HASH_LEN + 1);
-	vd_spec_hash(svc, out);
+	vd_plan_spec_hash(svc, out);
 }
 
 static void
@@ -1576,7 +1576,7 @@ test_print_one_phase(void **state)
 	check_line(out, "vd-web-0", "resize");
 	check_line(out, "vd-web-0", "limits changed: cpus 1 -> 1.5");
 	check_line(out, "vd-web-1", "create");
-	check_line(out, "vd-web-1", vd_reason_name(VD_WHY_NEW));
+	check_line(out, "vd-web-1", vd_plan_reason_name(VD_WHY_NEW));
 	assert_int_equal(count_substr(out, "old"), 0);
 	assert_int_equal(s->plan.nundeclared, 1);
 	free(out);
@@ -1597,12 +1597,12 @@ test_print_phases(void **state)
 	check_line(out, "phase 1 of 4:", NULL);
 	check_line(out, "phase 4 of 4:", NULL);
 	check_line(out, "vd-web-3", "create");
-	check_line(out, "vd-web-3", vd_reason_name(VD_WHY_SURGE));
-	check_line(out, "vd-web-0", vd_reason_name(VD_WHY_SPEC));
+	check_line(out, "vd-web-3", vd_plan_reason_name(VD_WHY_SURGE));
+	check_line(out, "vd-web-0", vd_plan_reason_name(VD_WHY_SPEC));
 	check_line(out, "vd-web-1", "replace");
 	/* the surge removal names the surge, though it had no replica */
-	check_line(strstr(out, "phase 4 of 4:"), "vd-web-3", vd_reason_name(VD_WHY_SURGE_DONE));
-	check_line(strstr(out, "phase 4 of 4:"), "vd-web-2", vd_reason_name(VD_WHY_SCALE_DOWN));
+	check_line(strstr(out, "phase 4 of 4:"), "vd-web-3", vd_plan_reason_name(VD_WHY_SURGE_DONE));
+	check_line(strstr(out, "phase 4 of 4:"), "vd-web-2", vd_plan_reason_name(VD_WHY_SCALE_DOWN));
 	free(out);
 }
 
@@ -1624,16 +1624,16 @@ static void
 test_names(void **state)
 {
 	(void)state;
-	assert_string_equal(vd_action_name(VD_ACT_CREATE), "create");
-	assert_string_equal(vd_action_name(VD_ACT_REMOVE), "remove");
-	assert_string_equal(vd_reason_name(VD_WHY_SCALE_DOWN), "scale down");
-	assert_string_equal(vd_reason_name(VD_WHY_PRUNE), "no longer declared");
-	assert_string_equal(vd_action_name((enum vd_action_kind)99), "?");
-	assert_string_equal(vd_reason_name((enum vd_reason)99), "?");
+	assert_string_equal(vd_plan_action_name(VD_ACT_CREATE), "create");
+	assert_string_equal(vd_plan_action_name(VD_ACT_REMOVE), "remove");
+	assert_string_equal(vd_plan_reason_name(VD_WHY_SCALE_DOWN), "scale down");
+	assert_string_equal(vd_plan_reason_name(VD_WHY_PRUNE), "no longer declared");
+	assert_string_equal(vd_plan_action_name((enum vd_action_kind)99), "?");
+	assert_string_equal(vd_plan_reason_name((enum vd_reason)99), "?");
 	for (int r = VD_WHY_NEW; r <= VD_WHY_PRUNE; r++)
-		assert_string_not_equal(vd_reason_name((enum vd_reason)r), "?");
+		assert_string_not_equal(vd_plan_reason_name((enum vd_reason)r), "?");
 	for (int k = VD_ACT_CREATE; k <= VD_ACT_REMOVE; k++)
-		assert_string_not_equal(vd_action_name((enum vd_action_kind)k), "?");
+		assert_string_not_equal(vd_plan_action_name((enum vd_action_kind)k), "?");
 }
 
 /* vd_plan_clear leaves an empty plan that can be cleared again. */

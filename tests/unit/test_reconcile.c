@@ -142,7 +142,7 @@ apply(struct fixture *f, struct vd_plan *plan, struct vd_reconcile_result *res,
 	};
 	int ret;
 
-	vd_spec_hash(&f->svc, f->want.spec_hash);
+	vd_plan_spec_hash(&f->svc, f->want.spec_hash);
 	assert_int_equal(vd_apply_place(&f->want, 1, &f->es, err), 0);
 	assert_string_equal(f->want.engine, "libvirt");
 	observe(f, &have);

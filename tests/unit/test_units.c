@@ -78,7 +78,7 @@ test_size_ok(void **state)
 	};
 
 	(void)state;
-	check_ok(vd_parse_size, cases, N(cases));
+	check_ok(vd_units_parse_size, cases, N(cases));
 }
 
 static void
@@ -105,7 +105,7 @@ test_size_bad(void **state)
 	};
 
 	(void)state;
-	check_bad(vd_parse_size, cases, N(cases));
+	check_bad(vd_units_parse_size, cases, N(cases));
 }
 
 static void
@@ -123,7 +123,7 @@ test_duration_ok(void **state)
 	};
 
 	(void)state;
-	check_ok(vd_parse_duration_ms, cases, N(cases));
+	check_ok(vd_units_parse_duration_ms, cases, N(cases));
 }
 
 static void
@@ -144,7 +144,7 @@ test_duration_bad(void **state)
 	};
 
 	(void)state;
-	check_bad(vd_parse_duration_ms, cases, N(cases));
+	check_bad(vd_units_parse_duration_ms, cases, N(cases));
 }
 
 static void
@@ -176,20 +176,20 @@ test_cpus(void **state)
 	};
 
 	(void)state;
-	check_ok(vd_parse_milli_cpus, ok, N(ok));
-	check_bad(vd_parse_milli_cpus, bad, N(bad));
+	check_ok(vd_units_parse_milli_cpus, ok, N(ok));
+	check_bad(vd_units_parse_milli_cpus, bad, N(bad));
 }
 
 static int
 parse_port_range(const char *s, int64_t *out, struct vd_error *err)
 {
-	return vd_parse_int64(s, 1, 65535, out, err);
+	return vd_units_parse_int64(s, 1, 65535, out, err);
 }
 
 static int
 parse_any_int(const char *s, int64_t *out, struct vd_error *err)
 {
-	return vd_parse_int64(s, INT64_MIN, INT64_MAX, out, err);
+	return vd_units_parse_int64(s, INT64_MIN, INT64_MAX, out, err);
 }
 
 static void
@@ -255,7 +255,7 @@ test_hostport(void **state)
 		char *host = NULL;
 		int port = 0;
 
-		if (vd_parse_hostport(ok[i].in, &host, &port, &err) != 0)
+		if (vd_units_parse_hostport(ok[i].in, &host, &port, &err) != 0)
 			fail_msg("'%s' refused: %s", ok[i].in, err.msg);
 		assert_string_equal(host, ok[i].host);
 		assert_int_equal(port, ok[i].port);
@@ -266,7 +266,7 @@ test_hostport(void **state)
 		char *host = NULL;
 		int port = 0;
 
-		if (vd_parse_hostport(bad[i].in, &host, &port, &err) != -1)
+		if (vd_units_parse_hostport(bad[i].in, &host, &port, &err) != -1)
 			fail_msg("'%s' accepted", bad[i].in);
 		assert_null(host);
 		assert_int_equal(err.code, VD_EXIT_INPUT);
@@ -281,22 +281,22 @@ test_format(void **state)
 	char buf[32];
 
 	(void)state;
-	assert_string_equal(vd_format_size(0, buf, sizeof(buf)), "0 B");
-	assert_string_equal(vd_format_size(512, buf, sizeof(buf)), "512 B");
-	assert_string_equal(vd_format_size(1024, buf, sizeof(buf)), "1 KiB");
-	assert_string_equal(vd_format_size(1000 * VD_MIB, buf, sizeof(buf)), "1000 MiB");
-	assert_string_equal(vd_format_size(3 * VD_GIB / 2, buf, sizeof(buf)), "1.5 GiB");
-	assert_string_equal(vd_format_size(9646899, buf, sizeof(buf)), "9.2 MiB");
-	assert_string_equal(vd_format_size(VD_MIB + 1, buf, sizeof(buf)), "1 MiB");
-	assert_string_equal(vd_format_size(2 * VD_TIB, buf, sizeof(buf)), "2 TiB");
-	assert_string_equal(vd_format_milli_cpus(1500, buf, sizeof(buf)), "1.5");
-	assert_string_equal(vd_format_milli_cpus(1000, buf, sizeof(buf)), "1");
-	assert_string_equal(vd_format_milli_cpus(250, buf, sizeof(buf)), "0.25");
-	assert_string_equal(vd_format_milli_cpus(1, buf, sizeof(buf)), "0.001");
-	assert_string_equal(vd_format_duration_ms(90000, buf, sizeof(buf)), "1m30s");
-	assert_string_equal(vd_format_duration_ms(500, buf, sizeof(buf)), "500ms");
-	assert_string_equal(vd_format_duration_ms(0, buf, sizeof(buf)), "0s");
-	assert_string_equal(vd_format_duration_ms(3723004, buf, sizeof(buf)), "1h2m3s4ms");
+	assert_string_equal(vd_units_format_size(0, buf, sizeof(buf)), "0 B");
+	assert_string_equal(vd_units_format_size(512, buf, sizeof(buf)), "512 B");
+	assert_string_equal(vd_units_format_size(1024, buf, sizeof(buf)), "1 KiB");
+	assert_string_equal(vd_units_format_size(1000 * VD_MIB, buf, sizeof(buf)), "1000 MiB");
+	assert_string_equal(vd_units_format_size(3 * VD_GIB / 2, buf, sizeof(buf)), "1.5 GiB");
+	assert_string_equal(vd_units_format_size(9646899, buf, sizeof(buf)), "9.2 MiB");
+	assert_string_equal(vd_units_format_size(VD_MIB + 1, buf, sizeof(buf)), "1 MiB");
+	assert_string_equal(vd_units_format_size(2 * VD_TIB, buf, sizeof(buf)), "2 TiB");
+	assert_string_equal(vd_units_format_milli_cpus(1500, buf, sizeof(buf)), "1.5");
+	assert_string_equal(vd_units_format_milli_cpus(1000, buf, sizeof(buf)), "1");
+	assert_string_equal(vd_units_format_milli_cpus(250, buf, sizeof(buf)), "0.25");
+	assert_string_equal(vd_units_format_milli_cpus(1, buf, sizeof(buf)), "0.001");
+	assert_string_equal(vd_units_format_duration_ms(90000, buf, sizeof(buf)), "1m30s");
+	assert_string_equal(vd_units_format_duration_ms(500, buf, sizeof(buf)), "500ms");
+	assert_string_equal(vd_units_format_duration_ms(0, buf, sizeof(buf)), "0s");
+	assert_string_equal(vd_units_format_duration_ms(3723004, buf, sizeof(buf)), "1h2m3s4ms");
 }
 
 /* What the formatters write, the parsers read back. */
@@ -310,14 +310,14 @@ test_round_trip(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < N(durations); i++) {
-		assert_int_equal(vd_parse_duration_ms(vd_format_duration_ms(durations[i], buf,
+		assert_int_equal(vd_units_parse_duration_ms(vd_units_format_duration_ms(durations[i], buf,
 									    sizeof(buf)), &v, NULL), 0);
 		assert_int_equal(v, durations[i]);
 	}
 	for (size_t i = 0; i < N(sizes); i++) {
 		char *p;
 
-		vd_format_size(sizes[i], buf, sizeof(buf));
+		vd_units_format_size(sizes[i], buf, sizeof(buf));
 		/* "1.5 GiB" -> "1.5Gi" */
 		if ((p = strchr(buf, ' ')))
 			memmove(p, p + 1, strlen(p));
@@ -325,7 +325,7 @@ test_round_trip(void **state)
 			p[1] = '\0';
 		if ((p = strchr(buf, 'B')))
 			*p = '\0';
-		assert_int_equal(vd_parse_size(buf, &v, NULL), 0);
+		assert_int_equal(vd_units_parse_size(buf, &v, NULL), 0);
 		assert_int_equal(v, sizes[i]);
 	}
 }
