@@ -408,7 +408,8 @@ vd_apply(const struct vd_desired *want_in, size_t nwant, const struct vd_apply_o
 		ret = 0;
 		goto out;
 	}
-	if (o->state_dir && record(want, nwant, &plan, o, err) < 0)
+	/* what is made carries the state directory's id */
+	if (vd_engines_own(&es, err) < 0 || (o->state_dir && record(want, nwant, &plan, o, err) < 0))
 		goto out;
 	if (!res->changed) {
 		ret = run.wait ? check_kept(want, nwant, &plan, &have, &run, err) : 0;

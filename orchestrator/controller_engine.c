@@ -700,7 +700,7 @@ side_init(struct side *sd, struct controller *c)
 	sd->c = c;
 	sd->log = line_file(log_write, NULL);
 	if (!(sd->ev = vd_ev_new(&err)) || vd_engines_init(&sd->es, c->o->node, &err) < 0 ||
-	    !(sd->w = calloc(sd->es.n + 1, sizeof(*sd->w)))) {
+	    vd_engines_own(&sd->es, &err) < 0 || !(sd->w = calloc(sd->es.n + 1, sizeof(*sd->w)))) {
 		vd_error_log("controller: the engine thread: %s",
 			     err.msg[0] ? err.msg : "out of memory");
 		return -1;

@@ -45,6 +45,7 @@ struct docker {
 	char tcp_host[128];   /* tcp endpoint: host and port */
 	char tcp_port[8];
 	char api[16];         /* "v1.41" */
+	char owner[40];       /* the state directory's id, or "" */
 	int timeout_ms;
 
 	/* the events stream: a raw HTTP/1.0 connection, body until close */
@@ -230,6 +231,7 @@ docker_open(const struct vd_driver_config *cfg, struct vd_driver **out, struct v
 	dk->base.ops = &vd_docker_driver;
 	dk->ev_fd = -1;
 	dk->timeout_ms = cfg && cfg->timeout_ms > 0 ? cfg->timeout_ms : DOCKER_DEFAULT_TIMEOUT_MS;
+	snprintf(dk->owner, sizeof(dk->owner), "%s", cfg && cfg->owner ? cfg->owner : "");
 	if (parse_endpoint(dk, ep && *ep ? ep : DOCKER_DEFAULT_ENDPOINT, err) < 0 ||
 	    negotiate(dk, err) < 0) {
 		docker_close(&dk->base);
@@ -305,7 +307,8 @@ parse_labels(json_t *labels, struct vd_labels *l)
 	l->index = index && *end == '\0' && i >= 0 && i < 1000000 ? (int)i : -1;
 	if (dup_str(&l->service, label(labels, VD_LABEL_SERVICE)) < 0 ||
 	    dup_str(&l->spec_hash, label(labels, VD_LABEL_SPEC_HASH)) < 0 ||
-	    dup_str(&l->manifest, label(labels, VD_LABEL_MANIFEST)) < 0)
+	    dup_str(&l->manifest, label(labels, VD_LABEL_MANIFEST)) < 0 ||
+	    dup_str(&l->owner, label(labels, VD_LABEL_OWNER)) < 0)
 		return -1;
 	return 0;
 }
@@ -404,6 +407,13 @@ ours(struct docker *dk, const char *id, struct vd_error *err)
 		return -1;
 	if (status == 404)
 		return 0;
+	if (dk->owner[0] && r.labels.owner && *r.labels.owner &&
+	    strcmp(r.labels.owner, dk->owner) != 0) {
+		vd_error_set(err, VD_EXIT_FAILURE, "refusing to touch container '%s': another "
+			     "state directory made it (owner %s)", r.name, r.labels.owner);
+		vd_replica_clear(&r);
+		return -1;
+	}
 	vd_replica_clear(&r);
 	return 1;
 }
@@ -616,6 +626,8 @@ create_body(const struct vd_service *svc, const struct vd_labels *l, const char 
 			   VD_LABEL_SERVICE, l->service, VD_LABEL_INDEX, index,
 			   VD_LABEL_SPEC_HASH, l->spec_hash ? l->spec_hash : "",
 			   VD_LABEL_MANIFEST, l->manifest ? l->manifest : "");
+	if (labels && l->owner && *l->owner)
+		json_object_set_new(labels, VD_LABEL_OWNER, json_string(l->owner));
 	/*
 	 * No swap (MemorySwap = Memory): jobs that swap crawl. The engine picks
 	 * a free host port on 127.0.0.1. Restart policy "no": vdctl heals.

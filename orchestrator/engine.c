@@ -62,6 +62,10 @@ vd_engines_init(struct vd_engines *es, const struct vd_node_config *node, struct
 	memset(es, 0, sizeof(*es));
 	if (!(es->state_dir = strdup(node->state_dir ? node->state_dir : vd_state_dir_default())))
 		return vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
+	if (vd_state_id(es->state_dir, false, es->owner, err) < 0) {
+		vd_engines_release(es);
+		return -1;
+	}
 	if (add_engine(es, vd_driver_ops_for(VD_BACKEND_DOCKER), VD_BACKEND_DOCKER,
 		       node->docker_endpoint, node, err) < 0 ||
 	    add_engine(es, vd_driver_ops_for(VD_BACKEND_LIBVIRT), VD_BACKEND_LIBVIRT,
@@ -73,8 +77,15 @@ vd_engines_init(struct vd_engines *es, const struct vd_node_config *node, struct
 	for (size_t i = 0; i < es->n; i++) {
 		es->v[i].set = es;
 		es->v[i].cfg.endpoint = es->v[i].endpoint;
+		es->v[i].cfg.owner = es->owner;
 	}
 	return 0;
+}
+
+int
+vd_engines_own(struct vd_engines *es, struct vd_error *err)
+{
+	return es->owner[0] ? 0 : vd_state_id(es->state_dir, true, es->owner, err);
 }
 
 static void
@@ -337,6 +348,38 @@ suspect(const struct vd_engine *e, const char *id)
 	return false;
 }
 
+/* Is R this state directory's? One it made carries its id; one made before
+ * owners were labelled is taken when this directory recorded its service. */
+static bool
+mine(const struct vd_engines *es, const struct vd_replica *r)
+{
+	char ident[8];
+
+	if (r->labels.owner && *r->labels.owner)
+		return es->owner[0] && strcmp(r->labels.owner, es->owner) == 0;
+	return vd_state_manifest_of(es->state_dir, r->labels.service, ident, sizeof(ident)) == 0;
+}
+
+/* Keep only this state directory's replicas of L. */
+static void
+keep_mine(const struct vd_engines *es, struct vd_replica_list *l)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < l->n; i++) {
+		if (!mine(es, &l->v[i])) {
+			vd_replica_clear(&l->v[i]);
+			continue;
+		}
+		if (n != i) {
+			l->v[n] = l->v[i];
+			memset(&l->v[i], 0, sizeof(l->v[i]));
+		}
+		n++;
+	}
+	l->n = n;
+}
+
 static void
 tag(const struct vd_engine *e, struct vd_replica *r)
 {
@@ -410,6 +453,8 @@ observe_one(struct vd_engine *e, unsigned flags, struct vd_replica_list *out,
 
 	if (vd_engine_connect(e, &d, err) < 0 || vd_driver_list(d, NULL, &l, err) < 0)
 		goto out;
+	if (!(flags & VD_OBSERVE_ALL_OWNERS))
+		keep_mine(e->set, &l); /* before anything is inspected */
 	if (e->ops->list_partial) {
 		if (complete(e, d, flags, &l, err) < 0)
 			goto out;

@@ -183,6 +183,16 @@ lookup(struct lv *lv, const char *id, const char *op, struct vd_replica *r, stru
 		virDomainFree(dom);
 		return NULL;
 	}
+	if (r)
+		tmp = *r; /* a shallow look at its owner */
+	if (lv->owner[0] && tmp.labels.owner && *tmp.labels.owner &&
+	    strcmp(tmp.labels.owner, lv->owner) != 0) {
+		vd_error_set(err, VD_EXIT_FAILURE, "refusing to touch domain '%s': another state "
+			     "directory made it (owner %s)", tmp.name, tmp.labels.owner);
+		vd_replica_clear(r ? r : &tmp);
+		virDomainFree(dom);
+		return NULL;
+	}
 	if (!r)
 		vd_replica_clear(&tmp);
 	return dom;
@@ -345,6 +355,7 @@ lv_open(const struct vd_driver_config *cfg, struct vd_driver **out, struct vd_er
 	lv->base.ops = &vd_libvirt_driver;
 	snprintf(lv->uri, sizeof(lv->uri), "%s", uri);
 	snprintf(lv->state_dir, sizeof(lv->state_dir), "%s", state);
+	snprintf(lv->owner, sizeof(lv->owner), "%s", cfg && cfg->owner ? cfg->owner : "");
 	lv->conn = virConnectOpen(uri);
 	if (!lv->conn) {
 		virErrorPtr e = virGetLastError();

@@ -109,6 +109,7 @@ lv_meta_read(virDomainPtr dom, struct lv_meta *m)
 	m->labels.index = (int)xml_long(md, "index", -1);
 	m->labels.spec_hash = xml_field(md, "spec-hash");
 	m->labels.manifest = xml_field(md, "manifest");
+	m->labels.owner = xml_field(md, "owner");
 	m->guest_port = (int)xml_long(md, "guest-port", 0);
 	m->host_port = (int)xml_long(md, "host-port", 0);
 	m->started_ns = xml_long(md, "started", 0);
@@ -133,7 +134,13 @@ meta_xml(struct vd_strbuf *b, bool prefixed, const struct lv_meta *m)
 	vd_strbuf_xml(b, m->labels.spec_hash ? m->labels.spec_hash : "");
 	vd_strbuf_puts(b, "</spec-hash><manifest>");
 	vd_strbuf_xml(b, m->labels.manifest ? m->labels.manifest : "");
-	vd_strbuf_printf(b, "</manifest><guest-port>%d</guest-port><host-port>%d</host-port>"
+	vd_strbuf_puts(b, "</manifest>");
+	if (m->labels.owner && *m->labels.owner) {
+		vd_strbuf_puts(b, "<owner>");
+		vd_strbuf_xml(b, m->labels.owner);
+		vd_strbuf_puts(b, "</owner>");
+	}
+	vd_strbuf_printf(b, "<guest-port>%d</guest-port><host-port>%d</host-port>"
 			 "<started>%lld</started><milli-cpus>%lld</milli-cpus>"
 			 "<memory-bytes>%lld</memory-bytes></%sreplica>",
 			 m->guest_port, m->host_port, (long long)m->started_ns,
@@ -393,7 +400,7 @@ probe_kvm(struct lv *lv)
 	_cleanup_free_ char *xml = NULL;
 	_cleanup_fclose_ FILE *f = NULL;
 	const char *kernel = "/boot/vmlinuz";
-	struct lv_meta probe = { { "kvm-probe", 0, NULL, NULL }, 0, 0, 0, 1000, 128 << 20 };
+	struct lv_meta probe = { { "kvm-probe", 0, NULL, NULL, NULL }, 0, 0, 0, 1000, 128 << 20 };
 	virDomainPtr dom;
 	bool works = false;
 

@@ -41,6 +41,7 @@ struct lv {
 	virConnectPtr conn;
 	char uri[256];
 	char state_dir[1024];
+	char owner[40]; /* the state directory's id, or "" */
 	struct lv_event_queue *events;
 };
 

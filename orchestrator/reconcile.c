@@ -164,13 +164,26 @@ remove_replica(struct run *run, const struct vd_engine *e, struct vd_driver *d, 
  * same replica of the same spec; otherwise the error stands.
  */
 static int
-adopt(struct vd_driver *d, const struct vd_action *a, const char *name, struct vd_replica *r,
-      struct vd_error *err)
+adopt(struct vd_driver *d, const struct vd_action *a, const char *name, const char *owner,
+      struct vd_replica *r, struct vd_error *err)
 {
 	struct vd_error e = VD_ERROR_INIT;
 
-	if (err->sys_errno != EEXIST || vd_driver_inspect(d, name, r, &e) < 0)
+	if (err->sys_errno != EEXIST)
 		return -1;
+	if (vd_driver_inspect(d, name, r, &e) < 0) {
+		/* a driver that refuses to look at it says why */
+		if (strstr(e.msg, "another state directory"))
+			vd_error_set(err, VD_EXIT_FAILURE, "create %s: the name is taken: %s", name,
+				     e.msg);
+		return -1;
+	}
+	if (r->labels.owner && *r->labels.owner && strcmp(r->labels.owner, owner) != 0) {
+		vd_error_set(err, VD_EXIT_FAILURE, "create %s: the name is taken by a replica "
+			     "another state directory made (owner %s)", name, r->labels.owner);
+		vd_replica_clear(r);
+		return -1;
+	}
 	if (strcmp(r->labels.service, a->want->svc->name) == 0 && r->labels.index == a->index &&
 	    r->labels.spec_hash && strcmp(r->labels.spec_hash, a->want->spec_hash) == 0) {
 		vd_error_clear(err);
@@ -186,16 +199,20 @@ create_replica(struct run *run, const struct vd_engine *e, struct vd_driver *d,
 	       const struct vd_action *a, const char *name, struct vd_error *err)
 {
 	const struct vd_desired *want = a->want;
+	const char *owner = run->o->engines->owner;
 	struct vd_labels l = { strdup(want->svc->name), a->index, strdup(want->spec_hash),
-			       strdup(want->manifest ? want->manifest : "") };
+			       strdup(want->manifest ? want->manifest : ""), strdup(owner) };
 	struct vd_replica r;
 	struct vd_error ignore = VD_ERROR_INIT;
 	int rc;
 
-	if (!l.service || !l.spec_hash || !l.manifest)
+	if (!l.service || !l.spec_hash || !l.manifest || !l.owner)
 		rc = vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
+	else if (!*owner) /* a replica nobody could find again */
+		rc = vd_error_set(err, VD_EXIT_FAILURE, "create %s: the state directory has no "
+				  "id (vd_engines_own)", name);
 	else if ((rc = vd_driver_create(d, want->svc, &l, &r, err)) < 0)
-		rc = adopt(d, a, name, &r, err);
+		rc = adopt(d, a, name, owner, &r, err);
 	vd_replica_labels_clear(&l);
 	if (rc < 0)
 		return -1;

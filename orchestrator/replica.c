@@ -14,6 +14,7 @@ vd_replica_labels_clear(struct vd_labels *l)
 	free(l->service);
 	free(l->spec_hash);
 	free(l->manifest);
+	free(l->owner);
 	memset(l, 0, sizeof(*l));
 }
 
@@ -24,7 +25,8 @@ vd_replica_labels_copy(struct vd_labels *dst, const struct vd_labels *src)
 	dst->index = src->index;
 	if ((src->service && !(dst->service = strdup(src->service))) ||
 	    (src->spec_hash && !(dst->spec_hash = strdup(src->spec_hash))) ||
-	    (src->manifest && !(dst->manifest = strdup(src->manifest)))) {
+	    (src->manifest && !(dst->manifest = strdup(src->manifest))) ||
+	    (src->owner && !(dst->owner = strdup(src->owner)))) {
 		vd_replica_labels_clear(dst);
 		return -1;
 	}

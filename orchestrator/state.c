@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,6 +27,68 @@ vd_state_dir_default(void)
 	const char *d = getenv("VDCTL_STATE_DIR");
 
 	return d && *d ? d : VD_STATE_DIR_DEFAULT;
+}
+
+/* Read DIR/id into out: 0; 1 when there is none; -1 with err when it cannot
+ * be read or is damaged. */
+static int
+read_id(const char *path, char out[VD_STATE_ID_LEN + 1], struct vd_error *err)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char buf[VD_STATE_ID_LEN + 2];
+	ssize_t n;
+
+	if (fd < 0 && errno == ENOENT)
+		return 1;
+	if (fd < 0)
+		return vd_error_errno(err, errno, "cannot read '%s'", path);
+	n = read(fd, buf, sizeof(buf));
+	if (n < VD_STATE_ID_LEN || (n > VD_STATE_ID_LEN && buf[VD_STATE_ID_LEN] != '\n') ||
+	    strspn(buf, "0123456789abcdef") < VD_STATE_ID_LEN)
+		return vd_error_set(err, VD_EXIT_FAILURE, "'%s' is damaged: it should hold the "
+				    "state directory's id (32 hex digits)", path);
+	memcpy(out, buf, VD_STATE_ID_LEN);
+	out[VD_STATE_ID_LEN] = '\0';
+	return 0;
+}
+
+int
+vd_state_id(const char *dir, bool make, char out[VD_STATE_ID_LEN + 1], struct vd_error *err)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 32], text[VD_STATE_ID_LEN + 2];
+	unsigned char raw[VD_STATE_ID_LEN / 2];
+	_cleanup_close_ int fd = -1;
+	int ret;
+
+	out[0] = '\0';
+	snprintf(path, sizeof(path), "%s/id", dir);
+	if ((ret = read_id(path, out, err)) <= 0)
+		return ret;
+	if (!make)
+		return 1;
+	if (vd_file_mkdir_p(dir, err) < 0)
+		return -1;
+	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
+		return vd_error_errno(err, errno, "cannot make an id for '%s'", dir);
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(text + 2 * i, 3, "%02x", raw[i]);
+	text[VD_STATE_ID_LEN] = '\n';
+	/* made whole beside it, then linked into place: of two made at once,
+	 * one wins and both read it */
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)gettid());
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0 ||
+	    write(fd, text, VD_STATE_ID_LEN + 1) != VD_STATE_ID_LEN + 1 || fsync(fd) < 0) {
+		ret = vd_error_errno(err, errno, "cannot write '%s'", tmp);
+		unlink(tmp);
+		return ret;
+	}
+	if (link(tmp, path) < 0 && errno != EEXIST) {
+		ret = vd_error_errno(err, errno, "cannot make '%s'", path);
+		unlink(tmp);
+		return ret;
+	}
+	unlink(tmp);
+	return read_id(path, out, err) == 0 ? 0 : -1;
 }
 
 static void

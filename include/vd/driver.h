@@ -31,6 +31,9 @@ struct vd_driver_config {
 				  NULL = the driver's default_endpoint */
 	const char *state_dir; /* where the driver keeps its replicas' files; NULL = /var/lib/vdctl */
 	int timeout_ms;        /* per engine call; 0 = 30000 */
+	/* the state directory's id (vd/state.h): the driver refuses to touch a
+	 * replica another state directory made; NULL or "" = any */
+	const char *owner;
 };
 
 struct vd_capacity {

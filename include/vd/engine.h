@@ -32,6 +32,7 @@
 #include "vd/driver.h"
 #include "vd/error.h"
 #include "vd/replica.h"
+#include "vd/state.h"
 
 /* Where the engines are: today, the endpoints of this machine's two. */
 struct vd_node_config {
@@ -70,17 +71,24 @@ struct vd_engines {
 	struct vd_engine *v;
 	size_t n;
 	char *state_dir;
+	char owner[VD_STATE_ID_LEN + 1]; /* the state directory's id; "" while it has none */
 };
 
 /* Flags of vd_engines_observe(). */
 enum {
-	VD_OBSERVE_FULL = 1 << 0, /* inspect every partial record: trust no recorded value */
+	VD_OBSERVE_FULL = 1 << 0,       /* inspect every partial record: trust no recorded value */
+	VD_OBSERVE_ALL_OWNERS = 1 << 1, /* also the replicas other state directories made */
 };
 
-/* The set a node configuration describes; nothing is opened yet. -1 with
- * err when out of memory. */
+/* The set a node configuration describes; nothing is opened yet. The state
+ * directory's id is read when it has one (vd/state.h). -1 with err when out
+ * of memory or the id is damaged. */
 int vd_engines_init(struct vd_engines *es, const struct vd_node_config *node,
 		    struct vd_error *err);
+
+/* Make sure the state directory has an id (making it, and the directory,
+ * when it has none), before anything is made. */
+int vd_engines_own(struct vd_engines *es, struct vd_error *err);
 void vd_engines_release(struct vd_engines *es);
 
 /* The engine that runs replicas of BACKEND, or NULL. */
@@ -96,7 +104,9 @@ void vd_engines_need_all(struct vd_engines *es, enum vd_engine_need need);
 /*
  * List every engine with a need, one call each, into *out (sorted by
  * service, then index), each replica's record complete and tagged with its
- * engine. Each engine's asked/up/error says how it went. Returns -1 when an
+ * engine. Only this state directory's replicas are listed: those that carry
+ * its id, and those made before vdctl labelled owners whose service it
+ * recorded (unless VD_OBSERVE_ALL_OWNERS). Each engine's asked/up/error says how it went. Returns -1 when an
  * engine the pass requires did not answer or failed (its error), or when
  * engines were asked and none answered ("no engine answers").
  */

@@ -14,6 +14,7 @@
 #define VD_LABEL_INDEX VD_LABEL_PREFIX "index"         /* replica index, 0.. */
 #define VD_LABEL_SPEC_HASH VD_LABEL_PREFIX "spec-hash" /* hash of the replica spec */
 #define VD_LABEL_MANIFEST VD_LABEL_PREFIX "manifest"   /* manifest identity */
+#define VD_LABEL_OWNER VD_LABEL_PREFIX "owner"         /* the id of the state directory */
 
 /* libvirt <metadata> namespace of vdctl's <replica> element */
 #define VD_XML_NS "https://vdctl.org/xmlns/replica/1"

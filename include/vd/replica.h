@@ -20,6 +20,8 @@ struct vd_labels {
 	int index;
 	char *spec_hash; /* hash of the replica spec it was made from */
 	char *manifest;  /* identity of the manifest that declared it */
+	char *owner;     /* the id of the state directory that made it (vd/state.h);
+			    NULL for one made before vdctl labelled owners */
 };
 
 enum vd_replica_state {

@@ -14,6 +14,7 @@
 #ifndef VD_STATE_H
 #define VD_STATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "vd/error.h"
@@ -24,6 +25,19 @@
 
 /* $VDCTL_STATE_DIR, else the default. */
 const char *vd_state_dir_default(void);
+
+#define VD_STATE_ID_LEN 32
+
+/*
+ * The state directory's id: 32 hex digits made once, at random, and kept in
+ * DIR/id. Every replica the directory makes carries it (its owner label),
+ * and the directory lists, changes and removes only replicas that do. 0;
+ * with make, one is made when there is none (and DIR with it); without, 1
+ * when there is none (out is ""). -1 with err when DIR/id cannot be read or
+ * is damaged, or one cannot be made.
+ */
+int vd_state_id(const char *dir, bool make, char out[VD_STATE_ID_LEN + 1],
+		struct vd_error *err);
 
 /* Record svc as desired, declared by MANIFEST (its identity). */
 int vd_state_save(const char *dir, const struct vd_service *svc, const char *manifest,

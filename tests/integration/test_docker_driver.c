@@ -110,7 +110,7 @@ test_create_with_limits(void **state)
 	char url[128];
 
 	for (int i = 0; i < NREPLICAS; i++) {
-		struct vd_labels l = { f->service, i, "hash0", "itest" };
+		struct vd_labels l = { f->service, i, "hash0", "itest", NULL };
 		struct vd_replica r;
 
 		assert_int_equal(vd_driver_create(f->d, &f->svc, &l, &r, &err), 0);
@@ -295,7 +295,7 @@ test_missing_image(void **state)
 	struct fixture *f = *state;
 	struct vd_error err = VD_ERROR_INIT;
 	struct vd_service svc = f->svc;
-	struct vd_labels l = { f->service, 7, "hash0", "itest" };
+	struct vd_labels l = { f->service, 7, "hash0", "itest", NULL };
 	struct vd_replica r;
 
 	svc.image = "vdctl/no-such-image:latest";

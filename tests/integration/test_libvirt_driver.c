@@ -175,7 +175,7 @@ static void
 create_start(struct fixture *f, struct vd_service *svc, int index, int slot)
 {
 	struct vd_error err = VD_ERROR_INIT;
-	struct vd_labels l = { svc->name, index, "hash0", "itest" };
+	struct vd_labels l = { svc->name, index, "hash0", "itest", NULL };
 	struct vd_replica r;
 
 	if (vd_driver_create(f->d, svc, &l, &r, &err) < 0)
@@ -374,7 +374,7 @@ test_bad_kernel(void **state)
 	struct fixture *f = *state;
 	struct vd_error err = VD_ERROR_INIT;
 	struct vd_service svc = f->svc;
-	struct vd_labels l = { f->svc_name, 5, "hash0", "itest" };
+	struct vd_labels l = { f->svc_name, 5, "hash0", "itest", NULL };
 	struct vd_replica r;
 	int rc;
 

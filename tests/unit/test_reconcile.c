@@ -80,7 +80,7 @@ setup(void **state)
 	f->node.libvirt_uri = "test:///default";
 	f->node.docker_endpoint = "unix:///nonexistent/docker.sock";
 	f->node.state_dir = f->dir;
-	if (vd_engines_init(&f->es, &f->node, &err) < 0 ||
+	if (vd_engines_init(&f->es, &f->node, &err) < 0 || vd_engines_own(&f->es, &err) < 0 ||
 	    vd_engine_connect(vd_engines_for(&f->es, VD_BACKEND_LIBVIRT), &f->hold, &err) < 0)
 		return -1;
 	f->svc.name = "rc";
@@ -278,6 +278,54 @@ test_health_gate_stops_the_rollout(void **state)
 	expect(f, 3, f->want.spec_hash);
 }
 
+/* A second state directory on the same engine sees none of the first's
+ * replicas, cannot remove them, and cannot take their names. */
+static void
+test_another_state_directory(void **state)
+{
+	struct fixture *f = *state;
+	struct vd_error err = VD_ERROR_INIT;
+	struct vd_reconcile_result res;
+	struct vd_plan plan = { 0 };
+	struct vd_node_config other = f->node;
+	struct vd_engines es2;
+	struct vd_replica_list seen = { NULL, 0 };
+	struct vd_driver *d = NULL;
+	char dir2[] = "/tmp/vd-reconcile-2-XXXXXX";
+
+	assert_int_equal(apply(f, &plan, &res, &err), 0);
+	assert_non_null(mkdtemp(dir2));
+	other.state_dir = dir2;
+	assert_int_equal(vd_engines_init(&es2, &other, &err), 0);
+	assert_string_equal(es2.owner, ""); /* none until it makes something */
+	assert_int_equal(vd_engines_own(&es2, &err), 0);
+	assert_int_equal(strlen(es2.owner), VD_STATE_ID_LEN);
+	assert_string_not_equal(es2.owner, f->es.owner);
+	vd_engines_need(vd_engines_for(&es2, VD_BACKEND_LIBVIRT), VD_ENGINE_REQUIRE);
+	assert_int_equal(vd_engines_observe(&es2, 0, &seen, &err), 0);
+	assert_int_equal(seen.n, 0);
+	/* shown only when asked for every owner, each with its owner */
+	assert_int_equal(vd_engines_observe(&es2, VD_OBSERVE_ALL_OWNERS, &seen, &err), 0);
+	assert_int_equal(seen.n, 3);
+	assert_string_equal(seen.v[0].labels.owner, f->es.owner);
+	/* its driver refuses to touch them */
+	assert_int_equal(vd_engine_connect(vd_engines_for(&es2, VD_BACKEND_LIBVIRT), &d, &err), 0);
+	assert_int_equal(vd_driver_remove(d, seen.v[0].id, &err), -1);
+	assert_non_null(strstr(err.msg, "another state directory"));
+	vd_driver_close(d);
+	vd_replica_list_clear(&seen);
+	/* and a plan of its own for the same service cannot take their names */
+	vd_engines_release(&f->es);
+	f->es = es2; /* the fixture's set now speaks for the second directory */
+	for (size_t i = 0; i < f->es.n; i++)
+		f->es.v[i].set = &f->es;
+	vd_error_clear(&err);
+	assert_int_equal(apply(f, &plan, &res, &err), -1);
+	assert_non_null(strstr(err.msg, "name is taken"));
+	assert_non_null(strstr(err.msg, "another state directory made"));
+	vt_rm_tree(dir2);
+}
+
 int
 main(void)
 {
@@ -288,6 +336,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_rolling_replacement, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_health_gate_stops_the_rollout, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_another_state_directory, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
