@@ -82,9 +82,14 @@ int cli_load_recorded(const char *service, struct vd_manifest **m, struct vd_err
 int cli_apply_recorded(struct vd_manifest *m, struct vd_apply_opts *o, struct vd_error *err);
 
 /* Print a controller's status (GET /v1/status) for people: only the
- * services named, when n > 0 (exit 2 for one it does not have). */
+ * services named, when n > 0 (exit 2 for one it does not have). Returns
+ * cli_status_trouble() of them, or -1. */
 int cli_status_print(const json_t *st, char *const *only, size_t n, FILE *f,
 		     struct vd_error *err);
+
+/* How many of the services (those named, or all) are held or have a
+ * declared balancer that does not listen. */
+int cli_status_trouble(const json_t *st, char *const *only, size_t n);
 
 int cmd_apply(int argc, char **argv, struct vd_error *err);
 int cmd_balance(int argc, char **argv, struct vd_error *err);

@@ -22,18 +22,8 @@ static const char usage[] =
 	"   --timeout DUR, --parallel N   as for apply\n"
 	"   -h, --help      show this help\n"
 	"\n"
-	"exit status: 0 done; 1 a removal failed; 2 bad arguments or an invalid\n"
-	"manifest; 3 no engine answered\n";
-
-/* A service name as the manifest allows: [a-z][a-z0-9-]{0,39}. */
-static bool
-service_name(const char *s)
-{
-	size_t n = strlen(s);
-
-	return n >= 1 && n <= 40 && s[0] >= 'a' && s[0] <= 'z' &&
-	       strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
-}
+	"exit status: 0 done; 1 a removal failed; 2 bad arguments, an unknown\n"
+	"service or an invalid manifest (nothing removed); 3 no engine answered\n";
 
 static int
 add(char ***names, size_t *n, const char *name)
@@ -97,7 +87,9 @@ cmd_delete(int argc, char **argv, struct vd_error *err)
 				if (add(&names, &n, m->services[j].name) < 0)
 					break;
 			vd_manifest_free(m);
-		} else if (service_name(argv[i])) {
+		} else if (vd_manifest_valid_name(argv[i])) {
+			/* a name given must be one that exists */
+			o.must_exist = true;
 			if (add(&names, &n, argv[i]) < 0)
 				break;
 		} else {

@@ -33,8 +33,7 @@ cmd_diff(int argc, char **argv, struct vd_error *err)
 	int c, ret;
 
 	cli_apply_defaults(&o, &node);
-	o.dry_run = true;
-	o.state_dir = NULL;
+	o.dry_run = true; /* reads the state directory, records nothing */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
 		switch (c) {

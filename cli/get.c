@@ -15,14 +15,18 @@
 #include "vd/units.h"
 
 static const char usage[] =
-	"usage: vdctl get [-o table|json] [SERVICE]\n"
+	"usage: vdctl get [-o table|json] [--json] [--all-owners] [SERVICE]\n"
 	"\n"
-	"List the replicas vdctl made, on every backend that answers: service,\n"
-	"replica, backend, state, health (one check now, as the service's manifest\n"
-	"says), cpus, memory, the address it answers on, and how long it has run.\n"
+	"List the replicas this state directory made, on every engine that answers:\n"
+	"service, replica, backend, state, health (one check now, as the service's\n"
+	"manifest says), cpus, memory, the address it answers on, and how long it\n"
+	"has run.\n"
 	"\n"
 	"options:\n"
 	"   -o, --output FORMAT   table (the default) or json\n"
+	"   --json                the same as -o json\n"
+	"   --all-owners          also the replicas other state directories made,\n"
+	"                         with an OWNER column (\"this\" for this one's)\n"
 	"   -h, --help            show this help\n"
 	"\n"
 	"exit status: 0 listed; 2 bad arguments; 3 no engine answered\n";
@@ -86,23 +90,49 @@ check_health(const struct vd_manifest *recorded, const struct vd_replica_list *l
 	return 0;
 }
 
+/* A service that is neither recorded nor held by an engine is unknown. */
+static int
+unknown(const char *dir, const char *service, const struct vd_replica_list *l,
+	struct vd_error *err)
+{
+	const char **names = calloc(l->n + 1, sizeof(*names));
+	int ret = 0;
+
+	for (size_t i = 0; i < l->n; i++) {
+		if (strcmp(l->v[i].labels.service, service) == 0) {
+			free(names);
+			return 0;
+		}
+		if (names)
+			names[i] = l->v[i].labels.service;
+	}
+	if (!vd_state_known(dir, service))
+		ret = vd_state_unknown(dir, service, names, names ? l->n : 0, err);
+	free(names);
+	return ret;
+}
+
 int
 cmd_get(int argc, char **argv, struct vd_error *err)
 {
 	static const struct option options[] = {
 		{ "output", required_argument, NULL, 'o' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "all-owners", no_argument, NULL, 'a' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct vd_node_config node;
 	struct vd_engines es;
+	char owner[VD_STATE_ID_LEN + 1];
 	struct vd_replica_list l = { NULL, 0 };
 	const char **healths = NULL;
 	struct vd_manifest *recorded = NULL;
-	struct vd_diags diags = VD_DIAGS_INIT;
+	struct vd_state_held *held = NULL;
+	size_t nheld = 0;
 	struct vd_error ignore = VD_ERROR_INIT;
 	const char *service = NULL;
-	bool json = false;
+	bool json = false, all = false;
 	json_t *out = NULL;
 	int c;
 
@@ -116,6 +146,12 @@ cmd_get(int argc, char **argv, struct vd_error *err)
 				return cli_usage_error(err, "get", "unknown output '%s' (table, json)",
 						       optarg);
 			break;
+		case 'j':
+			json = true;
+			break;
+		case 'a':
+			all = true;
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			return 0;
@@ -127,19 +163,26 @@ cmd_get(int argc, char **argv, struct vd_error *err)
 		return cli_usage_error(err, "get", "give at most one SERVICE");
 	if (optind < argc)
 		service = argv[optind];
+	if (service && !vd_manifest_valid_name(service))
+		return cli_usage_error(err, "get", "'%s' is not a service name", service);
 	cli_node(&node);
 	if (vd_engines_init(&es, &node, err) < 0)
 		return -1;
 	vd_engines_need_all(&es, VD_ENGINE_ASK);
-	if (vd_engines_observe(&es, 0, &l, err) < 0) {
+	if (vd_engines_observe(&es, all ? VD_OBSERVE_ALL_OWNERS : 0, &l, err) < 0) {
 		vd_engines_release(&es);
 		return -1;
 	}
+	snprintf(owner, sizeof(owner), "%s", es.owner);
 	vd_engines_release(&es);
+	if (service && unknown(node.state_dir, service, &l, err) < 0) {
+		vd_replica_list_clear(&l);
+		return -1;
+	}
 	/* the recorded services say how to check health; without them, TCP */
-	if (vd_state_load(node.state_dir, NULL, &recorded, &diags, &ignore) < 0)
+	if (vd_state_load_all(node.state_dir, &recorded, &held, &nheld, &ignore) < 0)
 		recorded = NULL;
-	vd_diags_clear(&diags);
+	vd_state_held_free(held, nheld);
 	if (!(healths = calloc(l.n + 1, sizeof(*healths))) ||
 	    check_health(recorded, &l, healths, err) < 0) {
 		free(healths);
@@ -150,8 +193,9 @@ cmd_get(int argc, char **argv, struct vd_error *err)
 	if (json)
 		out = json_array();
 	else
-		printf("%-20s %-8s %-8s %-8s %-12s %-5s %-9s %-21s %s\n", "SERVICE", "REPLICA",
-		       "BACKEND", "STATE", "HEALTH", "CPUS", "MEMORY", "ADDRESS", "AGE");
+		printf("%s%-20s %-8s %-8s %-8s %-12s %-5s %-9s %-21s %s\n", all ? "OWNER    " : "",
+		       "SERVICE", "REPLICA", "BACKEND", "STATE", "HEALTH", "CPUS", "MEMORY",
+		       "ADDRESS", "AGE");
 	for (size_t i = 0; i < l.n; i++) {
 		const struct vd_replica *r = &l.v[i];
 		char cpus[16], mem[32], addr[96], a[32];
@@ -176,7 +220,15 @@ cmd_get(int argc, char **argv, struct vd_error *err)
 				(json_int_t)r->milli_cpus, "memory_bytes", (json_int_t)r->memory_bytes,
 				"host", r->host, "port", r->host_port, "started_ns",
 				(json_int_t)r->started_ns, "id", r->id));
+			if (all)
+				json_object_set_new(json_array_get(out, json_array_size(out) - 1),
+						    "owner", r->labels.owner ? json_string(r->labels.owner)
+									     : json_null());
 		} else {
+			if (all)
+				printf("%-8.8s ", !r->labels.owner || !*r->labels.owner ? "none"
+						  : strcmp(r->labels.owner, owner) == 0 ? "this"
+						  : r->labels.owner);
 			printf("%-20s %-8d %-8s %-8s %-12s %-5s %-9s %-21s %s\n", r->labels.service,
 			       r->labels.index, vd_manifest_backend_name(r->backend),
 			       vd_replica_state_name(r->state), h, cpus, mem, addr,

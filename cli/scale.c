@@ -61,6 +61,10 @@ cmd_scale(int argc, char **argv, struct vd_error *err)
 
 		if (!eq || eq == argv[i])
 			return cli_usage_error(err, "scale", "'%s' is not SERVICE=N", argv[i]);
+		*eq = '\0';
+		if (!vd_manifest_valid_name(argv[i]))
+			return cli_usage_error(err, "scale", "'%s' is not a service name", argv[i]);
+		*eq = '=';
 		if (vd_units_parse_int64(eq + 1, 0, 1000, &n, &why) < 0)
 			return cli_usage_error(err, "scale", "bad count in '%s': %s", argv[i],
 					       why.msg);

@@ -24,8 +24,9 @@ static const char usage[] =
 	"   --json       print the controller's answer as it is (GET /v1/status)\n"
 	"   -h, --help   show this help\n"
 	"\n"
-	"exit status: 0 shown; 2 bad arguments or unknown service; 3 no controller\n"
-	"answers\n";
+	"exit status: 0 shown, all well; 1 shown, and a service is held (its record\n"
+	"cannot be used) or its balancer does not listen; 2 bad arguments or unknown\n"
+	"service; 3 no controller answers\n";
 
 static bool
 wanted(const char *name, char *const *only, size_t n)
@@ -70,6 +71,17 @@ print_engines(const json_t *st, FILE *f)
 	fprintf(f, "%s\n", first ? " none in use" : "");
 }
 
+/* Is something wrong with S that its owner must see: a record that cannot be
+ * used, a declared balancer that does not listen? */
+static bool
+in_trouble(const json_t *s)
+{
+	const json_t *b = json_object_get(s, "balancer");
+
+	return json_is_string(json_object_get(s, "held")) ||
+	       (json_is_object(b) && !json_is_true(json_object_get(b, "up")));
+}
+
 static void
 print_service(const json_t *s, FILE *f)
 {
@@ -77,8 +89,14 @@ print_service(const json_t *s, FILE *f)
 	const json_t *r;
 	size_t i;
 
+	if (json_is_string(json_object_get(s, "held")) && !json_is_array(reps)) {
+		fprintf(f, "\n%s: HELD: %s\n", str(s, "name", "?"), str(s, "held", "?"));
+		return;
+	}
 	fprintf(f, "\n%s (%s): %lld/%lld ready", str(s, "name", "?"), str(s, "backend", "?"),
 		num(s, "ready"), num(s, "desired"));
+	if (json_is_string(json_object_get(s, "held")))
+		fprintf(f, ", HELD as it was: %s", str(s, "held", "?"));
 	if (json_is_object(b)) {
 		const char *k;
 		json_t *v;
@@ -138,7 +156,19 @@ cli_status_print(const json_t *st, char *const *only, size_t n, FILE *f, struct 
 	json_array_foreach(svcs, i, s)
 		if (wanted(str(s, "name", ""), only, n))
 			print_service(s, f);
-	return 0;
+	return cli_status_trouble(st, only, n);
+}
+
+int
+cli_status_trouble(const json_t *st, char *const *only, size_t n)
+{
+	const json_t *s;
+	size_t i;
+	int trouble = 0;
+
+	json_array_foreach(json_object_get(st, "services"), i, s)
+		trouble += wanted(str(s, "name", ""), only, n) && in_trouble(s);
+	return trouble;
 }
 
 int
@@ -171,10 +201,11 @@ cmd_status(int argc, char **argv, struct vd_error *err)
 	if (as_json) {
 		json_dumpf(st, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		putchar('\n');
-		ret = 0;
+		ret = cli_status_trouble(st, argv + optind, (size_t)(argc - optind));
 	} else {
 		ret = cli_status_print(st, argv + optind, (size_t)(argc - optind), stdout, err);
 	}
 	json_decref(st);
-	return ret;
+	/* 1 while a service needs its owner: held, or its balancer not listening */
+	return ret > 0 ? 1 : ret;
 }

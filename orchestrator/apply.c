@@ -201,6 +201,44 @@ check_capacity(struct vd_engines *es, const struct vd_desired *want, size_t nwan
 	return 0;
 }
 
+/* ------------------------------------------------------------- conflicts */
+
+/*
+ * A service may not take a balancer address another recorded service has:
+ * refuse before anything changes, naming it (services applied together were
+ * checked against each other when their manifests were loaded).
+ */
+static int
+check_listen(const struct vd_desired *want, size_t nwant, const char *dir,
+	     struct vd_error *err)
+{
+	struct vd_manifest *rec = NULL;
+	struct vd_state_held *held = NULL;
+	size_t nheld = 0;
+	int ret = 0;
+
+	if (!dir || vd_state_load_all(dir, &rec, &held, &nheld, err) < 0)
+		return dir ? -1 : 0;
+	for (size_t i = 0; i < nwant && ret == 0; i++) {
+		const struct vd_service *s = want[i].svc;
+
+		for (size_t k = 0; k < rec->nservices && ret == 0; k++) {
+			const struct vd_service *o = &rec->services[k];
+
+			if (strcmp(o->name, s->name) != 0 && !vd_plan_find(want, nwant, o->name) &&
+			    vd_manifest_listen_conflict(o, s))
+				ret = vd_error_set(err, VD_EXIT_INPUT,
+						   "service '%s': balancer address %s:%d is already "
+						   "used by service '%s'; nothing was changed",
+						   s->name, s->balancer.listen_host,
+						   s->balancer.listen_port, o->name);
+		}
+	}
+	vd_state_held_free(held, nheld);
+	vd_manifest_free(rec);
+	return ret;
+}
+
 /* --------------------------------------------------------------- apply */
 
 static void
@@ -369,7 +407,8 @@ vd_apply(const struct vd_desired *want_in, size_t nwant, const struct vd_apply_o
 		return -1;
 	}
 	run.engines = &es;
-	if (vd_apply_place(want, nwant, &es, err) < 0)
+	if (vd_apply_place(want, nwant, &es, err) < 0 ||
+	    check_listen(want, nwant, o->state_dir, err) < 0)
 		goto out;
 	/* the engines the services go to must answer; those they were on
 	 * before are asked (a service that moves leaves replicas behind) */
@@ -468,6 +507,18 @@ vd_apply_delete(const char *const *services, size_t n, const struct vd_apply_opt
 	}
 	if (vd_engines_observe(&es, 0, &have, err) < 0)
 		goto out;
+	/* a name that is neither recorded nor held is a mistake: nothing goes */
+	for (size_t i = 0; i < n; i++) {
+		bool held = false;
+
+		for (size_t k = 0; k < have.n && !held; k++)
+			held = strcmp(have.v[k].labels.service, services[i]) == 0;
+		if (o->must_exist && !held &&
+		    !(o->state_dir && vd_state_known(o->state_dir, services[i]))) {
+			vd_state_unknown(o->state_dir ? o->state_dir : "", services[i], NULL, 0, err);
+			goto out;
+		}
+	}
 	ph.v = calloc(have.n + 1, sizeof(*ph.v));
 	plan.phases = calloc(1, sizeof(*plan.phases));
 	if (!ph.v || !plan.phases) {

@@ -54,6 +54,7 @@ ctrl_msg_free(struct msg *m)
 	vd_manifest_free(m->desired);
 	free(m->placed);
 	free(m->engines);
+	vd_state_held_free(m->held, m->nheld);
 	free(m->text);
 	free(m);
 }
@@ -248,6 +249,7 @@ controller_free(struct controller *c)
 		ctrl_csvc_free(c->svcs[i]);
 	free(c->svcs);
 	free(c->engines);
+	vd_state_held_free(c->held, c->nheld);
 	vd_manifest_free(c->desired);
 	vd_restarts_release(&c->book);
 	if (c->msg_h.fd >= 0)

@@ -47,6 +47,7 @@ struct side {
 	int timer;
 	int64_t due;       /* monotonic ms of the next reconcile */
 	int64_t last_full; /* of the last observation that trusted no record */
+	char *held;        /* the held services last logged */
 	FILE *log;
 };
 
@@ -363,6 +364,33 @@ converge(struct side *sd, const struct vd_desired *want, size_t n, struct msg *s
 	return acted;
 }
 
+/* Say which services are held, once each time that changes: a file that
+ * does not parse is held until it is fixed, and every pass would see it. */
+static void
+log_held(struct side *sd, const struct vd_state_held *held, size_t n)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f)
+		return;
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "%s: %s\n", held[i].service, held[i].why);
+	fclose(f);
+	if (text && (!sd->held || strcmp(text, sd->held) != 0)) {
+		for (size_t i = 0; i < n; i++)
+			vd_error_log("%s: held, its record cannot be used: %s", held[i].service,
+				     held[i].why);
+		if (!n && sd->held && *sd->held)
+			vd_info("controller: no service is held any more");
+		free(sd->held);
+		sd->held = text;
+		return;
+	}
+	free(text);
+}
+
 /* Make the engines match the recorded state once; tell the loop what they
  * hold. Returns the ms until it should run again at the latest. */
 static int64_t
@@ -370,7 +398,6 @@ reconcile(struct side *sd)
 {
 	struct controller *c = sd->c;
 	struct vd_error err = VD_ERROR_INIT;
-	struct vd_diags diags = VD_DIAGS_INIT;
 	struct vd_manifest *m = NULL;
 	struct msg *snap = ctrl_msg_new(MSG_SNAPSHOT);
 	struct vd_desired *want = NULL;
@@ -383,13 +410,12 @@ reconcile(struct side *sd)
 		return RETRY_MS;
 	}
 	snap->nengines = sd->es.n;
-	if (vd_state_load(c->dir, NULL, &m, &diags, &err) < 0) {
+	if (vd_state_load_all(c->dir, &m, &snap->held, &snap->nheld, &err) < 0) {
 		vd_error_log("controller: the state directory: %s", err.msg);
-		vd_diags_print(&diags, stderr);
-		vd_diags_clear(&diags);
 		ctrl_msg_free(snap);
 		return RETRY_MS;
 	}
+	log_held(sd, snap->held, snap->nheld);
 	if (!(idents = identities(c, m)) ||
 	    vd_apply_desired(m, idents, &want, &made, &err) < 0 ||
 	    vd_apply_place(want, m->nservices, &sd->es, &err) < 0 ||
@@ -538,6 +564,7 @@ run_job(struct controller *c, struct job *j)
 	o.out = out;
 	o.prune = opt_bool(j->body, "prune", false);
 	o.overcommit = opt_bool(j->body, "overcommit", false);
+	o.must_exist = opt_bool(j->body, "must_exist", false);
 	run_opts(c, &o.run, out);
 	o.run.wait = opt_bool(j->body, "wait", true);
 	o.run.timeout_ms = json_integer_value(json_object_get(j->body, "timeout_ms"));
@@ -723,6 +750,7 @@ side_release(struct side *sd)
 	for (size_t i = 0; sd->w && i < sd->es.n; i++)
 		watch_close(sd, &sd->w[i]);
 	free(sd->w);
+	free(sd->held);
 	vd_engines_release(&sd->es);
 	vd_ev_free(sd->ev);
 	if (sd->log)

@@ -35,6 +35,7 @@
 #include "vd/lb.h"
 #include "vd/manifest.h"
 #include "vd/restarts.h"
+#include "vd/state.h"
 
 #define RESYNC_MS 30000        /* reconcile at least this often */
 #define FULL_RESYNC_MS 600000  /* trust no recorded limit for longer than this */
@@ -87,6 +88,8 @@ struct msg {
 	struct vd_replica_list list;
 	struct vd_manifest *desired;
 	char (*placed)[VD_ENGINE_NAME_MAX]; /* the engine of each desired service */
+	struct vd_state_held *held;        /* recorded services that could not be read */
+	size_t nheld;
 	struct engine_status *engines;
 	size_t nengines;
 	/* STARTED, GONE, DRAIN */
@@ -150,6 +153,7 @@ struct csvc {
 	struct crep **reps;
 	size_t nreps;
 	bool seen;
+	bool held; /* its record cannot be read: kept as it was, its table frozen */
 };
 
 struct controller {
@@ -178,6 +182,8 @@ struct controller {
 	size_t nsvcs;
 	struct engine_status *engines;
 	size_t nengines;
+	struct vd_state_held *held; /* recorded services that could not be read */
+	size_t nheld;
 	bool stopping_loop;
 	int64_t stop_deadline;
 };

@@ -364,16 +364,54 @@ take_engines(struct controller *c, struct msg *m)
 	m->nengines = 0;
 }
 
+static bool
+is_held(const struct msg *m, const char *service)
+{
+	for (size_t i = 0; i < m->nheld; i++)
+		if (strcmp(m->held[i].service, service) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * A held service keeps the last spec the controller had of it: move it from
+ * the OLD desired state into NEW, so that its balancer and checks go on.
+ * Before any pointer into NEW is taken (its array may move).
+ */
+static void
+carry_held(struct controller *c, struct vd_manifest *old, struct vd_manifest *new,
+	   const struct msg *m)
+{
+	for (size_t i = 0; old && i < old->nservices; i++) {
+		struct vd_service *svc = &old->services[i], *v;
+
+		if (!svc->name || !is_held(m, svc->name) || !csvc_find(c, svc->name) ||
+		    !(v = realloc(new->services, (new->nservices + 1) * sizeof(*v))))
+			continue;
+		new->services = v;
+		v[new->nservices++] = *svc;
+		memset(svc, 0, sizeof(*svc)); /* moved */
+	}
+}
+
 static void
 take_snapshot(struct controller *c, struct msg *m)
 {
 	struct vd_manifest *old = c->desired;
-	size_t n = 0;
+	size_t n = 0, fresh;
 
 	take_engines(c, m);
 	if (!m->desired)
 		return;
-	/* services: keep those still desired, add new ones, drop the rest */
+	vd_state_held_free(c->held, c->nheld);
+	c->held = m->held;
+	c->nheld = m->nheld;
+	m->held = NULL;
+	m->nheld = 0;
+	/* services: keep those still desired (and those held), add new ones,
+	 * drop the rest */
+	fresh = m->desired->nservices;
+	carry_held(c, old, m->desired, m);
 	c->desired = m->desired;
 	m->desired = NULL;
 	for (size_t i = 0; i < c->nsvcs; i++)
@@ -404,7 +442,8 @@ take_snapshot(struct controller *c, struct msg *m)
 		}
 		s->svc = svc;
 		s->seen = true;
-		if (m->placed)
+		s->held = i >= fresh;
+		if (m->placed && i < fresh)
 			snprintf(s->engine, sizeof(s->engine), "%s", m->placed[i]);
 	}
 	for (size_t i = 0; i < c->nsvcs;) {
@@ -430,7 +469,7 @@ take_snapshot(struct controller *c, struct msg *m)
 		struct csvc *s = csvc_find(c, h->labels.service);
 		struct crep *r;
 
-		if (!s || strcmp(s->engine, h->engine) != 0)
+		if (!s || s->held || strcmp(s->engine, h->engine) != 0)
 			continue;
 		if (!(r = crep_find(s, h->id))) {
 			if (!(r = crep_add(c, s, h->name, h->id, h->labels.index)))
@@ -444,7 +483,7 @@ take_snapshot(struct controller *c, struct msg *m)
 	for (size_t i = 0; i < c->nsvcs; i++) {
 		struct csvc *s = c->svcs[i];
 
-		for (size_t k = 0; k < s->nreps;) {
+		for (size_t k = 0; k < s->nreps && !s->held;) {
 			if (s->reps[k]->seen) {
 				k++;
 				continue;

@@ -57,6 +57,16 @@ balancer_json(struct csvc *s, struct vd_lb_stats *st, bool have)
 	return j;
 }
 
+/* Why SERVICE is held (its record cannot be used), or null. */
+static json_t *
+held_json(const struct controller *c, const char *service)
+{
+	for (size_t i = 0; i < c->nheld; i++)
+		if (strcmp(c->held[i].service, service) == 0)
+			return json_string(c->held[i].why);
+	return json_null();
+}
+
 static json_t *
 status_json(struct controller *c)
 {
@@ -112,12 +122,24 @@ status_json(struct controller *c)
 			json_array_append_new(reps, j);
 		}
 		json_array_append_new(svcs,
-				      json_pack("{s:s, s:s, s:s, s:i, s:i, s:o, s:o}", "name",
-						s->name, "backend", vd_manifest_backend_name(s->svc->backend),
-						"engine", s->engine, "desired", s->svc->replicas,
-						"ready", ready, "balancer", balancer_json(s, &st, have),
-						"replicas", reps));
+				      json_pack("{s:s, s:s, s:s, s:i, s:i, s:o, s:o, s:o}", "name",
+						s->name, "backend",
+						vd_manifest_backend_name(s->svc->backend), "engine",
+						s->engine, "desired", s->svc->replicas, "ready",
+						ready, "balancer", balancer_json(s, &st, have),
+						"replicas", reps, "held", held_json(c, s->name)));
 		free(st.replicas);
+	}
+	/* held and never taken on: a name and why */
+	for (size_t i = 0; i < c->nheld; i++) {
+		bool known = false;
+
+		for (size_t k = 0; k < c->nsvcs && !known; k++)
+			known = strcmp(c->svcs[k]->name, c->held[i].service) == 0;
+		if (!known)
+			json_array_append_new(svcs, json_pack("{s:s, s:s}", "name",
+							      c->held[i].service, "held",
+							      c->held[i].why));
 	}
 	json_object_set_new(root, "pid", json_integer(getpid()));
 	json_object_set_new(root, "state_dir", json_string(c->dir));

@@ -168,8 +168,8 @@ has_space_or_control(const char *s)
 	return false;
 }
 
-static bool
-valid_name(const char *s)
+bool
+vd_manifest_valid_name(const char *s)
 {
 	size_t i;
 
@@ -201,8 +201,9 @@ static int
 set_name(struct vd_ycheck *c, const struct vd_ykey *k, const char *path,
 	 const struct vd_ynode *v)
 {
-	return set_checked(c, k, path, v, "a name", valid_name, "a service name is 1 to 40 "
-			   "lowercase letters, digits and '-', starting with a letter");
+	return set_checked(c, k, path, v, "a name", vd_manifest_valid_name,
+			   "a service name is 1 to 40 lowercase letters, digits and '-', "
+			   "starting with a letter");
 }
 
 static bool
@@ -619,7 +620,7 @@ prescan(struct draft *d)
 	const char *name = peek(d->root, "service");
 	const char *backend = peek(d->root, "backend");
 
-	d->name = name && valid_name(name) ? name : NULL;
+	d->name = name && vd_manifest_valid_name(name) ? name : NULL;
 	if (d->name)
 		snprintf(d->owner, sizeof(d->owner), "service '%s'", d->name);
 	d->c.owner = d->name ? d->owner : NULL;
@@ -830,13 +831,13 @@ is_loopback(const char *host)
 	       strcmp(host, "::1") == 0;
 }
 
-/* Could the two balancers not both bind? */
-static bool
-listen_conflict(const struct vd_service *a, const struct vd_service *b)
+bool
+vd_manifest_listen_conflict(const struct vd_service *a, const struct vd_service *b)
 {
 	const char *x = a->balancer.listen_host, *y = b->balancer.listen_host;
 
-	if (a->balancer.listen_port != b->balancer.listen_port)
+	if (!a->balancer.enabled || !b->balancer.enabled ||
+	    a->balancer.listen_port != b->balancer.listen_port)
 		return false;
 	return strcmp(x, y) == 0 || is_wildcard(x) || is_wildcard(y) ||
 	       ((strcmp(x, "localhost") == 0 || strcmp(y, "localhost") == 0) &&
@@ -874,7 +875,7 @@ check_against_set(struct loader *l, const struct vd_ynode *name_at,
 				      "declared at %s)", s->name, where);
 			name_at = NULL; /* once is enough */
 		}
-		if (listen_at && p->listen_line && listen_conflict(o, s)) {
+		if (listen_at && p->listen_line && vd_manifest_listen_conflict(o, s)) {
 			where_first(l, o, p, p->listen_line, p->listen_col, where, sizeof(where));
 			vd_ytree_diag(&l->df, listen_at, "balancer listen address '%s' is already "
 				      "used by service '%s' (%s)", listen_at->text, o->name, where);

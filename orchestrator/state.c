@@ -163,56 +163,235 @@ by_name(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Load one service file; the service it declares must be the one its name
+ * says. */
+static int
+load_one(const char *dir, const char *service, struct vd_manifest **out, struct vd_diags *diags,
+	 struct vd_error *err)
+{
+	char path[PATH_MAX];
+	const char *one = path;
+
+	service_path(dir, service, path, sizeof(path));
+	if (vd_manifest_load(&one, 1, out, diags, err) < 0)
+		return -1;
+	if ((*out)->nservices != 1 || strcmp((*out)->services[0].name, service) != 0) {
+		vd_error_set(err, VD_EXIT_INPUT, "%s declares %s%s%s, not service '%s': it was "
+			     "edited by hand; apply the service's manifest again", path,
+			     (*out)->nservices == 1 ? "service '" : "several services",
+			     (*out)->nservices == 1 ? (*out)->services[0].name : "",
+			     (*out)->nservices == 1 ? "'" : "", service);
+		vd_manifest_free(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
 int
 vd_state_load(const char *dir, const char *service, struct vd_manifest **out,
 	      struct vd_diags *diags, struct vd_error *err)
 {
-	char sub[PATH_MAX];
-	char **paths = NULL;
-	size_t n = 0;
-	struct dirent *e;
-	DIR *d;
-	int ret;
+	char path[PATH_MAX];
 
 	*out = NULL;
-	if (service) {
-		char path[PATH_MAX];
-		const char *one = path;
+	if (!vd_manifest_valid_name(service))
+		return vd_error_set(err, VD_EXIT_INPUT, "'%s' is not a service name (1 to 40 "
+				    "lowercase letters, digits and '-', starting with a letter)",
+				    service);
+	service_path(dir, service, path, sizeof(path));
+	if (access(path, F_OK) != 0)
+		return vd_error_set(err, VD_EXIT_INPUT, "service '%s' is not known here "
+				    "(nothing applied it; state directory %s)", service, dir);
+	return load_one(dir, service, out, diags, err);
+}
 
-		service_path(dir, service, path, sizeof(path));
-		if (access(path, R_OK) != 0)
-			return vd_error_set(err, VD_EXIT_INPUT, "service '%s' is not known here "
-					    "(nothing applied it; state directory %s)", service, dir);
-		return vd_manifest_load(&one, 1, out, diags, err);
-	}
+/* The names of the recorded services, sorted; NULL with err when the
+ * directory cannot be read (a missing one has none). */
+static char **
+recorded_names(const char *dir, size_t *n, struct vd_error *err)
+{
+	char sub[PATH_MAX];
+	char **names = calloc(1, sizeof(*names));
+	struct dirent *e;
+	DIR *d;
+
+	*n = 0;
 	snprintf(sub, sizeof(sub), "%s/services", dir);
-	d = opendir(sub);
-	while (d && (e = readdir(d))) {
+	if (!names) {
+		vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
+		return NULL;
+	}
+	if (!(d = opendir(sub))) {
+		if (errno == ENOENT)
+			return names;
+		vd_error_errno(err, errno, "cannot read '%s'", sub);
+		free(names);
+		return NULL;
+	}
+	while ((e = readdir(d))) {
 		size_t len = strlen(e->d_name);
 		char **v;
 
 		if (len < 6 || strcmp(e->d_name + len - 5, ".yaml") != 0)
 			continue;
-		v = realloc(paths, (n + 1) * sizeof(*v));
-		if (!v)
+		if (!(v = realloc(names, (*n + 2) * sizeof(*v))) ||
+		    !(v[*n] = strndup(e->d_name, len - 5))) {
+			if (v)
+				names = v;
 			break;
-		paths = v;
-		if (asprintf(&paths[n], "%s/%s", sub, e->d_name) < 0)
-			break;
-		n++;
+		}
+		names = v;
+		names[++*n] = NULL;
 	}
-	if (d)
-		closedir(d);
-	if (n > 1)
-		qsort(paths, n, sizeof(*paths), by_name);
-	if (n == 0) {
-		*out = calloc(1, sizeof(**out));
-		ret = *out ? 0 : vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
-	} else {
-		ret = vd_manifest_load((const char *const *)paths, n, out, diags, err);
+	closedir(d);
+	if (*n > 1)
+		qsort(names, *n, sizeof(*names), by_name);
+	return names;
+}
+
+bool
+vd_state_known(const char *dir, const char *service)
+{
+	char path[PATH_MAX];
+
+	if (!vd_manifest_valid_name(service))
+		return false;
+	service_path(dir, service, path, sizeof(path));
+	return access(path, F_OK) == 0;
+}
+
+int
+vd_state_unknown(const char *dir, const char *service, const char *const *also, size_t n,
+		 struct vd_error *err)
+{
+	struct vd_error ignore = VD_ERROR_INIT;
+	struct vd_diag_guess g;
+	size_t nrec = 0;
+	char **rec = recorded_names(dir, &nrec, &ignore);
+
+	vd_diag_guess_init(&g, service);
+	for (size_t i = 0; rec && i < nrec; i++)
+		vd_diag_guess_offer(&g, rec[i]);
+	for (size_t i = 0; i < n; i++)
+		vd_diag_guess_offer(&g, also[i]);
+	vd_error_set(err, VD_EXIT_INPUT, "unknown service '%s'%s%s%s", service,
+		     g.pick ? " (did you mean '" : "", g.pick ? g.pick : "", g.pick ? "'?)" : "");
+	for (size_t i = 0; rec && i < nrec; i++)
+		free(rec[i]);
+	free(rec);
+	return -1;
+}
+
+static int
+hold(struct vd_state_held **held, size_t *nheld, const char *service, const char *why)
+{
+	struct vd_state_held *v = realloc(*held, (*nheld + 1) * sizeof(*v));
+
+	if (!v)
+		return -1;
+	*held = v;
+	v[*nheld].service = strdup(service);
+	v[*nheld].why = strdup(why);
+	if (!v[*nheld].service || !v[*nheld].why) {
+		free(v[*nheld].service);
+		free(v[*nheld].why);
+		return -1;
+	}
+	(*nheld)++;
+	return 0;
+}
+
+/* Move the one service of ONE into M. */
+static int
+take(struct vd_manifest *m, struct vd_manifest *one)
+{
+	struct vd_service *v = realloc(m->services, (m->nservices + 1) * sizeof(*v));
+
+	if (!v)
+		return -1;
+	m->services = v;
+	v[m->nservices++] = one->services[0];
+	one->nservices = 0; /* moved */
+	vd_manifest_free(one);
+	return 0;
+}
+
+int
+vd_state_load_all(const char *dir, struct vd_manifest **out, struct vd_state_held **held,
+		  size_t *nheld, struct vd_error *err)
+{
+	size_t n;
+	char **names = recorded_names(dir, &n, err);
+	int ret = 0;
+
+	*out = calloc(1, sizeof(**out));
+	*held = NULL;
+	*nheld = 0;
+	if (!names || !*out) {
+		free(names);
+		free(*out);
+		*out = NULL;
+		return names ? vd_error_set(err, VD_EXIT_FAILURE, "out of memory") : -1;
+	}
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		struct vd_diags diags = VD_DIAGS_INIT;
+		struct vd_error e = VD_ERROR_INIT;
+		struct vd_manifest *one = NULL;
+		const char *other = NULL;
+		char why[VD_ERROR_MSG_MAX + 64];
+
+		if (!vd_manifest_valid_name(names[i])) {
+			snprintf(why, sizeof(why), "'%s/services/%s.yaml' is not named after a "
+				 "service", dir, names[i]);
+		} else if (load_one(dir, names[i], &one, &diags, &e) < 0) {
+			/* the first mistake, where it is */
+			if (diags.n)
+				snprintf(why, sizeof(why), "%s:%d:%d: %s", diags.items[0].file,
+					 diags.items[0].line, diags.items[0].col,
+					 diags.items[0].msg);
+			else
+				snprintf(why, sizeof(why), "%s", e.msg);
+		} else {
+			for (size_t k = 0; k < (*out)->nservices && !other; k++)
+				if (vd_manifest_listen_conflict(&(*out)->services[k],
+								&one->services[0]))
+					other = (*out)->services[k].name;
+			if (other)
+				snprintf(why, sizeof(why), "its balancer address %s:%d is already "
+					 "used by service '%s'",
+					 one->services[0].balancer.listen_host,
+					 one->services[0].balancer.listen_port, other);
+		}
+		vd_diags_clear(&diags);
+		if (one && !other) {
+			if (take(*out, one) < 0)
+				ret = vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
+			continue;
+		}
+		vd_manifest_free(one);
+		if (hold(held, nheld, names[i], why) < 0)
+			ret = vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
 	}
 	for (size_t i = 0; i < n; i++)
-		free(paths[i]);
-	free(paths);
+		free(names[i]);
+	free(names);
+	if (ret < 0) {
+		vd_manifest_free(*out);
+		*out = NULL;
+		vd_state_held_free(*held, *nheld);
+		*held = NULL;
+		*nheld = 0;
+	}
 	return ret;
+}
+
+void
+vd_state_held_free(struct vd_state_held *held, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(held[i].service);
+		free(held[i].why);
+	}
+	free(held);
 }

@@ -140,6 +140,14 @@ json_t *vd_manifest_service_json(const struct vd_service *s, unsigned flags);
  * reference; NULL when out of memory. */
 json_t *vd_manifest_to_json(const struct vd_manifest *m);
 
+/* Is S a service name ([a-z][a-z0-9-]{0,39})? Every command that takes one
+ * checks it so: a name is also a file name in the state directory. */
+bool vd_manifest_valid_name(const char *s);
+
+/* Could the balancers of A and B not both listen (the same address, or a
+ * wildcard against anything on the port)? False when either has none. */
+bool vd_manifest_listen_conflict(const struct vd_service *a, const struct vd_service *b);
+
 /* The service called NAME, or NULL. */
 const struct vd_service *vd_manifest_find(const struct vd_manifest *m, const char *name);
 

@@ -46,11 +46,37 @@ int vd_state_save(const char *dir, const struct vd_service *svc, const char *man
 /* Forget a service; one that was never recorded is not an error. */
 int vd_state_remove(const char *dir, const char *service, struct vd_error *err);
 
-/* Load the recorded services: one (service) or all (NULL). *out gets a
- * manifest (empty when nothing is recorded). Diagnostics mean the state
- * directory was edited by hand into something invalid. */
+/* Load what was recorded of SERVICE (a service name: anything else is refused,
+ * exit 2, so that no path leaves the directory) into *out. Diagnostics mean
+ * its file was edited by hand into something invalid; a file that declares
+ * another service is refused too. */
 int vd_state_load(const char *dir, const char *service, struct vd_manifest **out,
 		  struct vd_diags *diags, struct vd_error *err);
+
+/* A recorded service that could not be taken: held, left as it is. */
+struct vd_state_held {
+	char *service;
+	char *why; /* FILE:LINE:COL: message, or what else is wrong */
+};
+
+/*
+ * Load every recorded service, each file on its own: one that does not
+ * parse, declares another service, or wants a balancer address an earlier
+ * one (by name) has is held, with the reason, and the others load. -1 only
+ * when the directory cannot be read or out of memory.
+ */
+int vd_state_load_all(const char *dir, struct vd_manifest **out, struct vd_state_held **held,
+		      size_t *nheld, struct vd_error *err);
+void vd_state_held_free(struct vd_state_held *held, size_t n);
+
+/* Was SERVICE applied here (is it recorded)? */
+bool vd_state_known(const char *dir, const char *service);
+
+/* Fill err with "unknown service 'S' (did you mean 'T'?)", exit 2, the guess
+ * among the recorded services and ALSO (N more names, e.g. those the
+ * engines hold); returns -1. */
+int vd_state_unknown(const char *dir, const char *service, const char *const *also, size_t n,
+		     struct vd_error *err);
 
 /* The manifest identity recorded with a service, into buf; -1 if none. */
 int vd_state_manifest_of(const char *dir, const char *service, char *buf, size_t size);

@@ -445,7 +445,8 @@ clean_services(void)
 		int n;
 
 		vdctl(&r, G.made[G.cleaned].state_dir, "delete", G.made[G.cleaned].name, NULL);
-		if (r.status != 0)
+		/* 2: deleted already (or never made): unknown */
+		if (r.status != 0 && !(r.status == 2 && strstr(r.err, "unknown service")))
 			vt_dump("cleanup: vdctl delete", &r);
 		vt_result_clear(&r);
 		n = sweep(G.made[G.cleaned].name);
@@ -963,9 +964,9 @@ test_sigkill_recovery(void **state)
 		struct vt_proc pr;
 		struct vt_result killed;
 
-		/* a clean start each round */
+		/* a clean start each round (the first: nothing to delete, unknown) */
 		vdctl(&r, t.state, "delete", t.svc, NULL);
-		assert_exit(&r, 0);
+		assert_exit(&r, k == 0 ? 2 : 0);
 		vt_result_clear(&r);
 		assert_int_equal(snapshot(t.svc, &s), 0);
 
@@ -1025,11 +1026,14 @@ test_delete(void **state)
 	snprintf(rec, sizeof(rec), "%s/services/%s.yaml", t.state, t.svc);
 	assert_int_equal(access(rec, F_OK), -1);
 
+	/* gone: neither recorded nor held by an engine */
 	vdctl(&r, t.state, "get", t.svc, NULL);
+	assert_exit(&r, 2);
+	assert_has(r.err, "unknown service");
+	vt_result_clear(&r);
+	vdctl(&r, t.state, "get", NULL);
 	assert_exit(&r, 0);
-	assert_true(strncmp(r.out, "SERVICE ", 8) == 0);
-	assert_non_null(strchr(r.out, '\n'));
-	assert_string_equal(strchr(r.out, '\n'), "\n"); /* the header and nothing else */
+	assert_null(strstr(r.out, t.svc));
 	vt_result_clear(&r);
 
 	snprintf(arg, sizeof(arg), "%s=2", t.svc);
@@ -1142,6 +1146,151 @@ test_get_json(void **state)
 	vt_result_clear(&r);
 }
 
+
+/* 12. Two state directories on one engine: the second sees none of the
+ * first's replicas, plans nothing for them, and cannot take them over. */
+static void
+test_two_state_dirs(void **state)
+{
+	struct spec one = { 1, "0.1", "32Mi", 1 };
+	struct tctx t;
+	struct vt_result r;
+	struct snap s, after;
+	char m[512], other[400];
+
+	(void)state;
+	ctx_init(&t, "owners");
+	make_service(&t, &one, "web", m, sizeof(m));
+	assert_replicas(t.svc, &s, 1);
+	snprintf(other, sizeof(other), "%s/other-state", t.dir);
+
+	vdctl(&r, other, "get", NULL);
+	assert_exit(&r, 0);
+	assert_null(strstr(r.out, t.svc));
+	vt_result_clear(&r);
+	vdctl(&r, other, "get", t.svc, NULL);
+	assert_exit(&r, 2);
+	assert_has(r.err, "unknown service");
+	vt_result_clear(&r);
+	vdctl(&r, other, "get", "--all-owners", NULL);
+	assert_exit(&r, 0);
+	assert_has(r.out, "OWNER");
+	assert_has(r.out, t.svc);
+	vt_result_clear(&r);
+	vdctl(&r, other, "delete", "--dry-run", t.svc, NULL);
+	assert_exit(&r, 2);
+	assert_has(r.err, "unknown service");
+	vt_result_clear(&r);
+
+	/* the same manifest from the other directory: refused at the name */
+	vdctl(&r, other, "apply", "--no-wait", m, NULL);
+	assert_exit(&r, 1);
+	assert_has(r.out, "another state directory made");
+	vt_result_clear(&r);
+	assert_replicas(t.svc, &after, 1);
+	assert_string_equal(after.v[0].id, s.v[0].id);
+	assert_int_equal(after.v[0].nano_cpus, s.v[0].nano_cpus);
+	vdctl(&r, other, "delete", t.svc, NULL); /* recorded there by the refused apply */
+	assert_exit(&r, 0);
+	assert_has(r.out, "0 replicas removed");
+	vt_result_clear(&r);
+	assert_replicas(t.svc, &after, 1);
+	assert_string_equal(after.v[0].id, s.v[0].id);
+}
+
+/* 13. A balancer address another recorded service has is refused up front,
+ * naming it; nothing of the second service is made or recorded. */
+static void
+test_balancer_address_taken(void **state)
+{
+	struct tctx t;
+	struct vt_result r;
+	struct snap s;
+	char m1[512], m2[512], second[48], rec[600];
+	int port = vt_free_port();
+	FILE *f;
+
+	(void)state;
+	ctx_init(&t, "lbaddr");
+	snprintf(second, sizeof(second), "%.40s-b", t.svc);
+	assert_true(G.nmade < MAX_SERVICES);
+	snprintf(G.made[G.nmade].name, sizeof(G.made[0].name), "%s", second);
+	snprintf(G.made[G.nmade].state_dir, sizeof(G.made[0].state_dir), "%s", t.state);
+	G.nmade++;
+	for (int k = 0; k < 2; k++) {
+		if (!k)
+			manifest_path(m1, sizeof(m1), &t, "first");
+		else
+			manifest_path(m2, sizeof(m2), &t, "second");
+		f = fopen(k ? m2 : m1, "w");
+		assert_non_null(f);
+		fprintf(f, "service: %s\nbackend: docker\nimage: " IMAGE "\nreplicas: 1\n"
+			"resources: {cpus: 0.1, memory: 32Mi}\n"
+			"balancer: {listen: \"127.0.0.1:%d\"}\n", k ? second : t.svc, port);
+		assert_int_equal(fclose(f), 0);
+	}
+	vdctl_node(&r, t.state, "apply", "--no-wait", m1, NULL);
+	assert_exit(&r, 0);
+	vt_result_clear(&r);
+	vdctl(&r, t.state, "apply", "--no-wait", m2, NULL);
+	assert_exit(&r, 2);
+	assert_has(r.err, "is already used by service '");
+	assert_has(r.err, t.svc);
+	assert_has(r.err, "nothing was changed");
+	vt_result_clear(&r);
+	assert_int_equal(snapshot(second, &s), 0);
+	snprintf(rec, sizeof(rec), "%s/services/%s.yaml", t.state, second);
+	assert_int_equal(access(rec, F_OK), -1);
+}
+
+/* 14. Service names that are paths never reach the state directory, and a
+ * record that declares another service is refused. */
+static void
+test_names_are_not_paths(void **state)
+{
+	struct spec one = { 1, "0.1", "32Mi", 1 };
+	struct tctx t;
+	struct vt_result r;
+	struct snap s;
+	char m[512], from[600], to[600], cmd[64];
+	char *text;
+	FILE *f;
+
+	(void)state;
+	ctx_init(&t, "paths");
+	make_service(&t, &one, "web", m, sizeof(m));
+	vdctl(&r, t.state, "scale", "../services/x=1", NULL);
+	assert_exit(&r, 2);
+	assert_has(r.err, "is not a service name");
+	vt_result_clear(&r);
+	vdctl(&r, t.state, "scale", "../../tmp/y=2", NULL);
+	assert_exit(&r, 2);
+	vt_result_clear(&r);
+	vdctl(&r, t.state, "resize", "../../tmp/y", "--cpus", "0.2", NULL);
+	assert_exit(&r, 2);
+	assert_has(r.err, "is not a service name");
+	vt_result_clear(&r);
+	vdctl(&r, t.state, "get", "../x", NULL);
+	assert_exit(&r, 2);
+	vt_result_clear(&r);
+
+	/* a copy of the record under another name */
+	snprintf(from, sizeof(from), "%s/services/%s.yaml", t.state, t.svc);
+	snprintf(to, sizeof(to), "%s/services/%s-copy.yaml", t.state, t.svc);
+	assert_non_null(text = read_text(from));
+	assert_non_null(f = fopen(to, "w"));
+	fputs(text, f);
+	fclose(f);
+	free(text);
+	snprintf(cmd, sizeof(cmd), "%s-copy=3", t.svc);
+	vdctl(&r, t.state, "scale", cmd, NULL);
+	assert_exit(&r, 2);
+	assert_has(r.err, "not service '");
+	vt_result_clear(&r);
+	assert_replicas(t.svc, &s, 1);
+	unlink(to);
+}
+
 int
 main(void)
 {
@@ -1157,6 +1306,9 @@ main(void)
 		cmocka_unit_test_teardown(test_delete, test_teardown),
 		cmocka_unit_test_teardown(test_bad_input, test_teardown),
 		cmocka_unit_test_teardown(test_get_json, test_teardown),
+		cmocka_unit_test_teardown(test_two_state_dirs, test_teardown),
+		cmocka_unit_test_teardown(test_balancer_address_taken, test_teardown),
+		cmocka_unit_test_teardown(test_names_are_not_paths, test_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
