@@ -209,34 +209,45 @@ check_capacity(struct vd_engines *es, const struct vd_desired *want, size_t nwan
  * checked against each other when their manifests were loaded).
  */
 static int
-check_listen(const struct vd_desired *want, size_t nwant, const char *dir,
+check_listen(const struct vd_desired *want, size_t nwant, const struct vd_manifest *rec,
 	     struct vd_error *err)
 {
-	struct vd_manifest *rec = NULL;
-	struct vd_state_held *held = NULL;
-	size_t nheld = 0;
-	int ret = 0;
-
-	if (!dir || vd_state_load_all(dir, &rec, &held, &nheld, err) < 0)
-		return dir ? -1 : 0;
-	for (size_t i = 0; i < nwant && ret == 0; i++) {
+	for (size_t i = 0; i < nwant; i++) {
 		const struct vd_service *s = want[i].svc;
 
-		for (size_t k = 0; k < rec->nservices && ret == 0; k++) {
+		for (size_t k = 0; rec && k < rec->nservices; k++) {
 			const struct vd_service *o = &rec->services[k];
 
 			if (strcmp(o->name, s->name) != 0 && !vd_plan_find(want, nwant, o->name) &&
 			    vd_manifest_listen_conflict(o, s))
-				ret = vd_error_set(err, VD_EXIT_INPUT,
-						   "service '%s': balancer address %s:%d is already "
-						   "used by service '%s'; nothing was changed",
-						   s->name, s->balancer.listen_host,
-						   s->balancer.listen_port, o->name);
+				return vd_error_set(err, VD_EXIT_INPUT,
+						    "service '%s': balancer address %s:%d is "
+						    "already used by service '%s'; nothing was "
+						    "changed", s->name, s->balancer.listen_host,
+						    s->balancer.listen_port, o->name);
 		}
 	}
-	vd_state_held_free(held, nheld);
-	vd_manifest_free(rec);
-	return ret;
+	return 0;
+}
+
+/*
+ * The engines a pass asks: those the services go to must answer; those any
+ * recorded service is on are asked too, so that a service that moved leaves
+ * nothing behind and the capacity check counts every replica this state
+ * directory has on a node, whichever command runs. Asking only those keeps
+ * the others' libraries unloaded (libvirt's is 13 MB resident).
+ */
+static void
+ask_engines(struct vd_engines *es, const struct vd_desired *want, size_t nwant,
+	    const struct vd_manifest *rec, size_t nheld, bool all)
+{
+	for (size_t i = 0; i < nwant; i++)
+		vd_engines_need(vd_engines_find(es, want[i].engine), VD_ENGINE_REQUIRE);
+	/* without a record, or with one that cannot be read, anywhere */
+	if (all || !rec || nheld)
+		vd_engines_need_all(es, VD_ENGINE_ASK);
+	for (size_t k = 0; rec && k < rec->nservices; k++)
+		vd_engines_need(vd_engines_for(es, rec->services[k].backend), VD_ENGINE_ASK);
 }
 
 /* --------------------------------------------------------------- apply */
@@ -396,6 +407,9 @@ vd_apply(const struct vd_desired *want_in, size_t nwant, const struct vd_apply_o
 	struct vd_plan_opts po = { .prune = o->prune };
 	struct vd_reconcile_opts run = o->run;
 	struct vd_desired *want = calloc(nwant + 1, sizeof(*want));
+	struct vd_manifest *rec = NULL;
+	struct vd_state_held *held = NULL;
+	size_t nheld = 0;
 	int ret = -1;
 
 	memset(res, 0, sizeof(*res));
@@ -408,16 +422,10 @@ vd_apply(const struct vd_desired *want_in, size_t nwant, const struct vd_apply_o
 	}
 	run.engines = &es;
 	if (vd_apply_place(want, nwant, &es, err) < 0 ||
-	    check_listen(want, nwant, o->state_dir, err) < 0)
+	    (o->state_dir && vd_state_load_all(o->state_dir, &rec, &held, &nheld, err) < 0) ||
+	    check_listen(want, nwant, rec, err) < 0)
 		goto out;
-	/* the engines the services go to must answer; those they were on
-	 * before are asked (a service that moves leaves replicas behind) */
-	for (size_t i = 0; i < nwant; i++) {
-		vd_engines_need(vd_engines_find(&es, want[i].engine), VD_ENGINE_REQUIRE);
-		ask_recorded(&es, o->prune ? NULL : o->state_dir, want[i].svc->name);
-	}
-	if (o->prune)
-		vd_engines_need_all(&es, VD_ENGINE_ASK);
+	ask_engines(&es, want, nwant, rec, nheld, o->prune);
 	if (vd_engines_observe(&es, 0, &have, err) < 0)
 		goto out;
 	if (vd_plan_make(want, nwant, &have, &po, &plan, err) < 0)
@@ -464,6 +472,8 @@ out:
 	vd_plan_clear(&plan);
 	vd_replica_list_clear(&have);
 	vd_engines_release(&es);
+	vd_state_held_free(held, nheld);
+	vd_manifest_free(rec);
 	free(want);
 	return ret;
 }
@@ -563,7 +573,11 @@ int
 vd_apply_anywhere(const struct vd_desired *want, size_t n, const struct vd_apply_opts *o,
 		  struct vd_apply_result *res, struct vd_error *err)
 {
-	if (!o->dry_run && o->state_dir && vd_ctlclient_up(o->state_dir)) {
+	int up = !o->dry_run && o->state_dir ? vd_ctlclient_up(o->state_dir, err) : 0;
+
+	if (up < 0)
+		return -1; /* acting here beside a controller would be two acting */
+	if (up) {
 		memset(res, 0, sizeof(*res));
 		return vd_ctlclient_apply(o->state_dir, want, n, o, err);
 	}
@@ -574,7 +588,11 @@ int
 vd_apply_delete_anywhere(const char *const *services, size_t n, const struct vd_apply_opts *o,
 			 struct vd_apply_result *res, struct vd_error *err)
 {
-	if (!o->dry_run && o->state_dir && vd_ctlclient_up(o->state_dir)) {
+	int up = !o->dry_run && o->state_dir ? vd_ctlclient_up(o->state_dir, err) : 0;
+
+	if (up < 0)
+		return -1;
+	if (up) {
 		memset(res, 0, sizeof(*res));
 		return vd_ctlclient_delete(o->state_dir, services, n, o, err);
 	}

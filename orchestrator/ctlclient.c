@@ -18,18 +18,24 @@
 #define STATUS_TIMEOUT_MS 10000L
 #define STREAM_TIMEOUT_MS (6L * 3600 * 1000) /* a bound on the longest apply */
 
-bool
-vd_ctlclient_up(const char *dir)
+int
+vd_ctlclient_up(const char *dir, struct vd_error *err)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	_cleanup_close_ int fd = -1;
 
 	vd_controller_socket_path(dir, sa.sun_path, sizeof(sa.sun_path));
-	if (access(sa.sun_path, F_OK) < 0)
-		return false;
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-		return false;
-	return connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+		return vd_error_errno(err, errno, "socket");
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+		return 1;
+	if (errno == EACCES || errno == EPERM)
+		return vd_error_set(err, VD_EXIT_FAILURE, "permission denied on %s: a controller "
+				    "may run there, but this user cannot talk to it; run vdctl as "
+				    "the controller's user (root for the default state directory)",
+				    sa.sun_path);
+	/* no socket, or one nobody listens on: no controller */
+	return 0;
 }
 
 static int
@@ -109,8 +115,8 @@ request(const char *dir, const char *method, const char *path, const char *body,
 	struct vd_httpc_target t = { sock, NULL, NULL };
 	int st;
 
-	if (!vd_ctlclient_up(dir))
-		return no_controller(dir, err);
+	if ((st = vd_ctlclient_up(dir, err)) <= 0)
+		return st < 0 ? -1 : no_controller(dir, err);
 	vd_controller_socket_path(dir, sock, sizeof(sock));
 	st = vd_httpc_request(&t, method, path, "application/json", body,
 			      body ? strlen(body) : 0, (int)timeout_ms, collect, s, &why, &e);

@@ -81,6 +81,16 @@ collect(void *arg, const char *data, size_t n)
 	return 0;
 }
 
+/* What to do about a connection that failed with ERRNUM. */
+static const char *
+hint(int errnum)
+{
+	if (errnum == EACCES || errnum == EPERM)
+		return "the socket is not yours to use: run vdctl as root, or as a member of "
+		       "the group that owns the socket (often 'docker')";
+	return DOCKER_HINT;
+}
+
 /*
  * One Engine API call. PATH starts with '/'; versioned says whether the API
  * version goes in front of it. BODY (may be NULL) is sent as JSON. Returns 0
@@ -111,7 +121,7 @@ call(struct docker *dk, const char *method, const char *path, bool versioned, js
 					    dk->endpoint, e.msg);
 		return vd_error_set(err, VD_EXIT_ENGINE,
 				    "cannot reach the Docker engine at %s: %s (%s)", dk->endpoint,
-				    e.msg, DOCKER_HINT);
+				    e.msg, hint(e.sys_errno));
 	}
 	*status = st;
 	if (reply)
@@ -832,7 +842,7 @@ connect_engine(struct docker *dk, struct vd_error *err)
 
 	if (fd < 0)
 		return vd_error_set(err, VD_EXIT_ENGINE, "cannot reach the Docker engine at %s: %s (%s)",
-				    dk->endpoint, e.msg, DOCKER_HINT);
+				    dk->endpoint, e.msg, hint(e.sys_errno));
 	return fd;
 }
 

@@ -13,8 +13,9 @@
 #include "vd/apply.h"
 #include "vd/error.h"
 
-/* Does a controller answer on DIR's control socket? */
-bool vd_ctlclient_up(const char *dir);
+/* Does a controller answer on DIR's control socket? 1 yes, 0 no; -1 with err
+ * when one may, but this user may not talk to it (permission denied). */
+int vd_ctlclient_up(const char *dir, struct vd_error *err);
 
 /* GET PATH ("/v1/status"): the JSON it answers, into *out (new reference). */
 int vd_ctlclient_get(const char *dir, const char *path, json_t **out, struct vd_error *err);

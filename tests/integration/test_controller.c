@@ -6,16 +6,15 @@
  * of the controller that adopts the replicas without restarting any, the
  * back-off of a replica that always crashes, scale through the controller,
  * the Prometheus metrics, --daemon and SIGHUP, a VM replica destroyed with
- * virsh and replaced,
- * and last dockerd itself stopped and started again.
+ * virsh and replaced, and a dockerd (the suite's own, never the machine's)
+ * stopped and started again.
  *
  * Each test has its own state directory (mkdtemp /tmp/itc-XXXXXX, short:
  * the control socket's path must fit in 108 bytes), service (itc<pid>-<tag>)
  * and free balancer port, and runs `vdctl --state-dir DIR controller` as a
  * child with its stderr in DIR/ctl.log. Teardown stops it (SIGTERM, SIGKILL
  * after 20 s), prints its log and the last status seen when the test did not
- * reach its end, starts dockerd again if it is down, deletes the service
- * with vdctl alone and removes DIR. Conditions are awaited by polling
+ * reach its end, deletes the service with vdctl alone and removes DIR. Conditions are awaited by polling
  * `vdctl status --json` every 200 ms up to a deadline; no upper bound on a
  * duration is asserted. vdctl ($VD_VDCTL_BIN) is copied first, so a rebuild
  * during the run does not pull it away; an apply refused for lack of
@@ -52,7 +51,6 @@
 #define STOP_S 20           /* a controller to exit after SIGTERM */
 #define BUSY_RETRIES 40     /* capacity refused for others' replicas */
 #define BUSY_SLEEP_S 3
-#define DOCKERD_LOG "/var/log/dockerd.log"
 
 static struct {
 	char root[64]; /* mkdtemp: our copy of vdctl */
@@ -163,40 +161,6 @@ spawn_logged(char *const argv[], const char *log, bool detach)
 
 /* ---------------------------------------------------------------- dockerd */
 
-/* Wait until `docker info` works (UP) or fails (!UP): at least one try, and
- * then up to SECONDS. */
-static bool
-wait_docker(bool up, int seconds)
-{
-	struct vt_result r;
-	double t0 = now_s();
-
-	for (int i = 0; i < seconds * 2 + 1; i++) {
-		bool ok = run(&r, 15, ENV, "docker", "info", "--format", "{{.ID}}", NULL) == 0;
-
-		vt_result_clear(&r);
-		if (ok == up)
-			return true;
-		if (now_s() - t0 > seconds)
-			break;
-		sleep_ms(500);
-	}
-	return false;
-}
-
-/* The pid of the running dockerd, 0 when there is none. */
-static pid_t
-dockerd_pid(void)
-{
-	struct vt_result r;
-	pid_t pid = 0;
-
-	if (run(&r, 10, ENV, "pgrep", "-x", "dockerd", NULL) == 0)
-		pid = (pid_t)atoi(r.out);
-	vt_result_clear(&r);
-	return pid;
-}
-
 /* PID exists and is not a zombie. */
 static bool
 alive(pid_t pid)
@@ -213,34 +177,126 @@ alive(pid_t pid)
 	return yes;
 }
 
-/* Start dockerd as scripts/setup.sh does, detached so that it outlives us. */
-static int
-start_dockerd(void)
-{
-	char *argv[] = { (char *)"dockerd", NULL };
+/*
+ * A dockerd of the suite's own, for the test that stops one: its own
+ * socket, data-root, exec-root, pidfile and bridge (vdctl's tests never stop,
+ * restart or reconfigure the machine's dockerd, which runs other people's
+ * containers). Its image store starts empty: the example image is loaded
+ * into it from the machine's.
+ */
+static struct {
+	char dir[64];    /* mkdtemp: data, exec, sock, pid, log */
+	char host[96];   /* unix://DIR/sock */
+	char bridge[16];
+	char addr[32];
+	pid_t pid;
+} D;
 
-	return spawn_logged(argv, DOCKERD_LOG, true);
+static pid_t
+own_dockerd_spawn(void)
+{
+	char data[96], exec[96], pidf[96], sock[96], log[96];
+	char *argv[] = { (char *)"dockerd", (char *)"--data-root", data, (char *)"--exec-root",
+			 exec, (char *)"--pidfile", pidf, (char *)"-H", D.host, (char *)"--bridge",
+			 D.bridge, (char *)"--iptables=false", (char *)"--ip-masq=false", NULL };
+
+	snprintf(data, sizeof(data), "%s/data", D.dir);
+	snprintf(exec, sizeof(exec), "%s/exec", D.dir);
+	snprintf(pidf, sizeof(pidf), "%s/pid", D.dir);
+	snprintf(sock, sizeof(sock), "%s/sock", D.dir);
+	snprintf(log, sizeof(log), "%s/dockerd.log", D.dir);
+	return spawn_logged(argv, log, false);
 }
 
-/* When dockerd does not answer, let a stopping one end, start it again and
- * wait for it: the tests after this one need it. */
+/* Is our dockerd answering (UP) or not, within SECONDS? */
 static bool
-ensure_docker(void)
+own_dockerd_wait(bool up, int seconds)
 {
+	struct vt_result r;
 	double t0 = now_s();
-	pid_t pid;
 
-	if (wait_docker(true, 0))
-		return true;
-	fprintf(stderr, "# dockerd does not answer: starting it again\n");
-	while ((pid = dockerd_pid()) > 0 && now_s() - t0 < 60) {
-		kill(pid, SIGTERM);
-		sleep_ms(500);
+	for (;;) {
+		bool ok = run(&r, 15, ENV, "docker", "-H", D.host, "info", "--format", "{{.ID}}",
+			      NULL) == 0;
+
+		vt_result_clear(&r);
+		if (ok == up)
+			return true;
+		if (now_s() - t0 > seconds)
+			return false;
+		sleep_ms(300);
 	}
-	if (start_dockerd() == 0 && wait_docker(true, 90))
-		return true;
-	fprintf(stderr, "DOCKERD DID NOT COME BACK: see " DOCKERD_LOG "\n");
-	return false;
+}
+
+static void
+own_dockerd_stop(void)
+{
+	if (D.pid > 0) {
+		kill(D.pid, SIGTERM);
+		for (int i = 0; i < 600 && alive(D.pid); i++)
+			sleep_ms(100);
+		if (alive(D.pid))
+			kill(D.pid, SIGKILL);
+		waitpid(D.pid, NULL, 0);
+		D.pid = 0;
+	}
+}
+
+static int
+own_dockerd_start(void)
+{
+	struct vt_result r;
+	char tar[96];
+	int st;
+
+	snprintf(D.dir, sizeof(D.dir), "/tmp/itd-XXXXXX");
+	if (!mkdtemp(D.dir))
+		return -1;
+	snprintf(D.host, sizeof(D.host), "unix://%s/sock", D.dir);
+	snprintf(D.bridge, sizeof(D.bridge), "vdbrt%d", (int)getpid() % 100000);
+	snprintf(D.addr, sizeof(D.addr), "172.30.%d.1/24", 20 + (int)getpid() % 200);
+	snprintf(tar, sizeof(tar), "%s/image.tar", D.dir);
+	if (run(&r, 30, ENV, "ip", "link", "add", D.bridge, "type", "bridge", NULL) != 0 ||
+	    (vt_result_clear(&r), run(&r, 30, ENV, "ip", "addr", "add", D.addr, "dev", D.bridge,
+				      NULL)) != 0 ||
+	    (vt_result_clear(&r), run(&r, 30, ENV, "ip", "link", "set", D.bridge, "up", NULL)) != 0) {
+		vt_dump("our dockerd's bridge", &r);
+		vt_result_clear(&r);
+		return -1;
+	}
+	vt_result_clear(&r);
+	if ((D.pid = own_dockerd_spawn()) <= 0 || !own_dockerd_wait(true, 90))
+		return -1;
+	st = run(&r, 120, ENV, "docker", "-H", "unix:///var/run/docker.sock", "save", "-o", tar,
+		 IMAGE, NULL);
+	vt_result_clear(&r);
+	if (st != 0 || run(&r, 120, ENV, "docker", "-H", D.host, "load", "-i", tar, NULL) != 0) {
+		vt_dump("loading " IMAGE " into our dockerd", &r);
+		vt_result_clear(&r);
+		return -1;
+	}
+	vt_result_clear(&r);
+	unlink(tar);
+	return 0;
+}
+
+/* Stop it, remove its bridge and its files. */
+static void
+own_dockerd_remove(void)
+{
+	struct vt_result r;
+
+	own_dockerd_stop();
+	if (D.bridge[0]) {
+		run(&r, 30, ENV, "ip", "link", "del", D.bridge, NULL);
+		vt_result_clear(&r);
+		D.bridge[0] = '\0';
+	}
+	if (D.dir[0]) {
+		vt_rm_tree(D.dir);
+		D.dir[0] = '\0';
+	}
+	unsetenv("DOCKER_HOST");
 }
 
 /* ------------------------------------------------------------- controller */
@@ -267,7 +323,8 @@ ctl_start(struct tctx *t, const char *metrics)
 		}
 		st = vdctl(&r, t, "status", "--json", NULL);
 		vt_result_clear(&r);
-		if (st == 0) {
+		/* 1: it answers, and a service needs its owner */
+		if (st == 0 || st == 1) {
 			printf("# controller pid %d answers after %.2fs\n", (int)t->ctl, now_s() - t0);
 			return;
 		}
@@ -311,7 +368,8 @@ status_json(struct tctx *t)
 	struct vt_result r;
 	json_t *j = NULL;
 
-	if (vdctl(&r, t, "status", "--json", NULL) == 0)
+	/* 1: printed, and a service needs its owner (held, balancer down) */
+	if (vdctl(&r, t, "status", "--json", NULL) <= 1 && r.status >= 0)
 		j = json_loads(r.out, 0, NULL);
 	vt_result_clear(&r);
 	if (j) {
@@ -674,8 +732,9 @@ teardown(void **state)
 		free(log);
 		free(last);
 	}
-	ensure_docker();
 	if (t->applied) {
+		if (D.dir[0] && !own_dockerd_wait(true, 0) && (D.pid = own_dockerd_spawn()) > 0)
+			own_dockerd_wait(true, 90); /* to delete what is in it */
 		vdctl(&r, t, "delete", t->svc, NULL);
 		if (r.status != 0)
 			vt_dump("teardown: vdctl delete", &r);
@@ -683,6 +742,7 @@ teardown(void **state)
 	}
 	json_decref(t->last);
 	vt_rm_tree(t->dir);
+	own_dockerd_remove();
 	free(t);
 	return 0;
 }
@@ -716,7 +776,7 @@ static int
 group_teardown(void **state)
 {
 	(void)state;
-	ensure_docker();
+	own_dockerd_remove();
 	vt_rm_tree(G.root);
 	curl_global_cleanup();
 	return 0;
@@ -1048,39 +1108,94 @@ docker_down_pred(struct tctx *t, json_t *st, const void *arg)
 	       *str(docker_of(st), "error");
 }
 
+/* 10. A damaged record holds its service alone: a controller that starts
+ * with one of its services/ records truncated runs every other service (its
+ * balancer, its healing), and status names the held one with FILE:LINE:COL
+ * and exits 1. */
+static void
+test_damaged_record(void **state)
+{
+	struct tctx *t = *state;
+	struct vt_result r;
+	struct restarted w = { 1, NULL, "exited" };
+	char other[64], path[160], rec[200], id[80], name[96];
+	json_t *st, *o;
+	FILE *f;
+
+	bring_up(t, &web3, NULL);
+	/* a second service beside it, no balancer */
+	snprintf(other, sizeof(other), "%.40s-b", t->svc);
+	snprintf(path, sizeof(path), "%s/b.yaml", t->dir);
+	assert_non_null(f = fopen(path, "w"));
+	fprintf(f, "service: %s\nbackend: docker\nimage: " IMAGE "\nreplicas: 1\n"
+		"resources: {cpus: 0.05, memory: 32Mi}\n", other);
+	assert_int_equal(fclose(f), 0);
+	vdctl(&r, t, "apply", path, NULL);
+	assert_exit(&r, 0);
+	vt_result_clear(&r);
+	ctl_stop(t);
+	snprintf(rec, sizeof(rec), "%s/services/%s.yaml", t->dir, other);
+	assert_int_equal(truncate(rec, 0), 0);
+	ctl_start(t, NULL);
+	json_decref(wait_ready(t, 3, WAIT_S));
+	assert_int_equal(get(t->port, "/ping", NULL), 200);
+	vdctl(&r, t, "status", NULL);
+	assert_exit(&r, 1);
+	assert_has(r.out, "HELD");
+	assert_has(r.out, rec);
+	assert_has(r.out, ":1:1: ");
+	vt_result_clear(&r);
+	st = status_json(t);
+	assert_non_null(st);
+	assert_non_null(o = service_of(st, other));
+	assert_non_null(strstr(str(o, "held"), "empty"));
+	json_decref(st);
+	/* healing goes on for the others */
+	replica_field(t, 1, "id", id, sizeof(id));
+	w.old_id = id;
+	snprintf(name, sizeof(name), "vd-%s-1", t->svc);
+	run(&r, 30, ENV, "docker", "kill", name, NULL);
+	assert_exit(&r, 0);
+	vt_result_clear(&r);
+	json_decref(wait_status(t, restarted_pred, &w, WAIT_S, "index 1 replaced"));
+	/* its replicas were left alone; delete takes them with the record */
+	vdctl(&r, t, "delete", other, NULL);
+	assert_exit(&r, 0);
+	assert_has(r.out, "1 replicas removed");
+	vt_result_clear(&r);
+	t->done = true;
+}
+
 /* 9. dockerd stopped and started again: status says it is down, and once
- * it is back the service is made whole again. Last: it stops every
- * container on the node; teardown starts dockerd if it is not back. */
+ * it is back the replicas it stopped are replaced. The dockerd is one of the
+ * suite's own (its socket, data-root, exec-root, pidfile and bridge): the
+ * machine's, with other people's containers in it, is never touched. */
 static void
 test_dockerd_restart(void **state)
 {
 	struct tctx *t = *state;
 	double t0;
-	pid_t pid;
 	json_t *st;
 
+	if (own_dockerd_start() < 0)
+		fail_msg("cannot start a dockerd of our own in %s", D.dir);
+	/* vdctl, the controller and `docker` all go to it */
+	setenv("DOCKER_HOST", D.host, 1);
 	bring_up(t, &web3, NULL);
-	pid = dockerd_pid();
-	assert_true(pid > 0);
-	printf("# stopping dockerd (pid %d)\n", (int)pid);
+	printf("# stopping our dockerd (pid %d)\n", (int)D.pid);
 	t0 = now_s();
-	assert_int_equal(kill(pid, SIGTERM), 0);
-	if (!wait_docker(false, 60))
-		fail_msg("dockerd still answers 60 s after SIGTERM");
-	for (int i = 0; i < 600 && alive(pid); i++)
-		sleep_ms(100);
-	if (alive(pid))
-		fail_msg("dockerd (pid %d) still runs 60 s after SIGTERM", (int)pid);
+	own_dockerd_stop();
+	if (!own_dockerd_wait(false, 60))
+		fail_msg("our dockerd still answers 60 s after SIGTERM");
 	printf("# dockerd stopped after %.2fs\n", now_s() - t0);
 	st = wait_status(t, docker_down_pred, NULL, WAIT_S, "docker down in status");
 	printf("# status: docker: %s\n", str(docker_of(st), "error"));
 	json_decref(st);
 
 	t0 = now_s();
-	if (start_dockerd() < 0)
-		fail_msg("cannot start dockerd: %s", strerror(errno));
-	if (!wait_docker(true, 90))
-		fail_msg("dockerd does not answer 90 s after its start; see " DOCKERD_LOG);
+	if ((D.pid = own_dockerd_spawn()) <= 0 || !own_dockerd_wait(true, 90))
+		fail_msg("our dockerd does not answer 90 s after its start; see %s/dockerd.log",
+			 D.dir);
 	printf("# dockerd answers after %.2fs\n", now_s() - t0);
 	json_decref(wait_ready(t, 3, 120));
 	assert_int_equal(get(t->port, "/ping", NULL), 200);
@@ -1103,7 +1218,8 @@ main(void)
 		T(test_metrics, "metrics"),
 		T(test_daemon_sighup, "daemon"),
 		T(test_vm_destroy, "vm"),
-		T(test_dockerd_restart, "dockerd"), /* last: it stops dockerd */
+		T(test_damaged_record, "held"),
+		T(test_dockerd_restart, "dockerd"), /* a dockerd of its own */
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
