@@ -4,29 +4,55 @@
 #
 # cmocka prints "[==========] N test(s) run." and "[  PASSED  ] N test(s)."
 # per binary; a binary that dies before its summary counts as one failure.
-# Options: -u unit tests only; -i integration only; a NAME filters binaries.
+# Options: -u unit tests only; -i integration only; -b DIR the build
+# directory (default build; `make check` uses build-san); a NAME filters
+# binaries. Logs go to DIR/test-logs/.
+#
+# A sanitizer report fails the binary, even when every test in it passed:
+# ASan and LSan write theirs, for the binary and anything it runs, to
+# DIR/test-logs/NAME.san.PID (appended to the log); UBSan, which ignores
+# log_path next to ASan, writes to stderr (the log, or the output a test
+# collects from a program it runs) and exits 86.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 only=""
 filter=""
-for a in "$@"; do
-	case "$a" in
+bdir=build
+while [ $# -gt 0 ]; do
+	case "$1" in
 	-u) only=unit ;;
 	-i) only=integration ;;
-	*) filter=$a ;;
+	-b)
+		[ $# -ge 2 ] || { echo "run.sh: -b needs a directory" >&2; exit 2; }
+		bdir=${2%/}
+		shift
+		;;
+	*) filter=$1 ;;
 	esac
+	shift
 done
 
-export VD_SVC_BIN=$PWD/build/svc
-export VD_VDCTL_BIN=$PWD/build/vdctl
+case $bdir in
+/*) broot=$bdir ;;
+*) broot=$PWD/$bdir ;;
+esac
+export VD_SVC_BIN=$broot/svc
+export VD_VDCTL_BIN=$broot/vdctl
 export VD_IMAGES_DIR=$PWD/examples/images
 export VD_ROOT=$PWD
+
+# for the test binaries and what they run (only sanitized ones read them):
+# halt at the first report
+asan_options=${ASAN_OPTIONS:-halt_on_error=1:detect_leaks=1:detect_stack_use_after_return=1}
+ubsan_options=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1:exitcode=86}
+# how reports begin: ASan and LSan ("==PID==ERROR: ...Sanitizer"), UBSan
+san_re='^==[0-9]+==ERROR: [A-Za-z]+Sanitizer|: runtime error: '
 
 passed=0
 failed=0
 failures=()
-logdir=build/test-logs
+logdir=$bdir/test-logs
 mkdir -p "$logdir"
 
 run_one() {
@@ -34,11 +60,23 @@ run_one() {
 	name=$(basename "$bin")
 	log=$logdir/$name.log
 	printf '== %s\n' "$name"
+	rm -f "$logdir/$name".san.*
 	# every binary is bounded: a hang is a failure, not a stuck CI
-	timeout --kill-after=10 "${VD_TEST_TIMEOUT:-900}" "$bin" >"$log" 2>&1
+	ASAN_OPTIONS=$asan_options:log_path=$broot/test-logs/$name.san \
+		UBSAN_OPTIONS=$ubsan_options \
+		timeout --kill-after=10 "${VD_TEST_TIMEOUT:-900}" "$bin" >"$log" 2>&1
 	status=$?
 	grep -E '^\[ *(RUN|OK|FAILED|PASSED|SKIPPED|  ERROR) *\]|^\[=+\]' "$log" |
 		grep -vE '^\[ RUN' | sed 's/^/   /'
+	# a sanitizer report fails the binary whatever its tests said
+	if compgen -G "$logdir/$name.san.*" >/dev/null ||
+		grep -qE "$san_re" "$log"; then
+		cat "$logdir/$name".san.* >>"$log" 2>/dev/null
+		failed=$((failed + 1))
+		failures+=("$name (sanitizer report; see $log)")
+		grep -E -A 30 "$san_re" "$log" | head -n 40 | sed 's/^/   | /'
+		return
+	fi
 	run=$(sed -n 's/^\[=*\] \([0-9]*\) test(s) run\./\1/p' "$log" | tail -n 1)
 	ok=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test(s)\./\1/p' "$log" | tail -n 1)
 	if [ -z "$run" ]; then
@@ -58,7 +96,7 @@ run_one() {
 
 for kind in unit integration; do
 	[ -z "$only" ] || [ "$only" = "$kind" ] || continue
-	for bin in build/tests/$kind/test_*; do
+	for bin in "$bdir"/tests/$kind/test_*; do
 		[ -x "$bin" ] || continue
 		[ -z "$filter" ] || [[ "$bin" == *"$filter"* ]] || continue
 		run_one "$bin"
