@@ -2,8 +2,8 @@
  * The state directory (orchestrator/state.c): a saved service loads back as
  * the same service (docker and libvirt, every field the manifest has), with
  * the identity of its manifest; remove and load are calm about what is not
- * there; a damaged file is a diagnostic naming it; vd_write_atomic replaces
- * a file whole and leaves nothing behind; vd_mkdir_p makes nested paths.
+ * there; a damaged file is a diagnostic naming it; vd_file_write_atomic replaces
+ * a file whole and leaves nothing behind; vd_file_mkdir_p makes nested paths.
  *
  * Each test works in its own directory under /tmp, removed after it.
  */
@@ -547,7 +547,7 @@ test_write_atomic(void **state)
 	int fd;
 
 	(void)state;
-	assert_int_equal(vd_write_atomic(path, longer, strlen(longer), &err), 0);
+	assert_int_equal(vd_file_write_atomic(path, longer, strlen(longer), &err), 0);
 	got = read_file(path);
 	assert_string_equal(got, longer);
 	free(got);
@@ -556,7 +556,7 @@ test_write_atomic(void **state)
 	 * has the new one, whole, with nothing of the longer one after it */
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	assert_true(fd >= 0);
-	assert_int_equal(vd_write_atomic(path, "short\n", 6, &err), 0);
+	assert_int_equal(vd_file_write_atomic(path, "short\n", 6, &err), 0);
 	assert_int_equal(read(fd, before, sizeof(before) - 1), (ssize_t)strlen(longer));
 	assert_string_equal(before, longer);
 	close(fd);
@@ -565,11 +565,11 @@ test_write_atomic(void **state)
 	free(got);
 
 	/* empty, and data with NULs in it: exactly LEN bytes */
-	assert_int_equal(vd_write_atomic(path, "", 0, &err), 0);
+	assert_int_equal(vd_file_write_atomic(path, "", 0, &err), 0);
 	got = read_file(path);
 	assert_string_equal(got, "");
 	free(got);
-	assert_int_equal(vd_write_atomic(path, "a\0b", 3, &err), 0);
+	assert_int_equal(vd_file_write_atomic(path, "a\0b", 3, &err), 0);
 	got = read_file(path);
 	assert_memory_equal(got, "a\0b", 3);
 	free(got);
@@ -579,7 +579,7 @@ test_write_atomic(void **state)
 	 * the file's, ".tmp." and the pid) is not part of the new content */
 	snprintf(stale, sizeof(stale), "%s.tmp.%d", path, (int)getpid());
 	write_file(stale, longer);
-	assert_int_equal(vd_write_atomic(path, "new\n", 4, &err), 0);
+	assert_int_equal(vd_file_write_atomic(path, "new\n", 4, &err), 0);
 	got = read_file(path);
 	assert_string_equal(got, "new\n");
 	free(got);
@@ -587,7 +587,7 @@ test_write_atomic(void **state)
 
 	/* into a directory that is not there: an error naming the file,
 	 * and nothing written */
-	assert_int_equal(vd_write_atomic(in_dir("no/such/f.txt"), "x", 1, &err), -1);
+	assert_int_equal(vd_file_write_atomic(in_dir("no/such/f.txt"), "x", 1, &err), -1);
 	assert_int_equal(err.sys_errno, ENOENT);
 	assert_has(err.msg, "no/such/f.txt");
 	assert_int_equal(entries(fx.dir), 1);
@@ -596,7 +596,7 @@ test_write_atomic(void **state)
 	assert_int_equal(mkdir(in_dir("d"), 0755), 0);
 	write_file(in_dir("d/keep"), "x");
 	vd_error_clear(&err);
-	assert_int_equal(vd_write_atomic(in_dir("d"), "x", 1, &err), -1);
+	assert_int_equal(vd_file_write_atomic(in_dir("d"), "x", 1, &err), -1);
 	assert_has(err.msg, "rename");
 	assert_int_equal(entries(fx.dir), 2);
 }
@@ -609,21 +609,21 @@ test_mkdir_p(void **state)
 	struct stat st;
 
 	(void)state;
-	assert_int_equal(vd_mkdir_p(in_dir("a/b/c/d"), &err), 0);
+	assert_int_equal(vd_file_mkdir_p(in_dir("a/b/c/d"), &err), 0);
 	assert_int_equal(stat(in_dir("a/b/c/d"), &st), 0);
 	assert_true(S_ISDIR(st.st_mode));
 
 	/* again, and beside it, and with a trailing slash */
-	assert_int_equal(vd_mkdir_p(in_dir("a/b/c/d"), &err), 0);
-	assert_int_equal(vd_mkdir_p(in_dir("a/b/e"), &err), 0);
-	assert_int_equal(vd_mkdir_p(in_dir("x/y/"), &err), 0);
+	assert_int_equal(vd_file_mkdir_p(in_dir("a/b/c/d"), &err), 0);
+	assert_int_equal(vd_file_mkdir_p(in_dir("a/b/e"), &err), 0);
+	assert_int_equal(vd_file_mkdir_p(in_dir("x/y/"), &err), 0);
 	assert_int_equal(stat(in_dir("x/y"), &st), 0);
 	assert_true(S_ISDIR(st.st_mode));
 	assert_int_equal(entries(in_dir("a/b")), 2);
 
 	/* a file in the way */
 	write_file(in_dir("file"), "x");
-	assert_int_equal(vd_mkdir_p(in_dir("file/sub"), &err), -1);
+	assert_int_equal(vd_file_mkdir_p(in_dir("file/sub"), &err), -1);
 	assert_int_equal(err.sys_errno, ENOTDIR);
 	assert_has(err.msg, "file/sub");
 
@@ -632,7 +632,7 @@ test_mkdir_p(void **state)
 	long_path[0] = '/';
 	long_path[sizeof(long_path) - 1] = '\0';
 	vd_error_clear(&err);
-	assert_int_equal(vd_mkdir_p(long_path, &err), -1);
+	assert_int_equal(vd_file_mkdir_p(long_path, &err), -1);
 	assert_int_equal(err.code, VD_EXIT_INPUT);
 	assert_has(err.msg, "too long");
 }
