@@ -54,6 +54,8 @@ TESTLIB_SRC := $(sort $(wildcard tests/lib/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(B)/%.o)
 TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(B)/%.o)
+# kept between builds, not remade for every test binary
+.SECONDARY: $(TESTLIB_OBJ)
 UNIT_BIN := $(UNIT_SRC:%.c=$(B)/%)
 INTEG_BIN := $(INTEG_SRC:%.c=$(B)/%)
 

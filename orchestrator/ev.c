@@ -39,6 +39,7 @@ struct vd_ev {
 	struct deferred *work;
 	size_t nwork, capwork;
 	struct vd_ev_handle sig; /* the signalfd */
+	sigset_t sigs;           /* what it reads: the stop signals asked for */
 };
 
 struct vd_ev *
@@ -57,6 +58,7 @@ vd_ev_new(struct vd_error *err)
 		return NULL;
 	}
 	ev->sig.fd = -1;
+	sigemptyset(&ev->sigs);
 	ev->now_us = vd_clock_us();
 	return ev;
 }
@@ -278,19 +280,19 @@ on_signal(struct vd_ev *ev, struct vd_ev_handle *h, uint32_t events)
 int
 vd_ev_stop_on_signal(struct vd_ev *ev, int signo, struct vd_error *err)
 {
-	sigset_t set;
+	sigset_t one;
 
-	sigemptyset(&set);
-	if (ev->sig.fd >= 0 && signalfd(ev->sig.fd, &set, 0) < 0)
-		return vd_error_errno(err, errno, "signalfd");
-	/* the set grows: ask the kernel what is blocked already */
-	pthread_sigmask(SIG_BLOCK, NULL, &set);
-	sigaddset(&set, signo);
-	if ((errno = pthread_sigmask(SIG_BLOCK, &set, NULL)) != 0)
+	/* the loop listens to the signals it was asked for, and only those:
+	 * others the thread blocks for its own reasons stay blocked, unread */
+	sigemptyset(&one);
+	sigaddset(&one, signo);
+	if ((errno = pthread_sigmask(SIG_BLOCK, &one, NULL)) != 0)
 		return vd_error_errno(err, errno, "pthread_sigmask");
+	sigaddset(&ev->sigs, signo);
 	if (ev->sig.fd >= 0)
-		return signalfd(ev->sig.fd, &set, 0) < 0 ? vd_error_errno(err, errno, "signalfd") : 0;
-	ev->sig.fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+		return signalfd(ev->sig.fd, &ev->sigs, 0) < 0 ? vd_error_errno(err, errno, "signalfd")
+							      : 0;
+	ev->sig.fd = signalfd(-1, &ev->sigs, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (ev->sig.fd < 0)
 		return vd_error_errno(err, errno, "signalfd");
 	ev->sig.fn = on_signal;

@@ -750,6 +750,28 @@ test_stop_signal(void **state)
 	assert_string_equal(fx.log, "KKS");
 }
 
+/* A signal the thread blocked for its own reasons is not a stop signal: the
+ * loop reads only those it was asked for. */
+static void
+test_only_the_stop_signals(void **state)
+{
+	struct vd_error err = VD_ERROR_INIT;
+	struct timespec zero = { 0, 0 };
+	sigset_t other;
+
+	(void)state;
+	sigemptyset(&other);
+	sigaddset(&other, SIGUSR2);
+	assert_int_equal(pthread_sigmask(SIG_BLOCK, &other, NULL), 0);
+	assert_int_equal(vd_ev_stop_on_signal(fx.ev, SIGUSR1, &err), 0);
+	assert_int_equal(kill(getpid(), SIGUSR2), 0);
+	assert_true(vd_ev_timer(fx.ev, 50, on_stop, NULL) > 0);
+	assert_int_equal(run_bounded(), 0); /* stopped by the timer, not by SIGUSR2 */
+	assert_string_equal(fx.log, "S");
+	/* and SIGUSR2 is still pending, for whoever blocked it */
+	assert_int_equal(sigtimedwait(&other, NULL, &zero), SIGUSR2);
+}
+
 /* --------------------------------------------------------------- clock */
 
 static int64_t
@@ -806,6 +828,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_stop_from_timer_leaves_the_rest, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_stop_signal, setup_signals, teardown_signals),
+		cmocka_unit_test_setup_teardown(test_only_the_stop_signals, setup_signals,
+						teardown_signals),
 		cmocka_unit_test_setup_teardown(test_now_advances, setup, teardown),
 	};
 
