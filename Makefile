@@ -64,7 +64,8 @@ LIBORCH := $(B)/liborchestrator.a
 # vdctl-lb: `vdctl balance` without the engines' libraries (cli/lb_main.c)
 LEAN_OBJ := $(addprefix $(B)/,cli/lb_main.o cli/balance.o cli/usage.o orchestrator/ev.o \
 	orchestrator/lb.o orchestrator/lb_client.o orchestrator/lb_upstream.o orchestrator/hist.o \
-	orchestrator/units.o orchestrator/error.o orchestrator/log.o orchestrator/net.o)
+	orchestrator/units.o orchestrator/error.o orchestrator/log.o orchestrator/net.o \
+	orchestrator/diag.o)
 
 .PHONY: all setup run test check retest images fuzz clean tests unit-tests
 all: $(B)/vdctl $(B)/vdctl-lb $(B)/svc tests

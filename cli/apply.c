@@ -70,7 +70,7 @@ cmd_apply(int argc, char **argv, struct vd_error *err)
 			fputs(usage, stdout);
 			return 0;
 		default:
-			return cli_usage_error(err, "apply", "unknown option '%s'", argv[optind - 1]);
+			return cli_unknown_option(err, "apply", options, argv[optind - 1]);
 		}
 	}
 	if (optind == argc)

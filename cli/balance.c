@@ -184,8 +184,7 @@ cmd_balance(int argc, char **argv, struct vd_error *err)
 			fputs(usage, stdout);
 			return 0;
 		default:
-			return cli_usage_error(err, "balance", "unknown option '%s'",
-					       argv[optind - 1]);
+			return cli_unknown_option(err, "balance", options, argv[optind - 1]);
 		}
 	}
 	if (optind < argc)

@@ -35,6 +35,12 @@ extern const struct vd_cmd vd_commands[];
 int cli_usage_error(struct vd_error *err, const char *cmd, const char *fmt, ...)
 	VD_PRINTF(3, 4);
 
+/* An option getopt_long() did not take: "unknown option '--polcy' (did you
+ * mean '--policy'?)", or "option '--timeout' needs a value"; exit 2. */
+struct option;
+int cli_unknown_option(struct vd_error *err, const char *cmd, const struct option *options,
+		       const char *arg);
+
 /* Global options: where the engines and the state directory are. */
 struct cli_globals {
 	const char *state_dir;   /* --state-dir, else $VDCTL_STATE_DIR, else /var/lib/vdctl */

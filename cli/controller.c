@@ -162,8 +162,7 @@ cmd_controller(int argc, char **argv, struct vd_error *err)
 			fputs(usage, stdout);
 			return 0;
 		default:
-			return cli_usage_error(err, "controller", "unknown option '%s'",
-					       argv[optind - 1]);
+			return cli_unknown_option(err, "controller", options, argv[optind - 1]);
 		}
 	}
 	if (optind != argc)

@@ -69,8 +69,7 @@ cmd_delete(int argc, char **argv, struct vd_error *err)
 			fputs(usage, stdout);
 			return 0;
 		default:
-			return cli_usage_error(err, "delete", "unknown option '%s'",
-					       argv[optind - 1]);
+			return cli_unknown_option(err, "delete", options, argv[optind - 1]);
 		}
 	}
 	if (optind == argc)

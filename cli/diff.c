@@ -44,7 +44,7 @@ cmd_diff(int argc, char **argv, struct vd_error *err)
 			fputs(usage, stdout);
 			return 0;
 		default:
-			return cli_usage_error(err, "diff", "unknown option '%s'", argv[optind - 1]);
+			return cli_unknown_option(err, "diff", options, argv[optind - 1]);
 		}
 	}
 	if (optind == argc)

@@ -156,7 +156,7 @@ cmd_get(int argc, char **argv, struct vd_error *err)
 			fputs(usage, stdout);
 			return 0;
 		default:
-			return cli_usage_error(err, "get", "unknown option '%s'", argv[optind - 1]);
+			return cli_unknown_option(err, "get", options, argv[optind - 1]);
 		}
 	}
 	if (argc - optind > 1)

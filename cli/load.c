@@ -124,7 +124,7 @@ cmd_load(int argc, char **argv, struct vd_error *err)
 			fputs(usage, stdout);
 			return 0;
 		default:
-			return cli_usage_error(err, "load", "unknown option '%s'", argv[optind - 1]);
+			return cli_unknown_option(err, "load", options, argv[optind - 1]);
 		}
 	}
 	if (optind + 1 != argc)

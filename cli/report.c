@@ -40,8 +40,7 @@ cmd_report(int argc, char **argv, struct vd_error *err)
 			fputs(usage, stdout);
 			return 0;
 		default:
-			return cli_usage_error(err, "report", "unknown option '%s'",
-					       argv[optind - 1]);
+			return cli_unknown_option(err, "report", options, argv[optind - 1]);
 		}
 	}
 	if (optind + 1 != argc)

@@ -67,8 +67,7 @@ cmd_resize(int argc, char **argv, struct vd_error *err)
 			fputs(usage, stdout);
 			return 0;
 		default:
-			return cli_usage_error(err, "resize", "unknown option '%s'",
-					       argv[optind - 1]);
+			return cli_unknown_option(err, "resize", options, argv[optind - 1]);
 		}
 	}
 	if (optind + 1 != argc)

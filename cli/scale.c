@@ -49,7 +49,7 @@ cmd_scale(int argc, char **argv, struct vd_error *err)
 			fputs(usage, stdout);
 			return 0;
 		}
-		return cli_usage_error(err, "scale", "unknown option '%s'", argv[optind - 1]);
+		return cli_unknown_option(err, "scale", options, argv[optind - 1]);
 	}
 	if (optind == argc)
 		return cli_usage_error(err, "scale", "no SERVICE=N given");

@@ -193,7 +193,7 @@ cmd_status(int argc, char **argv, struct vd_error *err)
 			fputs(usage, stdout);
 			return 0;
 		default:
-			return cli_usage_error(err, "status", "unknown option '%s'", argv[optind - 1]);
+			return cli_unknown_option(err, "status", options, argv[optind - 1]);
 		}
 	}
 	if (vd_ctlclient_get(cli_state_dir(), "/v1/status", &st, err) < 0)

@@ -56,7 +56,7 @@ cmd_top(int argc, char **argv, struct vd_error *err)
 			fputs(usage, stdout);
 			return 0;
 		default:
-			return cli_usage_error(err, "top", "unknown option '%s'", argv[optind - 1]);
+			return cli_unknown_option(err, "top", options, argv[optind - 1]);
 		}
 	}
 	for (int64_t i = 0; count == 0 || i < count; i++) {

@@ -111,8 +111,7 @@ cmd_validate(int argc, char **argv, struct vd_error *err)
 			fputs(usage, stdout);
 			return 0;
 		default:
-			return cli_usage_error(err, "validate", "unknown option '%s'",
-					       argv[optind - 1]);
+			return cli_unknown_option(err, "validate", options, argv[optind - 1]);
 		}
 	}
 	if (optind == argc)
