@@ -45,6 +45,7 @@ cmd_resize(int argc, char **argv, struct vd_error *err)
 	int c, r, ret;
 
 	cli_apply_defaults(&o, &node);
+	o.verb = "resize";
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
 		if ((r = cli_run_option("resize", c, optarg, &o, err)) != 0) {

@@ -38,6 +38,7 @@ cmd_scale(int argc, char **argv, struct vd_error *err)
 	int c, r;
 
 	cli_apply_defaults(&o, &node);
+	o.verb = "scale";
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
 		if ((r = cli_run_option("scale", c, optarg, &o, err)) != 0) {

@@ -410,6 +410,7 @@ vd_apply(const struct vd_desired *want_in, size_t nwant, const struct vd_apply_o
 	struct vd_manifest *rec = NULL;
 	struct vd_state_held *held = NULL;
 	size_t nheld = 0;
+	char verb[32];
 	int ret = -1;
 
 	memset(res, 0, sizeof(*res));
@@ -450,8 +451,8 @@ vd_apply(const struct vd_desired *want_in, size_t nwant, const struct vd_apply_o
 		if (res->changed)
 			vd_plan_print(&plan, o->out);
 		else
-			fprintf(o->out, "nothing to change: %d replicas up to date\n",
-				plan.unchanged);
+			fprintf(o->out, "nothing to change: %d replica%s up to date\n",
+				plan.unchanged, plan.unchanged == 1 ? "" : "s");
 		ret = 0;
 		goto out;
 	}
@@ -460,14 +461,15 @@ vd_apply(const struct vd_desired *want_in, size_t nwant, const struct vd_apply_o
 		goto out;
 	if (!res->changed) {
 		ret = run.wait ? check_kept(want, nwant, &plan, &have, &run, err) : 0;
-		fprintf(o->out, "nothing to change: %d replicas up to date%s\n", plan.unchanged,
-			ret < 0 ? ", but not all healthy" : "");
+		fprintf(o->out, "nothing to change: %d replica%s up to date%s\n", plan.unchanged,
+			plan.unchanged == 1 ? "" : "s", ret < 0 ? ", but not all healthy" : "");
 		goto out;
 	}
 	ret = vd_reconcile_run(&plan, &run, &res->run, err);
 	if (ret == 0 && run.wait)
 		ret = check_kept(want, nwant, &plan, &have, &run, err);
-	summary(o->out, ret == 0 ? "apply" : "apply stopped", &res->run, plan.unchanged);
+	snprintf(verb, sizeof(verb), "%s%s", o->verb ? o->verb : "apply", ret == 0 ? "" : " stopped");
+	summary(o->out, verb, &res->run, plan.unchanged);
 out:
 	vd_plan_clear(&plan);
 	vd_replica_list_clear(&have);
@@ -557,8 +559,8 @@ vd_apply_delete(const char *const *services, size_t n, const struct vd_apply_opt
 	for (size_t i = 0; o->state_dir && i < n; i++)
 		if (vd_state_remove(o->state_dir, services[i], err) < 0)
 			goto out;
-	fprintf(o->out, "delete: %d replicas removed in %.2fs\n", res->run.removed,
-		res->run.seconds);
+	fprintf(o->out, "delete: %d replica%s removed in %.2fs\n", res->run.removed,
+		res->run.removed == 1 ? "" : "s", res->run.seconds);
 	ret = 0;
 out:
 	vd_plan_clear(&plan);

@@ -565,6 +565,7 @@ run_job(struct controller *c, struct job *j)
 	o.prune = opt_bool(j->body, "prune", false);
 	o.overcommit = opt_bool(j->body, "overcommit", false);
 	o.must_exist = opt_bool(j->body, "must_exist", false);
+	o.verb = json_string_value(json_object_get(j->body, "verb"));
 	run_opts(c, &o.run, out);
 	o.run.wait = opt_bool(j->body, "wait", true);
 	o.run.timeout_ms = json_integer_value(json_object_get(j->body, "timeout_ms"));

@@ -431,7 +431,8 @@ take_snapshot(struct controller *c, struct msg *m)
 			s->c = c;
 			snprintf(s->name, sizeof(s->name), "%s", svc->name);
 			s->since = vd_ev_now_ms(c->ev);
-			vd_info("%s: taken on (%d replicas)", svc->name, svc->replicas);
+			vd_info("%s: taken on (%d replica%s)", svc->name, svc->replicas,
+				svc->replicas == 1 ? "" : "s");
 		} else if (s->svc && !same_balancer(s->svc, svc) && s->lb) {
 			vd_info("%s: balancer changed: listening anew", svc->name);
 			for (size_t k = 0; k < s->nreps; k++)

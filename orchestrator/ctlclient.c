@@ -175,10 +175,11 @@ stream(const char *dir, const char *path, json_t *body, FILE *out, struct vd_err
 static json_t *
 run_body(const struct vd_apply_opts *o)
 {
-	return json_pack("{s:b, s:b, s:b, s:I, s:i, s:b, s:b}", "prune", o->prune, "overcommit",
-			 o->overcommit, "wait", o->run.wait, "timeout_ms",
+	return json_pack("{s:b, s:b, s:b, s:I, s:i, s:b, s:b, s:s}", "prune", o->prune,
+			 "overcommit", o->overcommit, "wait", o->run.wait, "timeout_ms",
 			 (json_int_t)o->run.timeout_ms, "parallel", o->run.parallel,
-			 "quiet_undeclared", o->quiet_undeclared, "must_exist", o->must_exist);
+			 "quiet_undeclared", o->quiet_undeclared, "must_exist", o->must_exist,
+			 "verb", o->verb ? o->verb : "apply");
 }
 
 int

@@ -393,20 +393,37 @@ vd_plan_reason_name(enum vd_reason r)
 	return (unsigned)r < sizeof(names) / sizeof(names[0]) ? names[r] : "?";
 }
 
+void
+vd_plan_resize_text(const struct vd_action *a, char *buf, size_t size)
+{
+	char c1[16], c2[16], m1[32], m2[32];
+	bool cpus = a->have->milli_cpus != a->want->svc->milli_cpus;
+	bool mem = a->have->memory_bytes != a->want->svc->memory_bytes;
+
+	snprintf(buf, size, "%s%s%s%s%s%s%s%s%s",
+		 cpus ? "cpus " : "",
+		 cpus ? vd_units_format_milli_cpus(a->have->milli_cpus, c1, sizeof(c1)) : "",
+		 cpus ? " -> " : "",
+		 cpus ? vd_units_format_milli_cpus(a->want->svc->milli_cpus, c2, sizeof(c2)) : "",
+		 cpus && mem ? ", " : "", mem ? "memory " : "",
+		 mem ? vd_units_format_size(a->have->memory_bytes, m1, sizeof(m1)) : "",
+		 mem ? " -> " : "",
+		 mem ? vd_units_format_size(a->want->svc->memory_bytes, m2, sizeof(m2)) : "");
+}
+
 static void
 print_action(const struct vd_action *a, FILE *f)
 {
-	char name[96], c1[16], c2[16], m1[32], m2[32];
+	char name[96], what[128];
 	const char *service = a->want ? a->want->svc->name : a->have->labels.service;
 
 	vd_replica_name(name, sizeof(name), service, a->index);
-	fprintf(f, "  %-8s %-24s %s", vd_plan_action_name(a->kind), name, vd_plan_reason_name(a->reason));
-	if (a->kind == VD_ACT_RESIZE)
-		fprintf(f, ": cpus %s -> %s, memory %s -> %s",
-			vd_units_format_milli_cpus(a->have->milli_cpus, c1, sizeof(c1)),
-			vd_units_format_milli_cpus(a->want->svc->milli_cpus, c2, sizeof(c2)),
-			vd_units_format_size(a->have->memory_bytes, m1, sizeof(m1)),
-			vd_units_format_size(a->want->svc->memory_bytes, m2, sizeof(m2)));
+	fprintf(f, "  %-8s %-24s %s", vd_plan_action_name(a->kind), name,
+		vd_plan_reason_name(a->reason));
+	if (a->kind == VD_ACT_RESIZE) {
+		vd_plan_resize_text(a, what, sizeof(what));
+		fprintf(f, ": %s", what);
+	}
 	fputc('\n', f);
 }
 

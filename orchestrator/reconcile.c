@@ -240,7 +240,7 @@ act(struct run *run, struct conns *c, const struct vd_action *a)
 	const struct vd_engine *e, *en;
 	struct vd_driver *d = conn(c, a->have ? a->have->engine : a->want->engine, &e, &err);
 	struct vd_driver *dn;
-	char name[96], c1[16], c2[16], m1[32], m2[32];
+	char name[96], what[128];
 	struct vd_replica r;
 
 	vd_replica_name(name, sizeof(name), service, a->index);
@@ -270,11 +270,8 @@ act(struct run *run, struct conns *c, const struct vd_action *a)
 		if (vd_engine_resize(e, d, a->have->id, a->want->svc->milli_cpus,
 				     a->want->svc->memory_bytes, &err) < 0)
 			break;
-		say(run, name, "resized live: cpus %s -> %s, memory %s -> %s",
-		    vd_units_format_milli_cpus(a->have->milli_cpus, c1, sizeof(c1)),
-		    vd_units_format_milli_cpus(a->want->svc->milli_cpus, c2, sizeof(c2)),
-		    vd_units_format_size(a->have->memory_bytes, m1, sizeof(m1)),
-		    vd_units_format_size(a->want->svc->memory_bytes, m2, sizeof(m2)));
+		vd_plan_resize_text(a, what, sizeof(what));
+		say(run, name, "resized live: %s", what);
 		__atomic_add_fetch(&run->res->resized, 1, __ATOMIC_RELAXED);
 		return;
 	case VD_ACT_REPLACE:
@@ -409,8 +406,8 @@ wait_healthy(struct run *run, struct vd_error *err)
 	free(run->waiters);
 	run->waiters = NULL;
 	run->nwait = 0;
-	return sick ? vd_error_set(err, VD_EXIT_FAILURE, "%zu replicas did not become healthy",
-				   sick)
+	return sick ? vd_error_set(err, VD_EXIT_FAILURE, "%zu replica%s did not become healthy",
+				   sick, sick == 1 ? "" : "s")
 		    : 0;
 }
 

@@ -33,6 +33,7 @@ struct vd_apply_opts {
 	bool prune;             /* remove services no longer declared by these manifests */
 	bool overcommit;        /* apply even beyond the node's capacity */
 	bool quiet_undeclared;  /* do not mention services declared elsewhere */
+	const char *verb;       /* what the summary calls the command: "scale"; NULL = "apply" */
 	bool must_exist;        /* delete: a service neither recorded nor held is an
 				   error (exit 2, nothing removed) */
 	struct vd_reconcile_opts run; /* its engines are apply's own */

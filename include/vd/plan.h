@@ -113,6 +113,10 @@ const struct vd_desired *vd_plan_find(const struct vd_desired *want, size_t n,
 /* True when the plan changes nothing. */
 bool vd_plan_empty(const struct vd_plan *plan);
 
+/* What a RESIZE action changes, as people read it: "cpus 0.5 -> 0.25",
+ * "memory 128 MiB -> 256 MiB", or both; what stays is not shown. */
+void vd_plan_resize_text(const struct vd_action *a, char *buf, size_t size);
+
 /* One line per action, by phase, as `vdctl diff` and `--dry-run` show it. */
 void vd_plan_print(const struct vd_plan *plan, FILE *f);
 
