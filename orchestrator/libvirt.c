@@ -10,11 +10,14 @@
  * CPU share is a quota over all vCPUs (<cputune><global_quota>), so 1.5 cpus
  * means one and a half. The workload's port is forwarded from 127.0.0.1 by
  * QEMU user-mode networking; the replica's arguments and environment reach
- * its /init through fw_cfg files (examples/vm/init reads them).
+ * its /init as fw_cfg strings on QEMU's command line (examples/vm/init reads
+ * them).
  *
- * Per replica, vdctl keeps in STATE/libvirt/<name>/: the overlay, the serial
- * console log, and the fw_cfg files. Remove deletes them all. How a domain
- * is made (metadata, XML, files, the KVM probe) is in libvirt_domain.c.
+ * Per replica, vdctl keeps in STATE/libvirt/<name>/ the overlay and the
+ * serial console log; remove deletes them. QEMU, which runs as its own user,
+ * opens neither (libvirtd opens the log, vdctl the overlay at each start), so
+ * the state directory may be one that user cannot enter. How a domain is
+ * made (metadata, XML, files, the KVM probe) is in libvirt_domain.c.
  *
  * libvirt calls have no timeout of their own: the driver runs libvirt's
  * event loop in a thread and turns on connection keepalive, so a libvirtd
@@ -437,7 +440,7 @@ lv_create(struct vd_driver *d, const struct vd_service *svc, const struct vd_lab
 	struct domain_plan p;
 	_cleanup_free_ char *xml = NULL;
 	_cleanup_domain_ virDomainPtr dom = NULL;
-	char name[96], dir[2048], golden[PATH_MAX];
+	char name[96], dir[2048];
 
 	vd_replica_name(name, sizeof(name), l->service, l->index);
 	if (!svc->vm.kernel && !svc->vm.disk)
@@ -456,23 +459,20 @@ lv_create(struct vd_driver *d, const struct vd_service *svc, const struct vd_lab
 	if (vd_file_mkdir_p(dir, err) < 0)
 		return vd_error_wrap(err, "create %s", name);
 	if (lv_plan_domain(lv, svc, name, dir, &p, err) < 0 ||
-	    lv_write_guest_config(svc, &p, err) < 0)
+	    (p.backing[0] && lv_make_overlay(lv, dir, &p, err) < 0))
 		goto fail;
-	if (svc->vm.disk && !svc->vm.kernel) {
-		lv_resolve(svc, svc->vm.disk, golden, sizeof(golden));
-		if (lv_make_overlay(lv, dir, name, golden, p.disk, sizeof(p.disk), err) < 0)
-			goto fail;
-	}
 	if (!(xml = lv_domain_xml(svc, l, &p))) {
 		vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
 		goto fail;
 	}
+	lv_plan_clear(&p);
 	if (!(dom = virDomainDefineXML(lv->conn, xml))) {
 		lv_error(err, "create", name);
 		goto fail;
 	}
 	return domain_replica(dom, out, err);
 fail:
+	lv_plan_clear(&p);
 	lv_remove_tree(dir);
 	return -1;
 }
@@ -506,6 +506,8 @@ lv_start(struct vd_driver *d, const char *id, struct vd_error *err)
 	name = virDomainGetName(dom);
 	if (virDomainIsActive(dom) == 1)
 		return 0;
+	if (lv_pass_overlay(lv, dom, name, err) < 0)
+		return -1;
 	if (virDomainCreate(dom) < 0)
 		return lv_error(err, "start", name);
 	mark_started(dom);

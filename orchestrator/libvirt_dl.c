@@ -12,18 +12,74 @@
  *
  * The prototypes are libvirt's own, from its headers, so the compiler checks
  * every stub against them.
+ *
+ * libxml2, which libvirt brings along, prints some messages on stderr by
+ * itself, beside the error libvirt reports: "I/O warning : failed to load
+ * external entity" when libvirt parses a file that is missing (the test
+ * driver's test:///PATH, for one). vdctl reports libvirt's errors through
+ * struct vd_error, so as libvirt is loaded, libxml2's messages are turned to
+ * the debug log (vdctl -v shows them).
  */
 #include <dlfcn.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
+
+#include "vd/log.h"
 
 #define LIBVIRT_SONAME "libvirt.so.0"
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static void *lib;
 static char why[512];
+
+/* libxml2's xmlGenericErrorFunc: a message comes in pieces; each line, once
+ * whole, goes to the debug log. */
+static void VD_PRINTF(2, 3)
+xml_message(void *ctx, const char *fmt, ...)
+{
+	static __thread char line[512];
+	static __thread size_t len;
+	va_list ap;
+	char *nl;
+	int n;
+
+	(void)ctx;
+	va_start(ap, fmt);
+	n = vsnprintf(line + len, sizeof(line) - len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		len = len + (size_t)n < sizeof(line) ? len + (size_t)n : sizeof(line) - 1;
+	while ((nl = memchr(line, '\n', len)) || len == sizeof(line) - 1) {
+		size_t end = nl ? (size_t)(nl - line) : len;
+
+		line[end] = '\0';
+		if (end)
+			vd_debug("libxml2: %s", line);
+		len -= nl ? end + 1 : end;
+		memmove(line, line + end + (nl ? 1 : 0), len);
+	}
+}
+
+/*
+ * libxml2 keeps its handler per thread, copied from a default when a thread
+ * first uses it: set both before any libvirt call, here, and every thread
+ * that parses XML for libvirt has it.
+ */
+static void
+quiet_libxml2(void)
+{
+	typedef void (*handler_fn)(void *, const char *, ...);
+	void (*set)(void *, handler_fn);
+
+	if ((set = (void (*)(void *, handler_fn))dlsym(lib, "xmlThrDefSetGenericErrorFunc")))
+		set(NULL, xml_message);
+	if ((set = (void (*)(void *, handler_fn))dlsym(lib, "xmlSetGenericErrorFunc")))
+		set(NULL, xml_message);
+}
 
 static void
 load(void)
@@ -34,7 +90,9 @@ load(void)
 	if (!lib) {
 		e = dlerror();
 		snprintf(why, sizeof(why), "cannot load %s: %s", LIBVIRT_SONAME, e ? e : "?");
+		return;
 	}
+	quiet_libxml2();
 }
 
 static void *
@@ -103,6 +161,7 @@ STUB(int, -1, virDomainCreate, (virDomainPtr domain), (domain))
 STUB(virDomainPtr, NULL, virDomainCreateXML, (virConnectPtr conn, const char *xmlDesc, unsigned int flags), (conn, xmlDesc, flags))
 STUB(virDomainPtr, NULL, virDomainDefineXML, (virConnectPtr conn, const char *xml), (conn, xml))
 STUB(int, -1, virDomainDestroy, (virDomainPtr domain), (domain))
+STUB(int, -1, virDomainFDAssociate, (virDomainPtr domain, const char *name, unsigned int nfds, int *fds, unsigned int flags), (domain, name, nfds, fds, flags))
 STUB(int, -1, virDomainFree, (virDomainPtr domain), (domain))
 STUB(int, -1, virDomainGetInfo, (virDomainPtr domain, virDomainInfoPtr info), (domain, info))
 STUB(unsigned long, 0, virDomainGetMaxMemory, (virDomainPtr domain), (domain))

@@ -2,7 +2,7 @@
  * What a libvirt replica is made of (the driver's other half, libvirt.c):
  * vdctl's metadata in the domain, the domain's XML, written and escaped
  * here, the replica's files under STATE/libvirt/<name>/ (the overlay of a
- * golden disk, the console log, the fw_cfg files its /init reads), and the
+ * golden disk, the console log), the fw_cfg strings its /init reads, and the
  * probe that says whether KVM really boots guests on this host.
  */
 #include <arpa/inet.h>
@@ -241,11 +241,16 @@ image_size(const char *path, bool *qcow2)
 /*
  * The overlay is made through a libvirt storage pool over the replica's own
  * directory, so no tool runs: a transient "dir" pool, a qcow2 volume backed
- * by the golden image, and the pool is gone again.
+ * by the golden image, and the pool is gone again. The volume belongs to
+ * vdctl's user, who opens it for QEMU at each start (lv_pass_overlay()): the
+ * disk's source names an fdgroup, not a file QEMU opens, so QEMU's user need
+ * not reach the state directory. The golden image it still opens by path.
  */
+#define LV_OVERLAY_FDGROUP "vdctl-overlay"
+#define LV_OVERLAY_FILE "overlay.qcow2"
+
 int
-lv_make_overlay(struct lv *lv, const char *dir, const char *name, const char *golden,
-	     char *out, size_t size, struct vd_error *err)
+lv_make_overlay(struct lv *lv, const char *dir, struct domain_plan *p, struct vd_error *err)
 {
 	struct vd_strbuf b = VD_STRBUF_INIT;
 	_cleanup_free_ char *pool_xml = NULL, *vol_xml = NULL;
@@ -255,39 +260,168 @@ lv_make_overlay(struct lv *lv, const char *dir, const char *name, const char *go
 	bool qcow2;
 	int ret = 0;
 
-	capacity = image_size(golden, &qcow2);
+	capacity = image_size(p->backing, &qcow2);
 	if (capacity < 0)
 		return vd_error_errno(err, errno, "create %s: cannot read the disk image '%s'",
-				      name, golden);
+				      p->name, p->backing);
+	p->backing_format = qcow2 ? "qcow2" : "raw";
 	vd_strbuf_puts(&b, "<pool type='dir'><name>vdctl-");
-	vd_strbuf_xml(&b, name);
+	vd_strbuf_xml(&b, p->name);
 	vd_strbuf_puts(&b, "</name><target><path>");
 	vd_strbuf_xml(&b, dir);
 	vd_strbuf_puts(&b, "</path></target></pool>");
 	pool_xml = vd_strbuf_steal(&b);
-	vd_strbuf_printf(&b, "<volume><name>overlay.qcow2</name><capacity unit='bytes'>%lld"
-			 "</capacity><target><format type='qcow2'/><permissions><mode>0600"
-			 "</mode></permissions></target><backingStore><path>",
-			 (long long)capacity);
-	vd_strbuf_xml(&b, golden);
+	vd_strbuf_printf(&b, "<volume><name>" LV_OVERLAY_FILE "</name><capacity unit='bytes'>"
+			 "%lld</capacity><target><format type='qcow2'/><permissions><owner>%u"
+			 "</owner><group>%u</group><mode>0600</mode></permissions></target>"
+			 "<backingStore><path>", (long long)capacity, (unsigned)geteuid(),
+			 (unsigned)getegid());
+	vd_strbuf_xml(&b, p->backing);
 	vd_strbuf_printf(&b, "</path><format type='%s'/></backingStore></volume>",
-			 qcow2 ? "qcow2" : "raw");
+			 p->backing_format);
 	vol_xml = vd_strbuf_steal(&b);
 	if (!pool_xml || !vol_xml)
 		return vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
 
 	pool = virStoragePoolCreateXML(lv->conn, pool_xml, 0);
 	if (!pool)
-		return lv_error(err, "create overlay for", name);
+		return lv_error(err, "create overlay for", p->name);
 	vol = virStorageVolCreateXML(pool, vol_xml, 0);
 	if (!vol)
-		ret = lv_error(err, "create overlay for", name);
+		ret = lv_error(err, "create overlay for", p->name);
 	else
 		virStorageVolFree(vol);
 	virStoragePoolDestroy(pool);
 	virStoragePoolFree(pool);
-	snprintf(out, size, "%s/overlay.qcow2", dir);
+	snprintf(p->disk, sizeof(p->disk), "%s/" LV_OVERLAY_FILE, dir);
 	return ret;
+}
+
+/* libvirtd receives its own copy of the descriptor and keeps it until the
+ * domain starts or this connection closes. A replica booted from a kernel
+ * has no overlay, and nothing is passed. */
+int
+lv_pass_overlay(struct lv *lv, virDomainPtr dom, const char *name, struct vd_error *err)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 32];
+	_cleanup_close_ int fd = -1;
+
+	lv_replica_dir(lv, name, dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/" LV_OVERLAY_FILE, dir);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	if (fd < 0)
+		return vd_error_errno(err, errno, "start %s: cannot open its disk '%s'", name,
+				      path);
+	if (virDomainFDAssociate(dom, LV_OVERLAY_FDGROUP, 1, &fd, 0) < 0)
+		return lv_error(err, "start: pass the disk of", name);
+	return 0;
+}
+
+/* ---------------------------------------------------------- guest config */
+
+/*
+ * The replica's arguments and environment reach the guest's /init
+ * (examples/vm/init) as two fw_cfg entries: opt/vdctl/args holds the
+ * command's words and opt/vdctl/env its KEY=VALUE words, each word in single
+ * quotes ('it'\''s' for it's) and the words on one line, which /init reads
+ * with `eval "set -- $(cat ...)"` and `eval "export $(cat ...)"`. They are
+ * strings on QEMU's command line, -fw_cfg name=NAME,string=VALUE in the
+ * domain's <qemu:commandline>, with every comma doubled as QEMU's option
+ * parser wants: no file QEMU must open.
+ *
+ * One line, because libvirt writes a newline (or a tab) of an attribute raw
+ * in the definition it keeps, and reading that back, after libvirtd
+ * restarts, turns it into a space; so a word holding a control character is
+ * refused. libvirt's <sysinfo type='fwcfg'> entries would keep newlines, but
+ * libvirt 9.0 passes their values XML-escaped and with single commas.
+ * A -fw_cfg argument is at most the kernel's MAX_ARG_STRLEN, 128 KiB.
+ */
+#define FW_CFG_ARG_MAX (128 * 1024 - 1)
+
+static bool
+has_control(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20)
+			return true;
+	return false;
+}
+
+/* WORD quoted for /init's shell, its commas doubled for QEMU. */
+static void
+fw_cfg_word(struct vd_strbuf *b, const char *word)
+{
+	if (b->len && b->s[b->len - 1] == '\'')
+		vd_strbuf_puts(b, " ");
+	vd_strbuf_puts(b, "'");
+	for (; *word; word++) {
+		if (*word == '\'')
+			vd_strbuf_puts(b, "'\\''");
+		else if (*word == ',')
+			vd_strbuf_puts(b, ",,");
+		else
+			vd_strbuf_append(b, word, 1);
+	}
+	vd_strbuf_puts(b, "'");
+}
+
+/* -fw_cfg's value for opt/vdctl/args (env false) or opt/vdctl/env: the
+ * service's variables, PORT unless it sets its own, and REPLICA_ID. */
+static char *
+fw_cfg_value(const struct vd_service *svc, const char *name, bool env)
+{
+	struct vd_strbuf b = VD_STRBUF_INIT;
+	char word[128];
+	bool has_port = false;
+
+	vd_strbuf_printf(&b, "name=opt/vdctl/%s,string=", env ? "env" : "args");
+	for (size_t i = 0; !env && i < svc->ncommand; i++)
+		fw_cfg_word(&b, svc->command[i]);
+	for (size_t i = 0; env && i < svc->nenv; i++) {
+		fw_cfg_word(&b, svc->env[i]);
+		has_port |= strncmp(svc->env[i], "PORT=", 5) == 0;
+	}
+	if (env && !has_port) {
+		snprintf(word, sizeof(word), "PORT=%d", svc->port);
+		fw_cfg_word(&b, word);
+	}
+	if (env) {
+		snprintf(word, sizeof(word), "REPLICA_ID=%s", name);
+		fw_cfg_word(&b, word);
+	}
+	return vd_strbuf_steal(&b);
+}
+
+static int
+plan_guest_config(const struct vd_service *svc, struct domain_plan *p, struct vd_error *err)
+{
+	for (size_t i = 0; i < svc->ncommand; i++)
+		if (has_control(svc->command[i]))
+			return vd_error_set(err, VD_EXIT_INPUT, "create %s: word %zu of the "
+					    "command holds a newline or another control "
+					    "character, which a VM's arguments cannot carry",
+					    p->name, i + 1);
+	for (size_t i = 0; i < svc->nenv; i++)
+		if (has_control(svc->env[i]))
+			return vd_error_set(err, VD_EXIT_INPUT, "create %s: the value of '%.*s' "
+					    "holds a newline or another control character, "
+					    "which a VM's environment cannot carry", p->name,
+					    (int)strcspn(svc->env[i], "="), svc->env[i]);
+	/* libvirt refuses an empty string: without a command /init runs its own */
+	if ((svc->ncommand && !(p->fw_args = fw_cfg_value(svc, p->name, false))) ||
+	    !(p->fw_env = fw_cfg_value(svc, p->name, true)))
+		return vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
+	if (p->fw_args && strlen(p->fw_args) > FW_CFG_ARG_MAX)
+		return vd_error_set(err, VD_EXIT_INPUT, "create %s: the command takes more than "
+				    "the %d bytes a VM receives through QEMU's command line",
+				    p->name, FW_CFG_ARG_MAX);
+	if (strlen(p->fw_env) > FW_CFG_ARG_MAX)
+		return vd_error_set(err, VD_EXIT_INPUT, "create %s: the environment takes more "
+				    "than the %d bytes a VM receives through QEMU's command line",
+				    p->name, FW_CFG_ARG_MAX);
+	return 0;
 }
 
 /* --------------------------------------------------------- domain XML */
@@ -298,20 +432,6 @@ qemu_arg(struct vd_strbuf *b, const char *value)
 	vd_strbuf_puts(b, "<qemu:arg value='");
 	vd_strbuf_xml(b, value);
 	vd_strbuf_puts(b, "'/>");
-}
-
-/* QEMU option values are comma-separated: a comma in a path doubles. */
-static void
-qemu_path(char *out, size_t size, const char *prefix, const char *path)
-{
-	size_t n = (size_t)snprintf(out, size, "%s", prefix);
-
-	for (; *path && n + 2 < size; path++) {
-		out[n++] = *path;
-		if (*path == ',')
-			out[n++] = ',';
-	}
-	out[n] = '\0';
 }
 
 
@@ -358,7 +478,10 @@ lv_domain_xml(const struct vd_service *svc, const struct vd_labels *l, const str
 		vd_strbuf_puts(&b, "<disk type='file' device='disk'><driver name='qemu' "
 				   "type='qcow2'/><source file='");
 		vd_strbuf_xml(&b, p->disk);
-		vd_strbuf_puts(&b, "'/><target dev='vda' bus='virtio'/></disk>");
+		vd_strbuf_printf(&b, "' fdgroup='%s'/><backingStore type='file'><format type='%s'/>"
+				 "<source file='", LV_OVERLAY_FDGROUP, p->backing_format);
+		vd_strbuf_xml(&b, p->backing);
+		vd_strbuf_puts(&b, "'/></backingStore><target dev='vda' bus='virtio'/></disk>");
 	}
 	vd_strbuf_puts(&b, "<serial type='file'><source path='");
 	vd_strbuf_xml(&b, p->console);
@@ -373,12 +496,12 @@ lv_domain_xml(const struct vd_service *svc, const struct vd_labels *l, const str
 	qemu_arg(&b, arg);
 	qemu_arg(&b, "-device");
 	qemu_arg(&b, "virtio-net-pci,netdev=vdnet0,addr=0x9");
+	if (p->fw_args) {
+		qemu_arg(&b, "-fw_cfg");
+		qemu_arg(&b, p->fw_args);
+	}
 	qemu_arg(&b, "-fw_cfg");
-	qemu_path(arg, sizeof(arg), "name=opt/vdctl/args,file=", p->args);
-	qemu_arg(&b, arg);
-	qemu_arg(&b, "-fw_cfg");
-	qemu_path(arg, sizeof(arg), "name=opt/vdctl/env,file=", p->env);
-	qemu_arg(&b, arg);
+	qemu_arg(&b, p->fw_env);
 	vd_strbuf_puts(&b, "</qemu:commandline></domain>");
 	return vd_strbuf_steal(&b);
 }
@@ -499,34 +622,6 @@ domain_type(struct lv *lv, enum vd_accel accel)
 	return kvm_boots(lv) ? "kvm" : "qemu";
 }
 
-/* The args and env files the guest's /init reads through fw_cfg. */
-int
-lv_write_guest_config(const struct vd_service *svc, const struct domain_plan *p,
-		   struct vd_error *err)
-{
-	struct vd_strbuf b = VD_STRBUF_INIT;
-	_cleanup_free_ char *args = NULL, *env = NULL;
-	bool has_port = false;
-
-	for (size_t i = 0; i < svc->ncommand; i++)
-		vd_strbuf_printf(&b, "%s\n", svc->command[i]);
-	args = vd_strbuf_steal(&b);
-	for (size_t i = 0; i < svc->nenv; i++) {
-		vd_strbuf_printf(&b, "%s\n", svc->env[i]);
-		has_port |= strncmp(svc->env[i], "PORT=", 5) == 0;
-	}
-	if (!has_port)
-		vd_strbuf_printf(&b, "PORT=%d\n", svc->port);
-	vd_strbuf_printf(&b, "REPLICA_ID=%s\n", p->name);
-	env = vd_strbuf_steal(&b);
-	if (!args || !env)
-		return vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
-	if (vd_file_write_atomic(p->args, args, strlen(args), err) < 0 ||
-	    vd_file_write_atomic(p->env, env, strlen(env), err) < 0)
-		return -1;
-	return 0;
-}
-
 int
 lv_plan_domain(struct lv *lv, const struct vd_service *svc, const char *name, const char *dir,
 	    struct domain_plan *p, struct vd_error *err)
@@ -547,8 +642,16 @@ lv_plan_domain(struct lv *lv, const struct vd_service *svc, const char *name, co
 		lv_resolve(svc, svc->vm.kernel, p->kernel, sizeof(p->kernel));
 	if (svc->vm.initrd)
 		lv_resolve(svc, svc->vm.initrd, p->initrd, sizeof(p->initrd));
+	if (svc->vm.disk && !svc->vm.kernel)
+		lv_resolve(svc, svc->vm.disk, p->backing, sizeof(p->backing));
 	snprintf(p->console, sizeof(p->console), "%s/console.log", dir);
-	snprintf(p->args, sizeof(p->args), "%s/args", dir);
-	snprintf(p->env, sizeof(p->env), "%s/env", dir);
-	return 0;
+	return plan_guest_config(svc, p, err);
+}
+
+void
+lv_plan_clear(struct domain_plan *p)
+{
+	free(p->fw_args);
+	free(p->fw_env);
+	p->fw_args = p->fw_env = NULL;
 }

@@ -59,11 +59,21 @@ struct lv_meta {
 	int64_t milli_cpus, memory_bytes;
 };
 
+/*
+ * A domain before its XML. QEMU opens no file of the state directory, which
+ * may be one its user cannot enter: the console log is opened by libvirtd,
+ * the overlay by vdctl (lv_pass_overlay()), and the guest's arguments and
+ * environment are strings on QEMU's command line.
+ */
 struct domain_plan {
 	const char *name;
 	const char *type;      /* "kvm" or "qemu" */
-	char kernel[PATH_MAX], initrd[PATH_MAX], disk[PATH_MAX];
-	char console[PATH_MAX], args[PATH_MAX], env[PATH_MAX];
+	char kernel[PATH_MAX], initrd[PATH_MAX];
+	char backing[PATH_MAX];     /* the golden disk, or "" */
+	const char *backing_format; /* "qcow2" or "raw" */
+	char disk[PATH_MAX];        /* its overlay in the replica's directory */
+	char console[PATH_MAX];
+	char *fw_args, *fw_env; /* -fw_cfg values (opt/vdctl/args is NULL without a command) */
 	int host_port;
 	int vcpus, max_vcpus;
 	int64_t memory_kib, ceiling_kib;
@@ -86,19 +96,22 @@ void lv_remove_tree(const char *dir);
  * directory). */
 void lv_resolve(const struct vd_service *svc, const char *path, char *out, size_t size);
 
-/* A qcow2 overlay of GOLDEN in DIR, made through a transient storage pool;
- * its path into out. */
-int lv_make_overlay(struct lv *lv, const char *dir, const char *name, const char *golden,
-		    char *out, size_t size, struct vd_error *err);
+/* A qcow2 overlay of p->backing in DIR, made through a transient storage
+ * pool and owned by vdctl's user; its path into p->disk. */
+int lv_make_overlay(struct lv *lv, const char *dir, struct domain_plan *p,
+		    struct vd_error *err);
+
+/* Before starting replica NAME: hand its overlay, if it has one, to libvirt
+ * as an open file for the disk's fdgroup; -1 with err when it cannot. */
+int lv_pass_overlay(struct lv *lv, virDomainPtr dom, const char *name, struct vd_error *err);
 
 /* Everything about the domain of replica NAME decided before its XML: type
- * (KVM or TCG), files, port, vCPUs, memory. */
+ * (KVM or TCG), files, port, vCPUs, memory, the guest's arguments; -1 with
+ * err (VD_EXIT_INPUT) for arguments a VM cannot take. lv_plan_clear() frees
+ * it, whatever was returned. */
 int lv_plan_domain(struct lv *lv, const struct vd_service *svc, const char *name,
 		   const char *dir, struct domain_plan *p, struct vd_error *err);
-
-/* The files the guest's /init reads through fw_cfg (arguments, environment). */
-int lv_write_guest_config(const struct vd_service *svc, const struct domain_plan *p,
-			  struct vd_error *err);
+void lv_plan_clear(struct domain_plan *p);
 
 /* The domain's XML, every value escaped; NULL when out of memory. */
 char *lv_domain_xml(const struct vd_service *svc, const struct vd_labels *l,

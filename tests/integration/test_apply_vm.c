@@ -3,11 +3,15 @@
  * VM replicas booted from the initramfs and one from the golden disk, all
  * healthy and answering /info through 127.0.0.1; a second apply changes
  * nothing; a live resize; a scale-down; delete leaves no domain and no file.
+ * Then VM replicas under a state directory made by mkdtemp, mode 0700, which
+ * QEMU's user cannot enter: they boot, with their arguments.
  */
 #include <dirent.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "vdtest.h"
@@ -27,16 +31,22 @@ bin(void)
 	return path;
 }
 
-/* vdctl --state-dir STATE ARGS...; the result in r. */
+/* vdctl --state-dir DIR ARGS...; the result in r. */
 static int
-vdctl(struct vt_result *r, char *a1, char *a2, char *a3, char *a4, char *a5)
+vdctl_in(char *dir, struct vt_result *r, char *a1, char *a2, char *a3, char *a4, char *a5)
 {
-	char *argv[] = { bin(), "--state-dir", state, a1, a2, a3, a4, a5, NULL };
+	char *argv[] = { bin(), "--state-dir", dir, a1, a2, a3, a4, a5, NULL };
 	int status = vt_run(argv, RUN_S, r);
 
 	if (status != 0)
 		fprintf(stderr, "--- vdctl %s: exit %d\n%s%s", a1, status, r->out, r->err);
 	return status;
+}
+
+static int
+vdctl(struct vt_result *r, char *a1, char *a2, char *a3, char *a4, char *a5)
+{
+	return vdctl_in(state, r, a1, a2, a3, a4, a5);
 }
 
 static int
@@ -57,18 +67,11 @@ static int
 teardown(void **st)
 {
 	struct vt_result r;
-	char path[256];
 
 	(void)st;
 	vdctl(&r, "delete", manifest, NULL, NULL, NULL);
 	vt_result_clear(&r);
-	snprintf(path, sizeof(path), "%s/libvirt/kvm-probe", state);
-	unlink(path);
-	snprintf(path, sizeof(path), "%s/libvirt", state);
-	rmdir(path);
-	snprintf(path, sizeof(path), "%s/services", state);
-	rmdir(path);
-	rmdir(state);
+	vt_rm_tree(state); /* its id, the KVM probe's answer, empty directories */
 	return 0;
 }
 
@@ -236,6 +239,112 @@ test_delete_leaves_nothing(void **st)
 		closedir(d);
 }
 
+/* ------------------------------------------- a state directory of 0700 */
+
+static char private_dir[64];
+static char private_manifest[128];
+
+static int
+private_teardown(void **st)
+{
+	struct vt_result r;
+
+	(void)st;
+	if (!private_dir[0])
+		return 0;
+	vdctl_in(private_dir, &r, "delete", private_manifest, NULL, NULL, NULL);
+	vt_result_clear(&r);
+	vt_rm_tree(private_dir);
+	private_dir[0] = '\0';
+	return 0;
+}
+
+/*
+ * QEMU runs as its own user, who cannot enter a directory of mode 0700: it
+ * must open no file of the state directory. One replica boots a kernel, one
+ * the golden disk (its overlay lives in the state directory); each got its
+ * arguments (the model and workers /info shows) and its environment
+ * (REPLICA_ID, the id /info shows).
+ */
+static void
+test_private_state_dir(void **st)
+{
+	const char *images = vt_env("VD_IMAGES_DIR", "examples/images");
+	const char *names[] = { "vmpriv-initrd", "vmpriv-disk" };
+	char dir[PATH_MAX], overlay[256];
+	struct vt_result r;
+	struct stat sb;
+	json_t *all, *e;
+	size_t i;
+	FILE *f;
+	int seen = 0;
+
+	(void)st;
+	assert_non_null(realpath(images, dir));
+	snprintf(private_dir, sizeof(private_dir), "/tmp/vdctl-itest-0700-XXXXXX");
+	assert_non_null(mkdtemp(private_dir));
+	assert_int_equal(stat(private_dir, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0700);
+	snprintf(private_manifest, sizeof(private_manifest), "%s/vm.yaml", private_dir);
+	f = fopen(private_manifest, "w");
+	assert_non_null(f);
+	fprintf(f, "service: %s\nbackend: libvirt\n"
+		"vm: {kernel: %s/vmlinuz, initrd: %s/svc-initrd.gz, accel: tcg}\n"
+		"command: [/svc, --model, sync, --workers, \"3\"]\n"
+		"env: {NOTE: \"it's a, b\"}\nport: 8080\nreplicas: 1\n"
+		"resources: {cpus: 0.5, memory: 256Mi}\n"
+		"health: {http: /healthz, start_period: 60s}\n---\n"
+		"service: %s\nbackend: libvirt\nvm: {disk: %s/svc.qcow2, accel: tcg}\n"
+		"command: [/svc, --model, async]\nport: 8080\nreplicas: 1\n"
+		"resources: {cpus: 0.5, memory: 192Mi}\n"
+		"health: {http: /healthz, start_period: 60s}\n",
+		names[0], dir, dir, names[1], dir);
+	assert_int_equal(fclose(f), 0);
+
+	assert_int_equal(vdctl_in(private_dir, &r, "apply", private_manifest, NULL, NULL, NULL), 0);
+	assert_has(r.out, "apply: 2 created");
+	vt_result_clear(&r);
+	/* vdctl left the directory as it was */
+	assert_int_equal(stat(private_dir, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0700);
+	snprintf(overlay, sizeof(overlay), "%s/libvirt/vd-%s-0/overlay.qcow2", private_dir,
+		 names[1]);
+	assert_int_equal(stat(overlay, &sb), 0);
+
+	assert_int_equal(vdctl_in(private_dir, &r, "get", "-o", "json", NULL, NULL), 0);
+	all = json_loads(r.out, 0, NULL);
+	vt_result_clear(&r);
+	assert_non_null(all);
+	json_array_foreach(all, i, e) {
+		const char *svc = json_string_value(json_object_get(e, "service"));
+		int k = svc && strcmp(svc, names[0]) == 0 ? 0 :
+			svc && strcmp(svc, names[1]) == 0 ? 1 : -1;
+		json_t *in;
+		char want[64];
+
+		if (k < 0)
+			continue;
+		seen |= 1 << k;
+		assert_string_equal(json_string_value(json_object_get(e, "health")), "healthy");
+		in = info(json_integer_value(json_object_get(e, "port")));
+		assert_non_null(in);
+		snprintf(want, sizeof(want), "vd-%s-0", names[k]);
+		assert_string_equal(json_string_value(json_object_get(in, "id")), want);
+		assert_string_equal(json_string_value(json_object_get(in, "model")),
+				    k == 0 ? "sync" : "async");
+		assert_int_equal(json_integer_value(json_object_get(in, "workers")), k == 0 ? 3 : 1);
+		json_decref(in);
+	}
+	json_decref(all);
+	assert_int_equal(seen, 3);
+
+	assert_int_equal(vdctl_in(private_dir, &r, "delete", private_manifest, NULL, NULL, NULL),
+			 0);
+	assert_has(r.out, "2 replicas removed");
+	vt_result_clear(&r);
+	assert_int_equal(stat(overlay, &sb), -1);
+}
+
 int
 main(void)
 {
@@ -243,6 +352,7 @@ main(void)
 		cmocka_unit_test(test_apply_example),
 		cmocka_unit_test(test_resize_and_scale),
 		cmocka_unit_test(test_delete_leaves_nothing),
+		cmocka_unit_test_teardown(test_private_state_dir, private_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,12 +1,17 @@
 /*
- * The libvirt driver against the real libvirtd with QEMU TCG: two replicas
- * booted from the example initramfs and one from the golden disk, seen from
- * inside through 127.0.0.1; a live resize of CPUs and memory without a
- * reboot, and a refusal above the ceiling; stats; a graceful stop seen as an
- * event; removal that leaves no domain, overlay or log; a domain without
- * vdctl's metadata left alone; a bad kernel path named with the replica.
+ * The libvirt driver against the real libvirtd with QEMU TCG, under a state
+ * directory made by mkdtemp (mode 0700, which QEMU's user cannot enter): two
+ * replicas booted from the example initramfs and one from the golden disk,
+ * seen from inside through 127.0.0.1; a live resize of CPUs and memory
+ * without a reboot, and a refusal above the ceiling; stats; the disk replica
+ * stopped and started again; a graceful stop seen as an event; removal that
+ * leaves no domain, overlay or log; a domain without vdctl's metadata left
+ * alone; a bad kernel path named with the replica; an argument with commas,
+ * quotes and markup reaching the guest whole, and one with a newline
+ * refused; libxml2's own warnings kept off stderr.
  */
 #include <dirent.h>
+#include <fcntl.h>
 #include <libvirt/libvirt.h>
 #include <poll.h>
 #include <stdio.h>
@@ -31,8 +36,8 @@ struct fixture {
 	char kernel[1100], initrd[1100], disk[1100];
 	char svc_name[40], disk_name[40];
 	struct vd_service svc, dsvc; /* initramfs, golden disk */
-	char *ids[3];                /* initrd 0, initrd 1, disk 0 */
-	int ports[3];
+	char *ids[4];                /* initrd 0, initrd 1, disk 0, odd arguments */
+	int ports[4];
 	virConnectPtr conn;
 	virDomainPtr stranger;
 };
@@ -65,7 +70,10 @@ group_setup(void **state)
 	*state = &f;
 	if (!realpath(images, dir))
 		return -1;
-	snprintf(f.state, sizeof(f.state), "/tmp/vdctl-itest-%d", id);
+	/* 0700, left so: QEMU must need no file of it */
+	snprintf(f.state, sizeof(f.state), "/tmp/vdctl-itest-XXXXXX");
+	if (!mkdtemp(f.state))
+		return -1;
 	snprintf(f.kernel, sizeof(f.kernel), "%s/vmlinuz", dir);
 	snprintf(f.initrd, sizeof(f.initrd), "%s/svc-initrd.gz", dir);
 	snprintf(f.disk, sizeof(f.disk), "%s/svc.qcow2", dir);
@@ -106,26 +114,24 @@ static int
 group_teardown(void **state)
 {
 	struct fixture *f = *state;
-	char cmd[300];
 
-	if (!f->d)
+	if (!f->d) {
+		if (f->state[0])
+			vt_rm_tree(f->state);
 		return 0;
+	}
 	remove_service(f, f->svc_name);
 	remove_service(f, f->disk_name);
 	if (f->stranger) {
 		virDomainUndefine(f->stranger);
 		virDomainFree(f->stranger);
 	}
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 		free(f->ids[i]);
 	vd_driver_close(f->d);
 	if (f->conn)
 		virConnectClose(f->conn);
-	snprintf(cmd, sizeof(cmd), "%s/libvirt/kvm-probe", f->state);
-	unlink(cmd);
-	snprintf(cmd, sizeof(cmd), "%s/libvirt", f->state);
-	rmdir(cmd);
-	rmdir(f->state);
+	vt_rm_tree(f->state);
 	return 0;
 }
 
@@ -299,6 +305,30 @@ test_stats(void **state)
 	assert_true(st.cpu_percent >= 0);
 }
 
+/* The disk replica stopped and started again: its overlay, in a directory
+ * QEMU's user cannot enter, is handed to libvirt again at each start. */
+static void
+test_disk_restart(void **state)
+{
+	struct fixture *f = *state;
+	struct vd_error err = VD_ERROR_INIT;
+	struct vd_replica r;
+	char url[128];
+
+	if (vd_driver_stop(f->d, f->ids[2], 0, &err) < 0)
+		fail_msg("%s", err.msg);
+	assert_int_equal(vd_driver_inspect(f->d, f->ids[2], &r, &err), 0);
+	assert_int_equal(r.state, VD_STATE_EXITED);
+	vd_replica_clear(&r);
+	if (vd_driver_start(f->d, f->ids[2], &err) < 0)
+		fail_msg("%s", err.msg);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/ping", f->ports[2]);
+	if (vt_wait_http(url, BOOT_SECONDS) != 0)
+		show_console(f, f->disk_name, 0);
+	assert_int_equal(vt_wait_http(url, 1), 0);
+	assert_int_equal(info_int(f->ports[2], "workers"), 2);
+}
+
 static void
 test_stranger_untouched(void **state)
 {
@@ -393,6 +423,79 @@ test_bad_kernel(void **state)
 	assert_non_null(strstr(err.msg, "/nonexistent/vmlinuz"));
 }
 
+/*
+ * A word holding what QEMU's option parser (commas), XML (quotes, markup)
+ * and the guest's shell (quotes, $, backquotes, a backslash) treat specially
+ * reaches the guest whole: /init echoes the words it starts /svc with, and
+ * /svc, which takes no such argument, names it and exits (the VM powers off).
+ */
+static void
+test_odd_argument(void **state)
+{
+	struct fixture *f = *state;
+	static char odd[] = "a,b,,c 'q' \"d\" & <x> $HOME `id` \\";
+	char *cmd[] = { "/svc", "--model", "async", odd };
+	struct vd_service svc = f->svc;
+	char started[128], named[128], path[512], line[512];
+	bool seen_start = false, seen_name = false;
+	time_t deadline = time(NULL) + BOOT_SECONDS;
+
+	svc.command = cmd;
+	svc.ncommand = 4;
+	create_start(f, &svc, 7, 3);
+	snprintf(started, sizeof(started), "vdctl-guest: starting /svc --model async %s\r", odd);
+	snprintf(named, sizeof(named), "svc: unexpected argument '%s'\r", odd);
+	snprintf(path, sizeof(path), "%s/libvirt/vd-%s-7/console.log", f->state, f->svc_name);
+	while (!seen_name && time(NULL) < deadline) {
+		FILE *c = fopen(path, "r");
+
+		while (c && fgets(line, sizeof(line), c)) {
+			seen_start |= strstr(line, started) != NULL;
+			seen_name |= strstr(line, named) != NULL;
+		}
+		if (c)
+			fclose(c);
+		if (!seen_name)
+			sleep(1);
+	}
+	if (!seen_start || !seen_name)
+		show_console(f, f->svc_name, 7);
+	assert_true(seen_start);
+	assert_true(seen_name);
+}
+
+/* A newline cannot pass (the guest reads one line of words): refused before
+ * anything is made. */
+static void
+test_newline_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct vd_error err = VD_ERROR_INIT;
+	char *cmd[] = { "/svc", "--model", "async\nsync" };
+	char *env[] = { "NOTE=one\ntwo" };
+	struct vd_service svc = f->svc;
+	struct vd_labels l = { f->svc_name, 8, "hash0", "itest", NULL };
+	struct vd_replica r;
+	char path[512];
+	struct stat st;
+
+	svc.command = cmd;
+	svc.ncommand = 3;
+	assert_int_equal(vd_driver_create(f->d, &svc, &l, &r, &err), -1);
+	assert_int_equal(err.code, VD_EXIT_INPUT);
+	assert_non_null(strstr(err.msg, "word 3 of the command"));
+	svc = f->svc;
+	svc.env = env;
+	svc.nenv = 1;
+	assert_int_equal(vd_driver_create(f->d, &svc, &l, &r, &err), -1);
+	assert_int_equal(err.code, VD_EXIT_INPUT);
+	assert_non_null(strstr(err.msg, "'NOTE'"));
+	snprintf(path, sizeof(path), "%s/libvirt/vd-%s-8", f->state, f->svc_name);
+	assert_int_equal(stat(path, &st), -1);
+	snprintf(path, sizeof(path), "vd-%s-8", f->svc_name);
+	assert_null(virDomainLookupByName(f->conn, path));
+}
+
 static void
 test_remove_leaves_nothing(void **state)
 {
@@ -408,8 +511,8 @@ test_remove_leaves_nothing(void **state)
 	assert_int_equal(l.n, 0);
 	assert_int_equal(vd_driver_list(f->d, f->disk_name, &l, &err), 0);
 	assert_int_equal(l.n, 0);
-	for (int i = 0; i < 3; i++) {
-		virDomainPtr dom = virDomainLookupByUUIDString(f->conn, f->ids[i]);
+	for (int i = 0; i < 4; i++) {
+		virDomainPtr dom = f->ids[i] ? virDomainLookupByUUIDString(f->conn, f->ids[i]) : NULL;
 
 		assert_null(dom);
 	}
@@ -439,6 +542,46 @@ test_unreachable(void **state)
 	assert_non_null(strstr(err.msg, "make setup"));
 }
 
+/*
+ * libxml2 prints some warnings on stderr by itself: parsing a missing file
+ * (the test driver's test:///PATH parses PATH in this process) gave "I/O
+ * warning : failed to load external entity". Nothing reaches stderr now;
+ * libvirt's error, naming the file, comes back in err.
+ */
+static void
+test_libxml_quiet(void **state)
+{
+	struct vd_error err = VD_ERROR_INIT;
+	struct vd_driver_config cfg = {
+		.endpoint = "test:///nonexistent/vdctl-itest.xml",
+		.state_dir = "/tmp",
+	};
+	struct vd_driver *d = NULL;
+	char path[] = "/tmp/vdctl-itest-stderr-XXXXXX", out[4096] = "";
+	int fd = mkstemp(path), saved, rc;
+	ssize_t n;
+
+	(void)state;
+	assert_true(fd >= 0);
+	unlink(path);
+	fflush(stderr);
+	saved = dup(2);
+	assert_true(saved >= 0);
+	dup2(fd, 2);
+	rc = vd_driver_open(&vd_libvirt_driver, &cfg, &d, &err);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	n = pread(fd, out, sizeof(out) - 1, 0);
+	close(fd);
+	out[n > 0 ? n : 0] = '\0';
+	assert_int_equal(rc, -1);
+	assert_non_null(strstr(err.msg, "/nonexistent/vdctl-itest.xml"));
+	if (out[0])
+		fprintf(stderr, "--- on stderr:\n%s", out);
+	assert_string_equal(out, "");
+}
+
 int
 main(void)
 {
@@ -446,11 +589,15 @@ main(void)
 		cmocka_unit_test(test_boot_three),
 		cmocka_unit_test(test_resize_live),
 		cmocka_unit_test(test_stats),
+		cmocka_unit_test(test_disk_restart),
 		cmocka_unit_test(test_stranger_untouched),
 		cmocka_unit_test(test_graceful_stop_event),
 		cmocka_unit_test(test_bad_kernel),
+		cmocka_unit_test(test_odd_argument),
+		cmocka_unit_test(test_newline_refused),
 		cmocka_unit_test(test_remove_leaves_nothing),
 		cmocka_unit_test(test_unreachable),
+		cmocka_unit_test(test_libxml_quiet),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
