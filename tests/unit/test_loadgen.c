@@ -251,6 +251,52 @@ test_percentiles_known_delay(void **state)
 	svc_stop(&s);
 }
 
+/* No latency below the server's own delay: a closed-model user's request
+ * counts from when it is sent, never from a wait time's end that the loop's
+ * timer (whole milliseconds) had not reached yet; an open-model request from
+ * when it was due (arrival, or the end of a think time), never earlier than
+ * its sending. A few hundred requests each, against /timeout?ms=5 and 20. */
+static void
+test_latency_not_below_delay(void **state)
+{
+	struct svc s = svc_start("async", "1");
+	struct vd_load_result r;
+	static const int delays[] = { 5, 20 };
+	char text[1024];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(delays) / sizeof(delays[0]); i++) {
+		int ms = delays[i];
+
+		snprintf(text, sizeof(text),
+			 "target: http://127.0.0.1:%%d\nusers: 8\nduration: 2s\n"
+			 "wait_time: {min: 1ms, max: 7ms}\n"
+			 "requests: [{path: '/timeout?ms=%d'}]\n", ms);
+		run(s.port, 1, &r, text);
+		assert_int_equal(errors(&r), 0);
+		assert_true(r.hist.count >= 200);
+		if (r.hist.min_us < (uint64_t)ms * 1000)
+			fail_msg("closed model, /timeout?ms=%d: min latency %.3f ms", ms,
+				 (double)r.hist.min_us / 1000);
+		vd_load_result_clear(&r);
+
+		snprintf(text, sizeof(text),
+			 "config: {target: 'http://127.0.0.1:%%d', phases: [{duration: 2, "
+			 "arrivalRate: 100}]}\n"
+			 "scenarios: [{flow: [{get: {url: '/timeout?ms=%d'}}, {think: 0.003},"
+			 " {get: {url: '/timeout?ms=%d'}}, {think: 0.002},"
+			 " {get: {url: '/timeout?ms=%d'}}]}]\n", ms, ms, ms);
+		run(s.port, 1, &r, text);
+		assert_int_equal(errors(&r), 0);
+		assert_int_equal(r.hist.count, 600);
+		if (r.hist.min_us < (uint64_t)ms * 1000)
+			fail_msg("open model, /timeout?ms=%d: min latency %.3f ms", ms,
+				 (double)r.hist.min_us / 1000);
+		vd_load_result_clear(&r);
+	}
+	svc_stop(&s);
+}
+
 /* No coordinated omission: one sync worker serves 10 requests a second of
  * /timeout?ms=100; asked for 20 a second, the arrivals still all start on
  * schedule, and latency, counted from when each was due, grows: request
@@ -511,6 +557,7 @@ main(void)
 		cmocka_unit_test(test_closed_users_and_waits),
 		cmocka_unit_test(test_weights),
 		cmocka_unit_test(test_percentiles_known_delay),
+		cmocka_unit_test(test_latency_not_below_delay),
 		cmocka_unit_test(test_no_coordinated_omission),
 		cmocka_unit_test(test_errors_and_codes),
 		cmocka_unit_test(test_keep_alive_pool),
