@@ -8,7 +8,14 @@
  * from the arrival's due time, so a slow server shows as latency, not as
  * fewer requests (no coordinated omission). Closed model: users started at
  * spawn_rate loop over request, response, wait time until the duration is
- * over.
+ * over; latency counts from when the request goes on a connection.
+ *
+ * Either way, nothing is sent before it is due: the loop's timers count
+ * whole milliseconds, so a wait or think time is placed on the first
+ * millisecond at or after its due time (timer_at()), and a timer that still
+ * comes early is set again. A latency therefore never starts before the
+ * request could have been sent, and never comes out below the server's own
+ * delay.
  *
  * Nothing on the path of a request allocates: users and connections come
  * from arrays sized at start, responses are parsed (http-parser, as in the
@@ -67,7 +74,8 @@ struct vuser {
 	struct conn *c;     /* own connection (own mode) or the one in use */
 	size_t step;
 	int req;
-	int64_t start_us;    /* when the current request was due */
+	int64_t due_us;      /* when the next step may run */
+	int64_t start_us;    /* the current request's latency counts from here */
 	int64_t deadline_us; /* while queued for a pooled connection */
 	bool failed, retried;
 };
@@ -468,10 +476,13 @@ complete(struct conn *c)
 	struct worker *w = c->w;
 	struct vuser *vu = c->vu;
 	struct vd_load_counts *st = stats(w);
-	int64_t now = vd_ev_now_us(w->ev);
+	int64_t now = vd_clock_us();
 	unsigned code = c->hp.status_code;
 
-	vd_hist_record(&w->cur_hist, (uint64_t)(now > vu->start_us ? now - vu->start_us : 0));
+	/* now, not the round's time: the response may have come in after the
+	 * round began. start_us is a time already passed when the request was
+	 * issued (never a due time still ahead), so this is never negative. */
+	vd_hist_record(&w->cur_hist, (uint64_t)(now - vu->start_us));
 	st->responses++;
 	st->codes[code >= 100 && code < VD_LOAD_CODES ? code : 0]++;
 	w->per_request[vu->req]++;
@@ -481,7 +492,7 @@ complete(struct conn *c)
 	if (w->pool)
 		pool_release(w, c);
 	vu->retried = false;
-	vu->start_us = now;
+	vu->due_us = now;
 	run_flow(vu);
 }
 
@@ -594,10 +605,14 @@ failed:
 	vd_ev_defer(c->w->ev, fail_deferred, c);
 }
 
-/* Send vu's request on C, connecting first when it has no socket. */
+/* Send vu's request on C, connecting first when it has no socket. A
+ * closed-model request's latency counts from here (a retry on a new
+ * connection keeps the first attempt's start). */
 static void
 start(struct conn *c, struct vuser *vu)
 {
+	if (c->w->s->p->model == VD_LOAD_CLOSED && !vu->retried)
+		vu->start_us = vd_clock_us();
 	c->vu = vu;
 	vu->c = c;
 	c->sent = 0;
@@ -623,6 +638,7 @@ issue(struct vuser *vu, int req)
 
 	stats(w)->requests++;
 	vu->req = req;
+	vu->start_us = vu->due_us; /* the open model's; start() sets the closed one's */
 	if (!w->pool) {
 		start(vu->c, vu);
 	} else if ((c = w->idle)) {
@@ -642,15 +658,34 @@ issue(struct vuser *vu, int req)
 	}
 }
 
+/* Call fn(arg) when the loop's clock reaches DUE_US, not before. The loop
+ * fires a timer once its clock, in whole ms, reaches the ms it was set in
+ * plus after_ms: counting from the start of the current ms, rounded up,
+ * the timer cannot come before DUE_US (vd_ev_timer() reads the clock again,
+ * later or in the same ms, which only moves it later). */
+static int
+timer_at(struct worker *w, int64_t due_us, vd_ev_timer_fn fn, void *arg)
+{
+	int64_t ms_start = vd_clock_us() / 1000 * 1000;
+
+	return vd_ev_timer(w->ev, due_us > ms_start ? (due_us - ms_start + 999) / 1000 : 0,
+			   fn, arg);
+}
+
 static int64_t
 on_think(struct vd_ev *ev, void *arg)
 {
-	(void)ev;
-	run_flow(arg);
+	struct vuser *vu = arg;
+
+	if (vd_ev_now_us(ev) < vu->due_us)
+		timer_at(vu->w, vu->due_us, on_think, vu); /* early: not yet */
+	else
+		run_flow(vu);
 	return -1;
 }
 
-/* Go on with the flow from vu->step; vu->start_us is when it is due. */
+/* Go on with the flow from vu->step; vu->due_us is when it is due (an
+ * open-model request's latency counts from there). */
 static void
 run_flow(struct vuser *vu)
 {
@@ -662,8 +697,8 @@ run_flow(struct vuser *vu)
 			return;
 		}
 		if (st->think_ms > 0) {
-			vu->start_us = vd_ev_now_us(vu->w->ev) + st->think_ms * 1000;
-			vd_ev_timer(vu->w->ev, st->think_ms, on_think, vu);
+			vu->due_us = vd_ev_now_us(vu->w->ev) + st->think_ms * 1000;
+			timer_at(vu->w, vu->due_us, on_think, vu);
 			return;
 		}
 	}
@@ -717,8 +752,12 @@ iterate(struct vuser *vu)
 static int64_t
 on_wait(struct vd_ev *ev, void *arg)
 {
-	(void)ev;
-	iterate(arg);
+	struct vuser *vu = arg;
+
+	if (vd_ev_now_us(ev) < vu->due_us)
+		timer_at(vu->w, vu->due_us, on_wait, vu); /* early: not yet */
+	else
+		iterate(vu);
 	return -1;
 }
 
@@ -741,11 +780,11 @@ user_done(struct vuser *vu)
 	if (now + wait_ms * 1000 >= w->end_us) {
 		retire(vu);
 	} else if (wait_ms == 0) {
-		vu->start_us = now;
+		vu->due_us = now;
 		iterate(vu);
 	} else {
-		vu->start_us = now + wait_ms * 1000;
-		vd_ev_timer(w->ev, wait_ms, on_wait, vu);
+		vu->due_us = now + wait_ms * 1000;
+		timer_at(w, vu->due_us, on_wait, vu);
 	}
 }
 
@@ -801,7 +840,7 @@ arrive(struct worker *w, int64_t due_us)
 	vu->sc = pick_scenario(w);
 	vu->step = 0;
 	vu->failed = vu->retried = false;
-	vu->start_us = due_us;
+	vu->due_us = due_us;
 	run_flow(vu);
 }
 
@@ -832,7 +871,7 @@ on_tick(struct vd_ev *ev, void *arg)
 
 			w->active++;
 			stats(w)->created++;
-			vu->start_us = now;
+			vu->due_us = now;
 			iterate(vu);
 		}
 		next = w->spawned < w->users ? spawn_time(w, w->spawned) : -1;

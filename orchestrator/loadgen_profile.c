@@ -10,11 +10,17 @@
  * checker below walks the tree and reports everything it finds wrong, not
  * only the first thing. Values are read by ytree's readers, leniently as
  * Artillery writes them: quoted numbers, and durations as plain seconds.
+ *
+ * What vdctl load's command line overrides (--target, --duration, --rate)
+ * is applied here too: the target while the requests are made into bytes
+ * (their Host header and base path come from it), the others once the
+ * profile is known to be right.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -22,6 +28,7 @@
 #include "vd/cleanup.h"
 #include "vd/loadgen.h"
 #include "vd/strbuf.h"
+#include "vd/units.h"
 #include "vd/ytree.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -47,6 +54,8 @@ struct ctx {
 	struct vd_load_profile *p;
 	bool artillery;
 	char *base; /* the target's path, prefixed to request paths */
+	const char *file_target; /* the target as the file wrote it */
+	bool target_set;         /* by --target: the file's is not used */
 };
 
 VD_DEFINE_CLEANUP(ytree_freep, struct vd_ynode *, vd_ytree_free)
@@ -150,43 +159,51 @@ vd_load_host_is_loopback(const char *host)
 	return !strcmp(host, "127.0.0.1") || !strcmp(host, "::1") || !strcmp(host, "localhost");
 }
 
+/* Where a target URL sends requests. */
+struct target {
+	char *host; /* an IP literal (no brackets) or a name */
+	int port;
+	char *base; /* the path, without its trailing '/' */
+};
+
+enum target_err { TARGET_OK, TARGET_HTTPS, TARGET_BAD, TARGET_NOMEM };
+
 static void
-set_target(struct ctx *c, const struct vd_ynode *n, const char *path)
+target_clear(struct target *t)
 {
-	struct vd_load_profile *p = c->p;
-	const char *s, *h, *end;
+	free(t->host);
+	free(t->base);
+	*t = (struct target){ NULL, 0, NULL };
+}
+
+/* Read S, http://HOST[:PORT][/BASE], into T. */
+static enum target_err
+parse_target(const char *s, struct target *t)
+{
+	const char *h, *end;
 	char *slash;
 	struct in6_addr a6;
 	long port = 80;
 
-	if (!want(c, n, VD_YSCALAR, path) || has_template(c, n, path))
-		return;
-	s = n->text;
-	if (!strncmp(s, "https://", 8)) {
-		DIAG(c, n, "'%s': https targets are not supported by vdctl load", path);
-		return;
-	}
-	if (strncmp(s, "http://", 7)) {
-		DIAG(c, n, "invalid value '%s' for '%s': expected http://HOST[:PORT][/PATH]", s,
-		     path);
-		return;
-	}
+	*t = (struct target){ NULL, 0, NULL };
+	if (!strncmp(s, "https://", 8))
+		return TARGET_HTTPS;
+	if (strncmp(s, "http://", 7))
+		return TARGET_BAD;
 	h = s + 7;
 	if (*h == '[') {
 		end = strchr(h, ']');
 		if (!end)
-			goto bad;
-		p->host = strndup(h + 1, (size_t)(end - h - 1));
+			return TARGET_BAD;
+		t->host = strndup(h + 1, (size_t)(end - h - 1));
 		end++;
 	} else {
 		end = h + strcspn(h, ":/");
-		p->host = strndup(h, (size_t)(end - h));
+		t->host = strndup(h, (size_t)(end - h));
 	}
-	if (!p->host) {
-		c->df.oom = true;
-		return;
-	}
-	if (!*p->host || (strchr(p->host, ':') && inet_pton(AF_INET6, p->host, &a6) != 1))
+	if (!t->host)
+		return TARGET_NOMEM;
+	if (!*t->host || (strchr(t->host, ':') && inet_pton(AF_INET6, t->host, &a6) != 1))
 		goto bad;
 	if (*end == ':') {
 		port = strtol(end + 1, &slash, 10);
@@ -194,18 +211,53 @@ set_target(struct ctx *c, const struct vd_ynode *n, const char *path)
 			goto bad;
 		end = slash;
 	}
-	p->port = (int)port;
+	t->port = (int)port;
 	if (*end && *end != '/')
 		goto bad;
-	/* the base path, without its trailing '/' */
-	c->base = strndup(end, strlen(end) - (strlen(end) && end[strlen(end) - 1] == '/'));
-	p->target = xstrdup(c, s);
-	if (!c->base)
-		c->df.oom = true;
-	return;
+	t->base = strndup(end, strlen(end) - (strlen(end) && end[strlen(end) - 1] == '/'));
+	if (!t->base) {
+		target_clear(t);
+		return TARGET_NOMEM;
+	}
+	return TARGET_OK;
 bad:
-	DIAG(c, n, "invalid value '%s' for '%s': expected http://HOST[:PORT][/PATH], "
-	     "e.g. http://127.0.0.1:8080", s, path);
+	target_clear(t);
+	return TARGET_BAD;
+}
+
+/* The profile's target. With --target (c->target_set) it is only checked,
+ * and kept to recognise request URLs written whole. */
+static void
+set_target(struct ctx *c, const struct vd_ynode *n, const char *path)
+{
+	struct vd_load_profile *p = c->p;
+	struct target t;
+
+	if (!want(c, n, VD_YSCALAR, path) || has_template(c, n, path))
+		return;
+	switch (parse_target(n->text, &t)) {
+	case TARGET_OK:
+		break;
+	case TARGET_HTTPS:
+		DIAG(c, n, "'%s': https targets are not supported by vdctl load", path);
+		return;
+	case TARGET_BAD:
+		DIAG(c, n, "invalid value '%s' for '%s': expected http://HOST[:PORT][/PATH], "
+		     "e.g. http://127.0.0.1:8080", n->text, path);
+		return;
+	case TARGET_NOMEM:
+		c->df.oom = true;
+		return;
+	}
+	c->file_target = n->text;
+	if (c->target_set) {
+		target_clear(&t);
+		return;
+	}
+	p->host = t.host;
+	p->port = t.port;
+	c->base = t.base;
+	p->target = xstrdup(c, n->text);
 }
 
 /* ============================================================== requests */
@@ -319,9 +371,9 @@ add_request(struct ctx *c, const char *method, const struct vd_ynode *r, const c
 	if (!want(c, url, VD_YSCALAR, where) || has_template(c, url, where))
 		return -1;
 	target = url->text;
-	if (p->target && !strncmp(target, p->target, strlen(p->target)) &&
-	    (target[strlen(p->target)] == '/' || !target[strlen(p->target)]))
-		target += strlen(p->target); /* the target's own URL, written whole */
+	if (c->file_target && !strncmp(target, c->file_target, strlen(c->file_target)) &&
+	    (target[strlen(c->file_target)] == '/' || !target[strlen(c->file_target)]))
+		target += strlen(c->file_target); /* the target's own URL, written whole */
 	if (*target != '/' || strpbrk(target, " \r\n\t")) {
 		DIAG(c, url, "invalid value '%s' for '%s': expected a path starting with '/' "
 		     "on the target", url->text, where);
@@ -594,7 +646,7 @@ read_artillery(struct ctx *c, const struct vd_ynode *root)
 	check_keys(c, config, "config", config_keys);
 	if ((v = vd_ytree_get(config, "target")))
 		set_target(c, v, "config.target");
-	else
+	else if (!c->target_set)
 		DIAG(c, config, "'config' needs 'target'");
 	if ((v = vd_ytree_get(config, "phases")))
 		read_phases(c, v, "config.phases");
@@ -657,7 +709,7 @@ read_vdctl(struct ctx *c, const struct vd_ynode *root)
 	check_keys(c, root, "", top);
 	if ((v = vd_ytree_get(root, "target")))
 		set_target(c, v, "target");
-	else
+	else if (!c->target_set)
 		DIAG(c, root, "a load profile needs 'target', e.g. http://127.0.0.1:8080");
 	p->model = vd_ytree_get(root, "phases") ? VD_LOAD_OPEN : VD_LOAD_CLOSED;
 	if ((v = vd_ytree_get(root, "model")) &&
@@ -796,10 +848,89 @@ vd_load_profile_free(struct vd_load_profile *p)
 	free(p);
 }
 
+/* ============================================================ overrides */
+
+/* --target: where the requests go, in place of the profile's target. */
+static int
+override_target(struct ctx *c, const char *url, struct vd_error *err)
+{
+	struct target t;
+
+	switch (parse_target(url, &t)) {
+	case TARGET_OK:
+		break;
+	case TARGET_HTTPS:
+		return vd_error_set(err, VD_EXIT_INPUT, "invalid --target '%s': https targets "
+				    "are not supported by vdctl load", url);
+	case TARGET_BAD:
+		return vd_error_set(err, VD_EXIT_INPUT, "invalid --target '%s': expected "
+				    "http://HOST[:PORT][/PATH], e.g. http://127.0.0.1:8080", url);
+	case TARGET_NOMEM:
+		return vd_error_errno(err, ENOMEM, "cannot read --target");
+	}
+	c->p->host = t.host;
+	c->p->port = t.port;
+	c->base = t.base;
+	c->p->target = xstrdup(c, url);
+	c->target_set = true;
+	return 0;
+}
+
+/* --duration: the length of a closed-model run; an open-model profile's
+ * phases are scaled to it in proportion, each keeping its rates (so an
+ * arrival_count scales too), each at least 1 ms. */
+static int
+override_duration(struct vd_load_profile *p, int64_t ms, struct vd_error *err)
+{
+	int64_t total = vd_load_profile_duration_ms(p), sum = 0, at = 0;
+	int64_t n = (int64_t)p->nphases;
+	char d[32];
+
+	if (p->model == VD_LOAD_CLOSED) {
+		p->duration_ms = ms;
+		return 0;
+	}
+	if (ms < n)
+		return vd_error_set(err, VD_EXIT_INPUT, "invalid --duration '%s': '%s' has %zu "
+				    "phases, which need 1ms each at least",
+				    vd_units_format_duration_ms(ms, d, sizeof(d)), p->file,
+				    p->nphases);
+	for (int64_t i = 0; i < n; i++) {
+		int64_t end;
+
+		sum += p->phases[i].duration_ms;
+		end = (int64_t)llround((double)sum * (double)ms / (double)total);
+		if (end < at + 1)
+			end = at + 1;
+		if (end > ms - (n - 1 - i))
+			end = ms - (n - 1 - i);
+		p->phases[i].duration_ms = end - at;
+		at = end;
+	}
+	return 0;
+}
+
+/* --rate: the arrival rate of a one-phase open-model profile. */
+static int
+override_rate(struct vd_load_profile *p, double rate, struct vd_error *err)
+{
+	if (p->model == VD_LOAD_CLOSED)
+		return vd_error_set(err, VD_EXIT_INPUT, "--rate is for the open model, and '%s' "
+				    "is a closed-model profile: its load comes from its %d users "
+				    "and their wait times", p->file, p->users);
+	if (p->nphases != 1)
+		return vd_error_set(err, VD_EXIT_INPUT, "--rate sets the rate of a profile with "
+				    "one phase, and '%s' has %zu: change the phases in the file "
+				    "(--duration scales their length)", p->file, p->nphases);
+	p->phases[0].rate = p->phases[0].ramp_to = rate;
+	return 0;
+}
+
 /* Read the profile PATH, or (PATH NULL) the text BUF named NAME. */
 static int
 load(const char *name, const char *path, const char *buf, size_t len,
-     struct vd_load_profile **out, struct vd_diags *diags, struct vd_error *err)
+     const struct vd_load_overrides *ov, struct vd_load_profile **out, struct vd_diags *diags,
+     struct vd_error *err)
 {
 	struct ctx c = { .p = calloc(1, sizeof(*c.p)) };
 	_cleanup_(ytree_freep) struct vd_ynode *root = NULL;
@@ -807,6 +938,11 @@ load(const char *name, const char *path, const char *buf, size_t len,
 	*out = NULL;
 	if (!c.p)
 		return vd_error_errno(err, ENOMEM, "cannot read '%s'", name);
+	if (ov && ov->target && override_target(&c, ov->target, err) < 0) {
+		free(c.base);
+		vd_load_profile_free(c.p);
+		return -1;
+	}
 	vd_diag_file_init(&c.df, diags, MAX_DIAGS);
 	vd_diag_file_begin(&c.df, name, 0);
 	c.y = (struct vd_ycheck){ .df = &c.df, .quoted_numbers = true, .bare_seconds = true };
@@ -831,7 +967,9 @@ load(const char *name, const char *path, const char *buf, size_t len,
 		vd_load_profile_free(c.p);
 		return vd_error_errno(err, ENOMEM, "cannot read '%s'", name);
 	}
-	if (vd_diag_file_end(&c.df, err) < 0) {
+	if (vd_diag_file_end(&c.df, err) < 0 ||
+	    (ov && ov->duration_ms > 0 && override_duration(c.p, ov->duration_ms, err) < 0) ||
+	    (ov && ov->rate > 0 && override_rate(c.p, ov->rate, err) < 0)) {
 		vd_load_profile_free(c.p);
 		return -1;
 	}
@@ -841,14 +979,15 @@ load(const char *name, const char *path, const char *buf, size_t len,
 
 int
 vd_load_profile_parse(const char *name, const char *buf, size_t len,
-		      struct vd_load_profile **out, struct vd_diags *diags, struct vd_error *err)
+		      const struct vd_load_overrides *ov, struct vd_load_profile **out,
+		      struct vd_diags *diags, struct vd_error *err)
 {
-	return load(name, NULL, buf, len, out, diags, err);
+	return load(name, NULL, buf, len, ov, out, diags, err);
 }
 
 int
-vd_load_profile_read(const char *path, struct vd_load_profile **out, struct vd_diags *diags,
-		     struct vd_error *err)
+vd_load_profile_read(const char *path, const struct vd_load_overrides *ov,
+		     struct vd_load_profile **out, struct vd_diags *diags, struct vd_error *err)
 {
-	return load(path, path, NULL, 0, out, diags, err);
+	return load(path, path, NULL, 0, ov, out, diags, err);
 }

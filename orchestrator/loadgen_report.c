@@ -4,12 +4,20 @@
  * and a per-second timeline, and from that file one self-contained HTML
  * page of SVG charts drawn by vd_chart (requests/s, response-time
  * percentiles, users), the view Locust users look at.
+ *
+ * Neither writer ever writes over its input: the output is opened without
+ * truncating it, compared with the input by device and inode (so a symlink,
+ * "./r.json" or a hard link to the input is caught too), and only then
+ * emptied.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "vd/chart.h"
 #include "vd/cleanup.h"
@@ -110,6 +118,70 @@ vd_load_print_summary(FILE *f, const struct vd_load_profile *p, const struct vd_
 	}
 }
 
+/* ================================================================ files */
+
+static int
+file_error(struct vd_error *err, int e, const char *what, const char *path)
+{
+	vd_error_errno(err, e, "cannot %s '%s'", what, path);
+	err->code = VD_EXIT_INPUT;
+	return -1;
+}
+
+/* Open PATH to write, without emptying it, unless it is the file INPUT
+ * (NULL: none) names. *made (MADE may be NULL) says whether this created
+ * it. Returns the fd, or -1 with err (VD_EXIT_INPUT: these paths come from
+ * the command line). */
+static int
+open_output(const char *path, const char *input, bool *made, struct vd_error *err)
+{
+	struct stat in, out;
+	bool created = false;
+	int fd;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+	if (fd >= 0)
+		created = true;
+	else if (errno == EEXIST) /* O_NONBLOCK: a FIFO without a reader fails, not hangs */
+		fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	if (made)
+		*made = created;
+	if (fd < 0)
+		return file_error(err, errno, "write", path);
+	if (!created && input && stat(input, &in) == 0 && fstat(fd, &out) == 0 &&
+	    in.st_dev == out.st_dev && in.st_ino == out.st_ino) {
+		close(fd);
+		return vd_error_set(err, VD_EXIT_INPUT, "cannot write '%s': it is the input "
+				    "file '%s'", path, input);
+	}
+	return fd;
+}
+
+/* Empty the file open_output() opened, to write it from the start. */
+static int
+truncate_output(int fd, const char *path, struct vd_error *err)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && ftruncate(fd, 0) < 0)
+		return file_error(err, errno, "write", path);
+	return 0;
+}
+
+int
+vd_load_output_check(const char *path, const char *input, struct vd_error *err)
+{
+	bool made;
+	int fd = open_output(path, input, &made, err);
+
+	if (fd < 0)
+		return -1;
+	close(fd);
+	if (made)
+		unlink(path);
+	return 0;
+}
+
 /* ================================================================= json */
 
 static json_t *
@@ -129,6 +201,8 @@ vd_load_write_json(const char *path, const struct vd_load_profile *p,
 	const struct vd_hist *h = &r->hist;
 	double secs = (double)r->elapsed_ms / 1000;
 	char key[16];
+	bool ok;
+	int fd, saved;
 
 	codes = json_object();
 	errors = json_object();
@@ -184,8 +258,21 @@ vd_load_write_json(const char *path, const struct vd_load_profile *p,
 		"duration_s", secs, "interrupted", r->interrupted, "summary", sum, "timeline", tl);
 	if (!root)
 		return vd_error_errno(err, ENOMEM, "cannot write '%s'", path);
-	if (json_dump_file(root, path, JSON_INDENT(1)) < 0)
-		return vd_error_set(err, VD_EXIT_FAILURE, "cannot write '%s'", path);
+	if ((fd = open_output(path, p->file, NULL, err)) < 0)
+		return -1;
+	if (truncate_output(fd, path, err) < 0) {
+		close(fd);
+		return -1;
+	}
+	errno = 0;
+	ok = json_dumpfd(root, fd, JSON_INDENT(1)) == 0 && write(fd, "\n", 1) == 1;
+	saved = errno;
+	if (close(fd) < 0 && ok) {
+		ok = false;
+		saved = errno;
+	}
+	if (!ok)
+		return vd_error_errno(err, saved ? saved : EIO, "cannot write '%s'", path);
 	return 0;
 }
 
@@ -277,13 +364,24 @@ vd_load_report_html(const char *json_path, const char *html_path, struct vd_erro
 	json_error_t je;
 	const char *key;
 	_cleanup_free_ struct vd_chart_xy *pts = NULL;
+	_cleanup_fclose_ FILE *in = NULL;
+	struct stat st;
 	size_t n;
 	FILE *f;
+	int fd;
 
-	root = json_load_file(json_path, 0, &je);
-	if (!root)
+	in = fopen(json_path, "r");
+	if (!in || fstat(fileno(in), &st) < 0)
+		return file_error(err, errno, "read", json_path);
+	if (S_ISDIR(st.st_mode))
+		return file_error(err, EISDIR, "read", json_path);
+	root = json_loadf(in, 0, &je);
+	if (!root && je.line > 0)
 		return vd_error_set(err, VD_EXIT_INPUT, "cannot read '%s': %s (line %d)",
 				    json_path, je.text, je.line);
+	if (!root)
+		return vd_error_set(err, VD_EXIT_INPUT, "cannot read '%s': %s", json_path,
+				    je.text);
 	tl = json_object_get(root, "timeline");
 	sum = json_object_get(root, "summary");
 	if (!json_is_array(tl) || !json_is_object(sum) || json_integer_value(
@@ -335,9 +433,22 @@ vd_load_report_html(const char *json_path, const char *html_path, struct vd_erro
 		vd_strbuf_free(&b);
 		return vd_error_errno(err, ENOMEM, "cannot make the report");
 	}
-	f = fopen(html_path, "w");
-	if (!f || (fwrite(b.s, 1, b.len, f) != b.len) + fclose(f) != 0) {
-		int saved = errno;
+	fd = open_output(html_path, json_path, NULL, err);
+	if (fd < 0 || truncate_output(fd, html_path, err) < 0) {
+		if (fd >= 0)
+			close(fd);
+		vd_strbuf_free(&b);
+		return -1;
+	}
+	f = fdopen(fd, "w");
+	if (!f) {
+		close(fd);
+		vd_strbuf_free(&b);
+		return vd_error_errno(err, ENOMEM, "cannot write '%s'", html_path);
+	}
+	errno = 0;
+	if ((fwrite(b.s, 1, b.len, f) != b.len) + fclose(f) != 0) {
+		int saved = errno ? errno : EIO;
 
 		vd_strbuf_free(&b);
 		return vd_error_errno(err, saved, "cannot write '%s'", html_path);

@@ -4,16 +4,20 @@
  *
  *   struct vd_diags diags = VD_DIAGS_INIT;
  *   struct vd_load_profile *p;
- *   if (vd_load_profile_read(path, &p, &diags, err) < 0)
+ *   if (vd_load_profile_read(path, NULL, &p, &diags, err) < 0)
  *           print diags, fail with err (exit 2)
+ *   vd_load_output_check(out, path, err);       (before, not after, the load)
  *   vd_load_run(p, &opts, &result, err);
  *   vd_load_print_summary(stdout, &result);
+ *   vd_load_write_json(out, p, &result, err);
  *
  * Open model: arrivals follow their own clock (constant spacing or Poisson)
  * whatever the responses do, and a request's latency counts from when it
  * was due, not from when it could be sent: no coordinated omission. Closed
  * model: N users, each sending one request, waiting for the answer, then a
- * wait time, until the duration is over (Locust's model).
+ * wait time, until the duration is over (Locust's model); latency counts
+ * from the send. Neither sends a request before it is due, so no latency
+ * starts before its request could go out.
  *
  * Requests are turned into their bytes when the profile is read; sending is
  * one write from those bytes, and connections and users come from pools
@@ -91,17 +95,30 @@ struct vd_load_profile {
 	size_t nrequests;
 };
 
-/* Read the profile or Artillery script at PATH. On success stores it in
- * *out and returns 0; on mistakes (a file that cannot be read too) appends
- * them to diags in file order (FILE:LINE:COL, vd/diag.h) and returns -1 with
- * err = VD_EXIT_INPUT ("3 errors in PATH"). */
-int vd_load_profile_read(const char *path, struct vd_load_profile **out,
-			 struct vd_diags *diags, struct vd_error *err);
+/* What vdctl load's command line changes in a profile (zero: nothing). */
+struct vd_load_overrides {
+	const char *target;  /* --target: http://HOST[:PORT][/PATH] instead of the
+			      * profile's (which may then be missing) */
+	int64_t duration_ms; /* --duration: a closed-model run's length; an open
+			      * model's phases scaled to it in proportion */
+	double rate;         /* --rate: arrivals a second of a one-phase open-model
+			      * profile (a ramp becomes constant) */
+};
+
+/* Read the profile or Artillery script at PATH, applying OV (may be NULL).
+ * On success stores it in *out and returns 0; on mistakes (a file that
+ * cannot be read too) appends them to diags in file order (FILE:LINE:COL,
+ * vd/diag.h) and returns -1 with err = VD_EXIT_INPUT ("3 errors in PATH").
+ * An override that is invalid or does not fit the profile (--rate for the
+ * closed model or several phases) is -1 with err alone, VD_EXIT_INPUT. */
+int vd_load_profile_read(const char *path, const struct vd_load_overrides *ov,
+			 struct vd_load_profile **out, struct vd_diags *diags,
+			 struct vd_error *err);
 
 /* The same for text in memory, named NAME in diagnostics. */
 int vd_load_profile_parse(const char *name, const char *buf, size_t len,
-			  struct vd_load_profile **out, struct vd_diags *diags,
-			  struct vd_error *err);
+			  const struct vd_load_overrides *ov, struct vd_load_profile **out,
+			  struct vd_diags *diags, struct vd_error *err);
 
 void vd_load_profile_free(struct vd_load_profile *p);
 
@@ -179,12 +196,22 @@ void vd_load_print_counts(FILE *f, const struct vd_load_counts *c, const struct 
 void vd_load_print_summary(FILE *f, const struct vd_load_profile *p,
 			   const struct vd_load_result *r);
 
-/* results.json: the summary and a per-second timeline. */
+/* Whether results can be written to PATH, checked before a load runs: its
+ * directory exists, it is not a directory, it may be written, and it is not
+ * the file INPUT (the profile; may be NULL) names, by device and inode (a
+ * symlink or another name for it too). Leaves nothing behind. Returns 0, or
+ * -1 with err (VD_EXIT_INPUT, "cannot write 'PATH': Is a directory"). */
+int vd_load_output_check(const char *path, const char *input, struct vd_error *err);
+
+/* results.json: the summary and a per-second timeline. Refuses to write
+ * over p->file, as vd_load_output_check() does. */
 int vd_load_write_json(const char *path, const struct vd_load_profile *p,
 		       const struct vd_load_result *r, struct vd_error *err);
 
 /* One self-contained HTML page with SVG charts (requests/s, response time
- * percentiles, users) from a results.json. */
+ * percentiles, users) from a results.json. An input that cannot be read or
+ * is not a results file, and an output that cannot be written or is the
+ * input itself (by device and inode), are -1 with err = VD_EXIT_INPUT. */
 int vd_load_report_html(const char *json_path, const char *html_path, struct vd_error *err);
 
 #endif

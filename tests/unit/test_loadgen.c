@@ -9,9 +9,11 @@
  */
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -66,7 +68,7 @@ run(int port, int threads, struct vd_load_result *r, const char *fmt)
 	char text[2048];
 
 	snprintf(text, sizeof(text), fmt, port, port);
-	if (vd_load_profile_parse("t.yaml", text, strlen(text), &p, &d, &err) < 0) {
+	if (vd_load_profile_parse("t.yaml", text, strlen(text), NULL, &p, &d, &err) < 0) {
 		vd_diags_print(&d, stderr);
 		fail_msg("%s", err.msg);
 	}
@@ -248,6 +250,52 @@ test_percentiles_known_delay(void **state)
 	assert_true(vd_hist_percentile(&r.hist, 50) < 100000 + 2000000); /* sanity only */
 	assert_true(r.timeline[0].p50_us >= 99000);
 	vd_load_result_clear(&r);
+	svc_stop(&s);
+}
+
+/* No latency below the server's own delay: a closed-model user's request
+ * counts from when it is sent, never from a wait time's end that the loop's
+ * timer (whole milliseconds) had not reached yet; an open-model request from
+ * when it was due (arrival, or the end of a think time), never earlier than
+ * its sending. A few hundred requests each, against /timeout?ms=5 and 20. */
+static void
+test_latency_not_below_delay(void **state)
+{
+	struct svc s = svc_start("async", "1");
+	struct vd_load_result r;
+	static const int delays[] = { 5, 20 };
+	char text[1024];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(delays) / sizeof(delays[0]); i++) {
+		int ms = delays[i];
+
+		snprintf(text, sizeof(text),
+			 "target: http://127.0.0.1:%%d\nusers: 8\nduration: 2s\n"
+			 "wait_time: {min: 1ms, max: 7ms}\n"
+			 "requests: [{path: '/timeout?ms=%d'}]\n", ms);
+		run(s.port, 1, &r, text);
+		assert_int_equal(errors(&r), 0);
+		assert_true(r.hist.count >= 200);
+		if (r.hist.min_us < (uint64_t)ms * 1000)
+			fail_msg("closed model, /timeout?ms=%d: min latency %.3f ms", ms,
+				 (double)r.hist.min_us / 1000);
+		vd_load_result_clear(&r);
+
+		snprintf(text, sizeof(text),
+			 "config: {target: 'http://127.0.0.1:%%d', phases: [{duration: 2, "
+			 "arrivalRate: 100}]}\n"
+			 "scenarios: [{flow: [{get: {url: '/timeout?ms=%d'}}, {think: 0.003},"
+			 " {get: {url: '/timeout?ms=%d'}}, {think: 0.002},"
+			 " {get: {url: '/timeout?ms=%d'}}]}]\n", ms, ms, ms);
+		run(s.port, 1, &r, text);
+		assert_int_equal(errors(&r), 0);
+		assert_int_equal(r.hist.count, 600);
+		if (r.hist.min_us < (uint64_t)ms * 1000)
+			fail_msg("open model, /timeout?ms=%d: min latency %.3f ms", ms,
+				 (double)r.hist.min_us / 1000);
+		vd_load_result_clear(&r);
+	}
 	svc_stop(&s);
 }
 
@@ -502,6 +550,336 @@ test_report_html(void **state)
 	unlink(html);
 }
 
+/* ========================================================= the commands */
+
+/* Run vdctl with the arguments that follow, up to a NULL. */
+static void
+run_vdctl(struct vt_result *res, double timeout_s, ...)
+{
+	char *argv[24];
+	const char *a;
+	size_t n = 0;
+	va_list ap;
+
+	argv[n++] = strdup(vt_env("VD_VDCTL_BIN", "build/vdctl"));
+	va_start(ap, timeout_s);
+	while ((a = va_arg(ap, const char *)) && n < 23)
+		argv[n++] = strdup(a);
+	va_end(ap);
+	argv[n] = NULL;
+	vt_run(argv, timeout_s, res);
+	for (size_t i = 0; i < n; i++)
+		free(argv[i]);
+}
+
+/* A fresh directory under /tmp for one test's files; vt_rm_tree() it. */
+static char *
+tmpdir(void)
+{
+	char *d = strdup("/tmp/vd-test-loadgen-XXXXXX");
+
+	assert_non_null(d);
+	assert_non_null(mkdtemp(d));
+	return d;
+}
+
+/* DIR/NAME in BUF; returns BUF. */
+static char *
+in_dir(char buf[static 256], const char *dir, const char *name)
+{
+	snprintf(buf, 256, "%s/%s", dir, name);
+	return buf;
+}
+
+static void
+write_file(const char *path, const char *fmt, ...)
+{
+	FILE *f = fopen(path, "w");
+	va_list ap;
+
+	assert_non_null(f);
+	va_start(ap, fmt);
+	vfprintf(f, fmt, ap);
+	va_end(ap);
+	assert_int_equal(fclose(f), 0);
+}
+
+static bool
+exists(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0;
+}
+
+/* A results file as vdctl load --output writes them, two seconds long. */
+static void
+write_results(const char *path)
+{
+	write_file(path, "{\"vdctl_load\": 1, \"profile\": \"p.yml\", \"model\": \"open\", "
+		   "\"target\": \"http://127.0.0.1:1\", \"duration_s\": 2.0, \"summary\": "
+		   "{\"requests\": 2, \"responses\": 2, \"codes\": {\"200\": 2}, \"errors\": {}}, "
+		   "\"timeline\": [{\"t\": 1, \"users\": 1, \"created\": 1, \"responses\": 1, "
+		   "\"errors\": 0, \"response_time\": {\"median\": 1, \"p95\": 1, \"p99\": 1}}, "
+		   "{\"t\": 2, \"users\": 1, \"created\": 1, \"responses\": 1, \"errors\": 0, "
+		   "\"response_time\": {\"median\": 1, \"p95\": 1, \"p99\": 1}}]}\n");
+}
+
+/* vdctl report never writes over its input, whatever name reaches it: the
+ * same path, ./, a symlink, a hard link. Exit 2, the results untouched. */
+static void
+test_report_never_overwrites_input(void **state)
+{
+	static const char *const names[] = { "r.json", "./r.json", "sym.html", "hard.html" };
+	char *dir = tmpdir(), json[256], html[256], *before, *after;
+	struct vt_result res;
+
+	(void)state;
+	in_dir(json, dir, "r.json");
+	write_results(json);
+	before = slurp(json);
+	assert_int_equal(symlink(json, in_dir(html, dir, "sym.html")), 0);
+	assert_int_equal(link(json, in_dir(html, dir, "hard.html")), 0);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		run_vdctl(&res, 30, "report", json, "--html", in_dir(html, dir, names[i]), NULL);
+		assert_exit(&res, 2);
+		assert_has(res.err, "it is the input file");
+		vt_result_clear(&res);
+		after = slurp(json);
+		assert_string_equal(after, before);
+		free(after);
+	}
+	/* another file is written */
+	run_vdctl(&res, 30, "report", json, "--html", in_dir(html, dir, "r.html"), NULL);
+	assert_exit(&res, 0);
+	vt_result_clear(&res);
+	after = slurp(html);
+	assert_non_null(strstr(after, "<svg"));
+	free(after);
+	free(before);
+	vt_rm_tree(dir);
+	free(dir);
+}
+
+/* vdctl report of a file that is not there says so, naming it: exit 2, and
+ * no page is made. */
+static void
+test_report_missing_file(void **state)
+{
+	char *dir = tmpdir(), json[256], html[256], msg[600];
+	struct vt_result res;
+
+	(void)state;
+	in_dir(json, dir, "missing.json");
+	in_dir(html, dir, "out.html");
+	run_vdctl(&res, 30, "report", json, "--html", html, NULL);
+	assert_exit(&res, 2);
+	snprintf(msg, sizeof(msg), "cannot read '%s': No such file or directory", json);
+	assert_has(res.err, msg);
+	assert_null(strstr(res.err, "line -1"));
+	assert_false(exists(html));
+	vt_result_clear(&res);
+	vt_rm_tree(dir);
+	free(dir);
+}
+
+/* vdctl load --output is checked before the load runs (this one would last
+ * a minute): a missing directory, a directory, the profile itself are exit
+ * 2 at once; a load that cannot start, and --check, leave no file behind. */
+static void
+test_load_output_checked_first(void **state)
+{
+	static const struct {
+		const char *output, *says;
+	} bad[] = {
+		{ "missing/r.json", "No such file or directory" },
+		{ "", "Is a directory" },
+		{ "p.yaml", "it is the input file" },
+	};
+	char *dir = tmpdir(), prof[256], json[256], msg[600];
+	struct vt_result res;
+
+	(void)state;
+	in_dir(prof, dir, "p.yaml");
+	write_file(prof, "target: http://127.0.0.1:%d\nusers: 1\nduration: 1m\n"
+		   "wait_time: 100ms\nrequests: [{path: /ping}]\n", vt_free_port());
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		in_dir(json, dir, bad[i].output);
+		run_vdctl(&res, 20, "load", "--output", json, prof, NULL);
+		assert_false(res.timed_out);
+		assert_exit(&res, 2);
+		snprintf(msg, sizeof(msg), "cannot write '%s': %s", json, bad[i].says);
+		assert_has(res.err, msg);
+		assert_true(res.secs < 10);
+		assert_null(strstr(res.out, "Summary report"));
+		vt_result_clear(&res);
+	}
+	in_dir(json, dir, "r.json");
+	run_vdctl(&res, 20, "load", "--check", "--output", json, prof, NULL);
+	assert_exit(&res, 0);
+	assert_false(exists(json));
+	vt_result_clear(&res);
+	/* a target that cannot be resolved: the load does not start */
+	run_vdctl(&res, 60, "load", "--allow-remote", "--target", "http://vdctl-test.invalid:1",
+		  "--output", json, prof, NULL);
+	assert_exit(&res, 2);
+	assert_has(res.err, "cannot resolve 'vdctl-test.invalid'");
+	assert_false(exists(json));
+	vt_result_clear(&res);
+	vt_rm_tree(dir);
+	free(dir);
+}
+
+/* vdctl load --check writes every duration as vdctl writes durations
+ * (vd_units_format_duration_ms), whatever units the file used, and rates as
+ * so many a second. */
+static void
+test_check_durations(void **state)
+{
+	char *dir = tmpdir(), prof[256];
+	struct vt_result res;
+
+	(void)state;
+	in_dir(prof, dir, "a.yml");
+	write_file(prof, "config:\n  target: http://127.0.0.1:8080\n  http: {timeout: 2.5}\n"
+		   "  phases:\n    - {duration: 90, arrivalRate: 2, rampTo: 4}\n"
+		   "    - {pause: 0.5}\n    - {duration: 1.25, arrivalCount: 5}\n"
+		   "scenarios:\n  - flow: [{get: {url: /a}}, {think: 0.25}, {get: {url: /b}},"
+		   " {think: 61}]\n");
+	run_vdctl(&res, 20, "load", "--check", prof, NULL);
+	assert_exit(&res, 0);
+	assert_has(res.out, ", target http://127.0.0.1:8080, 1m31s750ms\n");
+	assert_has(res.out, "  timeout 2s500ms a request\n");
+	assert_has(res.out, "  phase 1: 1m30s, 2 to 4 arrivals a second (constant)\n");
+	assert_has(res.out, "  phase 2: 500ms, a pause\n");
+	assert_has(res.out, "  phase 3: 1s250ms, 4 arrivals a second (constant)\n");
+	assert_has(res.out, ": weight 1, 4 steps: GET /a, think 250ms, GET /b, think 1m1s\n");
+	assert_null(strstr(res.out, "/s "));
+	vt_result_clear(&res);
+
+	in_dir(prof, dir, "c.yaml");
+	write_file(prof, "target: http://127.0.0.1:8080\nusers: 3\nspawn_rate: 1.5\n"
+		   "duration: 0.5\nwait_time: {min: 0.5, max: 1.5}\ntimeout: 500ms\n"
+		   "requests: [{path: /}]\n");
+	run_vdctl(&res, 20, "load", "--check", prof, NULL);
+	assert_exit(&res, 0);
+	assert_has(res.out, "closed model, target http://127.0.0.1:8080, 500ms\n");
+	assert_has(res.out, "  timeout 500ms a request\n");
+	assert_has(res.out, "  3 users, 1.5 started a second, each waiting 500ms to 1s500ms "
+		   "after an answer\n");
+	vt_result_clear(&res);
+	vt_rm_tree(dir);
+	free(dir);
+}
+
+/* The summary's "NAME: ....... VALUE" line's value, or -1. */
+static long
+summary_value(const char *text, const char *name)
+{
+	const char *at = strstr(text ? text : "", "Summary report");
+	char key[64];
+
+	snprintf(key, sizeof(key), "\n%s: ", name);
+	if (!at || !(at = strstr(at, key)))
+		return -1;
+	at += strlen(key);
+	at += strspn(at, ".");
+	return strtol(at, NULL, 10);
+}
+
+/* The examples run as they are against any port: --target, --duration
+ * (a closed run's length; open phases scaled in proportion), --rate (an
+ * open profile of one phase); refused where they make no sense, exit 2. */
+static void
+test_load_overrides(void **state)
+{
+	static const char *const examples[] = { "examples/load/closed.yaml",
+		"examples/load/open.yaml", "examples/load/artillery.yml" };
+	static const struct {
+		const char *opt, *value, *file, *says;
+	} bad[] = {
+		{ "--rate", "5", "examples/load/closed.yaml",
+		  "--rate is for the open model, and '" },
+		{ "--rate", "5", "examples/load/open.yaml",
+		  "--rate sets the rate of a profile with one phase, and '" },
+		{ "--rate", "0", "examples/load/open.yaml", "invalid --rate '0'" },
+		{ "--rate", "-3", "examples/load/open.yaml", "invalid --rate '-3'" },
+		{ "--rate", "fast", "examples/load/open.yaml", "invalid --rate 'fast'" },
+		{ "--rate", "2000000", "examples/load/open.yaml", "invalid --rate '2000000'" },
+		{ "--duration", "0s", "examples/load/open.yaml",
+		  "invalid --duration '0s': must be more than 0" },
+		{ "--duration", "30", "examples/load/open.yaml", "invalid --duration '30'" },
+		{ "--duration", "soon", "examples/load/open.yaml", "invalid --duration 'soon'" },
+		{ "--duration", "3ms", "examples/load/artillery.yml",
+		  "has 4 phases, which need 1ms each at least" },
+		{ "--target", "https://127.0.0.1:1", "examples/load/open.yaml",
+		  "invalid --target 'https://127.0.0.1:1': https targets" },
+		{ "--target", "127.0.0.1:8080", "examples/load/open.yaml",
+		  "invalid --target '127.0.0.1:8080': expected http://HOST[:PORT][/PATH]" },
+		{ "--target", "http://10.1.2.3:8080", "examples/load/open.yaml",
+		  "--target 'http://10.1.2.3:8080' is not 127.0.0.1 or [::1]" },
+	};
+	struct svc s = svc_start("async", "1");
+	char *dir = tmpdir(), target[64], prof[256], json[256];
+	struct vt_result res;
+	json_t *j;
+
+	(void)state;
+	snprintf(target, sizeof(target), "http://127.0.0.1:%d", s.port);
+	in_dir(json, dir, "r.json");
+	for (size_t i = 0; i < sizeof(examples) / sizeof(examples[0]); i++) {
+		run_vdctl(&res, 60, "load", "--report-every", "0", "--target", target,
+			  "--duration", "2s", "--output", json, vt_path(examples[i]), NULL);
+		assert_exit(&res, 0);
+		assert_has(res.out, target);
+		assert_true(summary_value(res.out, "http.codes.200") > 0);
+		assert_int_equal(summary_value(res.out, "http.responses"),
+				 summary_value(res.out, "http.requests"));
+		assert_null(strstr(res.out, "errors."));
+		assert_true(res.secs < 30);
+		vt_result_clear(&res);
+		j = json_load_file(json, 0, NULL);
+		assert_non_null(j);
+		assert_string_equal(json_string_value(json_object_get(j, "target")), target);
+		assert_true(json_number_value(json_object_get(j, "duration_s")) < 5);
+		json_decref(j);
+	}
+
+	/* --rate: one phase ramping from 10 to 20 a second, run at 40 */
+	in_dir(prof, dir, "one.yaml");
+	write_file(prof, "target: http://127.0.0.1:1\n"
+		   "phases: [{duration: 1s, arrival_rate: 10, ramp_to: 20}]\n"
+		   "requests: [{path: /ping}]\n");
+	run_vdctl(&res, 60, "load", "--report-every", "0", "--target", target, "--rate", "40",
+		  prof, NULL);
+	assert_exit(&res, 0);
+	assert_has(res.out, "phase 1: 1s, 40 arrivals a second (constant)\n");
+	assert_int_equal(summary_value(res.out, "vusers.created"), 40);
+	assert_int_equal(summary_value(res.out, "http.codes.200"), 40);
+	vt_result_clear(&res);
+
+	/* refused, before anything is sent */
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		run_vdctl(&res, 20, "load", bad[i].opt, bad[i].value, vt_path(bad[i].file), NULL);
+		if (res.status != 2 || !strstr(res.err, bad[i].says))
+			fprintf(stderr, "vdctl load %s %s %s\n", bad[i].opt, bad[i].value,
+				bad[i].file);
+		assert_exit(&res, 2);
+		assert_has(res.err, bad[i].says);
+		assert_null(strstr(res.out, "Summary report"));
+		vt_result_clear(&res);
+	}
+	run_vdctl(&res, 20, "load", "--help", NULL);
+	assert_exit(&res, 0);
+	assert_has(res.out, "--target URL");
+	assert_has(res.out, "--duration DUR");
+	assert_has(res.out, "--rate N");
+	vt_result_clear(&res);
+	vt_rm_tree(dir);
+	free(dir);
+	svc_stop(&s);
+}
+
 int
 main(void)
 {
@@ -511,11 +889,17 @@ main(void)
 		cmocka_unit_test(test_closed_users_and_waits),
 		cmocka_unit_test(test_weights),
 		cmocka_unit_test(test_percentiles_known_delay),
+		cmocka_unit_test(test_latency_not_below_delay),
 		cmocka_unit_test(test_no_coordinated_omission),
 		cmocka_unit_test(test_errors_and_codes),
 		cmocka_unit_test(test_keep_alive_pool),
 		cmocka_unit_test(test_cli_output_and_report),
 		cmocka_unit_test(test_report_html),
+		cmocka_unit_test(test_report_never_overwrites_input),
+		cmocka_unit_test(test_report_missing_file),
+		cmocka_unit_test(test_load_output_checked_first),
+		cmocka_unit_test(test_check_durations),
+		cmocka_unit_test(test_load_overrides),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

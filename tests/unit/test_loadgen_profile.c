@@ -17,7 +17,7 @@ parse_ok(const char *text)
 	struct vd_error err = VD_ERROR_INIT;
 	struct vd_load_profile *p = NULL;
 
-	if (vd_load_profile_parse("t.yaml", text, strlen(text), &p, &d, &err) < 0) {
+	if (vd_load_profile_parse("t.yaml", text, strlen(text), NULL, &p, &d, &err) < 0) {
 		vd_diags_print(&d, stderr);
 		fail_msg("%s", err.msg);
 	}
@@ -36,7 +36,7 @@ parse_bad(const char *text)
 	size_t len = 0;
 	FILE *f = open_memstream(&out, &len);
 
-	assert_int_equal(vd_load_profile_parse("t.yaml", text, strlen(text), &p, &d, &err), -1);
+	assert_int_equal(vd_load_profile_parse("t.yaml", text, strlen(text), NULL, &p, &d, &err), -1);
 	assert_null(p);
 	assert_int_equal(err.code, VD_EXIT_INPUT);
 	vd_diags_print(&d, f);
@@ -54,7 +54,7 @@ test_artillery_example(void **state)
 	const struct vd_load_request *post = NULL;
 
 	(void)state;
-	assert_int_equal(vd_load_profile_read(vt_path("examples/load/artillery.yml"), &p, &d,
+	assert_int_equal(vd_load_profile_read(vt_path("examples/load/artillery.yml"), NULL, &p, &d,
 					      &err), 0);
 	assert_int_equal(p->format, VD_LOAD_ARTILLERY);
 	assert_int_equal(p->model, VD_LOAD_OPEN);
@@ -295,13 +295,169 @@ test_unreadable(void **state)
 	struct vd_load_profile *p = NULL;
 
 	(void)state;
-	assert_int_equal(vd_load_profile_read("/nonexistent/load.yml", &p, &d, &err), -1);
+	assert_int_equal(vd_load_profile_read("/nonexistent/load.yml", NULL, &p, &d, &err), -1);
 	assert_int_equal(err.code, VD_EXIT_INPUT);
 	assert_string_equal(err.msg, "1 error in /nonexistent/load.yml");
 	assert_int_equal(d.n, 1);
 	assert_int_equal(d.items[0].line, 0);
 	assert_string_equal(d.items[0].msg, "cannot read: No such file or directory");
 	vd_diags_clear(&d);
+}
+
+/* Parse TEXT with overrides OV: the profile, or NULL with err filled. */
+static struct vd_load_profile *
+parse_with(const char *text, const struct vd_load_overrides *ov, struct vd_error *err)
+{
+	struct vd_diags d = VD_DIAGS_INIT;
+	struct vd_load_profile *p = NULL;
+
+	vd_error_clear(err);
+	if (vd_load_profile_parse("t.yaml", text, strlen(text), ov, &p, &d, err) < 0) {
+		assert_null(p);
+		assert_int_equal(d.n, 0); /* the file is right: the override is not */
+	}
+	vd_diags_clear(&d);
+	return p;
+}
+
+/* --target makes the requests' bytes for the new target (base path, Host),
+ * and recognises URLs written whole with the file's target; a profile may
+ * then have no target of its own. Bad --target values are refused. */
+static void
+test_override_target(void **state)
+{
+	struct vd_error err = VD_ERROR_INIT;
+	struct vd_load_overrides ov = { .target = "http://[::1]:9000/api/" };
+	struct vd_load_profile *p;
+
+	(void)state;
+	p = parse_with("config: {target: 'http://127.0.0.1:8080/v1', phases: [{duration: 1, "
+		       "arrivalRate: 1}]}\n"
+		       "scenarios: [{flow: [{get: {url: /x}}, "
+		       "{get: {url: 'http://127.0.0.1:8080/v1/y?z=1'}}]}]\n", &ov, &err);
+	assert_non_null(p);
+	assert_string_equal(p->target, "http://[::1]:9000/api/");
+	assert_string_equal(p->host, "::1");
+	assert_int_equal(p->port, 9000);
+	assert_string_equal(p->requests[0].wire, "GET /api/x HTTP/1.1\r\nHost: [::1]:9000\r\n"
+			    "User-Agent: vdctl-load\r\n\r\n");
+	assert_string_equal(p->requests[1].wire, "GET /api/y?z=1 HTTP/1.1\r\nHost: [::1]:9000\r\n"
+			    "User-Agent: vdctl-load\r\n\r\n");
+	vd_load_profile_free(p);
+
+	ov.target = "http://localhost:81";
+	p = parse_with("users: 1\nduration: 1s\nrequests: [{path: /a, headers: {Host: h}}]\n",
+		       &ov, &err);
+	assert_non_null(p);
+	assert_string_equal(p->host, "localhost");
+	assert_string_equal(p->requests[0].wire, "GET /a HTTP/1.1\r\nUser-Agent: vdctl-load\r\n"
+			    "Host: h\r\n\r\n");
+	vd_load_profile_free(p);
+
+	ov.target = "https://127.0.0.1";
+	assert_null(parse_with("users: 1\nduration: 1s\nrequests: [{path: /}]\n", &ov, &err));
+	assert_int_equal(err.code, VD_EXIT_INPUT);
+	assert_string_equal(err.msg, "invalid --target 'https://127.0.0.1': https targets are "
+			    "not supported by vdctl load");
+	ov.target = "http://127.0.0.1:99999";
+	assert_null(parse_with("users: 1\nduration: 1s\nrequests: [{path: /}]\n", &ov, &err));
+	assert_int_equal(err.code, VD_EXIT_INPUT);
+	assert_non_null(strstr(err.msg, "invalid --target 'http://127.0.0.1:99999': expected "));
+}
+
+/* --duration: a closed run's length; open phases scaled in proportion to
+ * it, keeping their rates, 1 ms each at least, adding up to it exactly. */
+static void
+test_override_duration(void **state)
+{
+	struct vd_error err = VD_ERROR_INIT;
+	struct vd_load_overrides ov = { .duration_ms = 2000 };
+	struct vd_diags d = VD_DIAGS_INIT;
+	struct vd_load_profile *p;
+
+	(void)state;
+	assert_int_equal(vd_load_profile_read(vt_path("examples/load/artillery.yml"), &ov, &p, &d,
+					      &err), 0);
+	assert_int_equal(vd_load_profile_duration_ms(p), 2000);
+	assert_int_equal(p->phases[0].duration_ms, 500);
+	assert_int_equal(p->phases[1].duration_ms, 1000);
+	assert_int_equal(p->phases[2].duration_ms, 200);
+	assert_int_equal(p->phases[3].duration_ms, 300);
+	assert_true(p->phases[0].rate == 5 && p->phases[0].ramp_to == 20);
+	assert_true(p->phases[3].rate == 20);
+	vd_load_profile_free(p);
+
+	p = parse_with("target: http://127.0.0.1:1\nusers: 2\nduration: 1m\n"
+		       "requests: [{path: /}]\n", &ov, &err);
+	assert_non_null(p);
+	assert_int_equal(p->duration_ms, 2000);
+	vd_load_profile_free(p);
+
+	ov.duration_ms = 1000;
+	p = parse_with("target: http://127.0.0.1:1\nphases: [{duration: 1s, arrival_rate: 1},"
+		       " {duration: 1s, arrival_rate: 2}, {duration: 1s, arrival_rate: 3}]\n"
+		       "requests: [{path: /}]\n", &ov, &err);
+	assert_non_null(p);
+	assert_int_equal(vd_load_profile_duration_ms(p), 1000);
+	for (size_t i = 0; i < 3; i++)
+		assert_in_range(p->phases[i].duration_ms, 333, 334);
+	vd_load_profile_free(p);
+
+	/* a long phase and two short ones, squeezed: each keeps 1 ms */
+	ov.duration_ms = 3;
+	p = parse_with("target: http://127.0.0.1:1\nphases: [{duration: 1h, arrival_rate: 1},"
+		       " {duration: 1ms, arrival_rate: 2}, {duration: 1ms, arrival_rate: 3}]\n"
+		       "requests: [{path: /}]\n", &ov, &err);
+	assert_non_null(p);
+	for (size_t i = 0; i < 3; i++)
+		assert_int_equal(p->phases[i].duration_ms, 1);
+	vd_load_profile_free(p);
+	ov.duration_ms = 2;
+	assert_null(parse_with("target: http://127.0.0.1:1\nphases: [{duration: 1s, "
+			       "arrival_rate: 1}, {pause: 1s}, {duration: 1s, arrival_rate: 3}]\n"
+			       "requests: [{path: /}]\n", &ov, &err));
+	assert_int_equal(err.code, VD_EXIT_INPUT);
+	assert_string_equal(err.msg, "invalid --duration '2ms': 't.yaml' has 3 phases, which "
+			    "need 1ms each at least");
+}
+
+/* --rate: a one-phase open profile's rate (a ramp becomes constant);
+ * refused for the closed model and for several phases. */
+static void
+test_override_rate(void **state)
+{
+	struct vd_error err = VD_ERROR_INIT;
+	struct vd_load_overrides ov = { .rate = 12.5 };
+	struct vd_load_profile *p;
+
+	(void)state;
+	p = parse_with("target: http://127.0.0.1:1\nphases: [{duration: 4s, arrival_rate: 1, "
+		       "ramp_to: 50}]\nrequests: [{path: /}]\n", &ov, &err);
+	assert_non_null(p);
+	assert_true(p->phases[0].rate == 12.5 && p->phases[0].ramp_to == 12.5);
+	assert_int_equal(p->phases[0].duration_ms, 4000);
+	vd_load_profile_free(p);
+
+	assert_null(parse_with("target: http://127.0.0.1:1\nusers: 5\nduration: 1s\n"
+			       "requests: [{path: /}]\n", &ov, &err));
+	assert_int_equal(err.code, VD_EXIT_INPUT);
+	assert_string_equal(err.msg, "--rate is for the open model, and 't.yaml' is a "
+			    "closed-model profile: its load comes from its 5 users and their "
+			    "wait times");
+	assert_null(parse_with("target: http://127.0.0.1:1\nphases: [{duration: 1s, "
+			       "arrival_rate: 1}, {pause: 1s}]\nrequests: [{path: /}]\n", &ov, &err));
+	assert_int_equal(err.code, VD_EXIT_INPUT);
+	assert_non_null(strstr(err.msg, "--rate sets the rate of a profile with one phase, and "
+			       "'t.yaml' has 2"));
+
+	/* with both, the phases are scaled first */
+	ov.duration_ms = 500;
+	p = parse_with("target: http://127.0.0.1:1\nphases: [{duration: 4s, arrival_rate: 1}]\n"
+		       "requests: [{path: /}]\n", &ov, &err);
+	assert_non_null(p);
+	assert_int_equal(p->phases[0].duration_ms, 500);
+	assert_true(p->phases[0].rate == 12.5);
+	vd_load_profile_free(p);
 }
 
 int
@@ -315,6 +471,9 @@ main(void)
 		cmocka_unit_test(test_vdctl_mistakes),
 		cmocka_unit_test(test_shared_reader),
 		cmocka_unit_test(test_unreadable),
+		cmocka_unit_test(test_override_target),
+		cmocka_unit_test(test_override_duration),
+		cmocka_unit_test(test_override_rate),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
