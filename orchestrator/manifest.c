@@ -731,6 +731,19 @@ check_vm(struct draft *d)
 	if (d->at[F_CMDLINE] && !d->at[F_KERNEL])
 		diag(d, d->at[F_CMDLINE], "'vm.cmdline' needs 'vm.kernel' (a disk image "
 		     "boots with its own command line)");
+	/* a VM's words reach its /init on one line (QEMU's fw_cfg string) */
+	for (size_t i = 0; d->at[F_COMMAND] && i < d->s.ncommand; i++)
+		if (strpbrk(d->s.command[i], "\n\t\r")) {
+			diag(d, d->at[F_COMMAND], "'command' of a libvirt service cannot hold a "
+			     "newline or a tab: its words reach the guest on one line");
+			break;
+		}
+	for (size_t i = 0; d->at[F_ENV] && i < d->s.nenv; i++)
+		if (strpbrk(d->s.env[i], "\n\t\r")) {
+			diag(d, d->at[F_ENV], "'env' of a libvirt service cannot hold a newline "
+			     "or a tab: it reaches the guest on one line");
+			break;
+		}
 }
 
 static void
