@@ -52,6 +52,9 @@ age(int64_t started_ns, char *buf, size_t size)
 	return buf;
 }
 
+/* A health column's width: "connection refused", "HTTP 404". */
+#define HEALTH_W 20
+
 /*
  * One health check of each running replica, all at once, as its recorded
  * service says (a TCP check when nothing is recorded); the result of
@@ -59,7 +62,7 @@ age(int64_t started_ns, char *buf, size_t size)
  */
 static int
 check_health(const struct vd_manifest *recorded, const struct vd_replica_list *l,
-	     const char **names, struct vd_error *err)
+	     char (*names)[HEALTH_W], struct vd_error *err)
 {
 	struct vd_health_target *t = calloc(l->n + 1, sizeof(*t));
 	size_t *at = calloc(l->n + 1, sizeof(*at)), n = 0;
@@ -75,16 +78,16 @@ check_health(const struct vd_manifest *recorded, const struct vd_replica_list *l
 		const struct vd_service *svc =
 			recorded ? vd_manifest_find(recorded, r->labels.service) : NULL;
 
-		names[i] = "-";
+		snprintf(names[i], HEALTH_W, "-");
 		if (r->state != VD_STATE_RUNNING)
 			continue;
 		t[n] = (struct vd_health_target){ svc ? svc : &tcp, r->host, r->host_port,
-						  VD_HEALTH_TIMEOUT, false };
+						  VD_HEALTH_TIMEOUT, 0, false };
 		at[n++] = i;
 	}
 	vd_health_wait(t, n, 0, 0, 1000, NULL, NULL);
 	for (size_t k = 0; k < n; k++)
-		names[at[k]] = vd_health_result_name(t[k].result);
+		vd_health_describe(t[k].result, t[k].http_status, names[at[k]], HEALTH_W);
 	free(t);
 	free(at);
 	return 0;
@@ -126,7 +129,7 @@ cmd_get(int argc, char **argv, struct vd_error *err)
 	struct vd_engines es;
 	char owner[VD_STATE_ID_LEN + 1];
 	struct vd_replica_list l = { NULL, 0 };
-	const char **healths = NULL;
+	char (*healths)[HEALTH_W] = NULL;
 	struct vd_manifest *recorded = NULL;
 	struct vd_state_held *held = NULL;
 	size_t nheld = 0;
@@ -193,7 +196,7 @@ cmd_get(int argc, char **argv, struct vd_error *err)
 	if (json)
 		out = json_array();
 	else
-		printf("%s%-20s %-8s %-8s %-8s %-12s %-5s %-9s %-21s %s\n", all ? "OWNER    " : "",
+		printf("%s%-20s %-8s %-8s %-8s %-18s %-5s %-9s %-21s %s\n", all ? "OWNER    " : "",
 		       "SERVICE", "REPLICA", "BACKEND", "STATE", "HEALTH", "CPUS", "MEMORY",
 		       "ADDRESS", "AGE");
 	for (size_t i = 0; i < l.n; i++) {
@@ -229,7 +232,7 @@ cmd_get(int argc, char **argv, struct vd_error *err)
 				printf("%-8.8s ", !r->labels.owner || !*r->labels.owner ? "none"
 						  : strcmp(r->labels.owner, owner) == 0 ? "this"
 						  : r->labels.owner);
-			printf("%-20s %-8d %-8s %-8s %-12s %-5s %-9s %-21s %s\n", r->labels.service,
+			printf("%-20s %-8d %-8s %-8s %-18s %-5s %-9s %-21s %s\n", r->labels.service,
 			       r->labels.index, vd_manifest_backend_name(r->backend),
 			       vd_replica_state_name(r->state), h, cpus, mem, addr,
 			       age(r->started_ns, a, sizeof(a)));

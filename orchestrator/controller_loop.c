@@ -177,12 +177,13 @@ mark_sick(struct controller *c, struct crep *r, const char *why)
 }
 
 static void
-probe_done(void *arg, enum vd_health_result res)
+probe_done(void *arg, enum vd_health_result res, int http_status)
 {
 	struct crep *r = arg;
 	struct controller *c = r->s->c;
 	const struct vd_service *svc = r->s->svc;
 	int64_t now = vd_ev_now_ms(c->ev);
+	char what[32];
 
 	r->probe = NULL;
 	r->last = res;
@@ -206,12 +207,12 @@ probe_done(void *arg, enum vd_health_result res)
 		   vd_clock_wall_ns() - r->started_ns < svc->health.start_period_ms * 1000000) {
 		r->health = H_STARTING;
 	} else if (++r->fails >= svc->health.retries && r->health != H_UNHEALTHY) {
-		vd_warn("%s: unhealthy: %d checks failed, the last: %s", r->name, r->fails,
-			vd_health_result_name(res));
+		vd_health_describe(res, http_status, what, sizeof(what));
+		vd_warn("%s: unhealthy: %d checks failed, the last: %s", r->name, r->fails, what);
 		r->health = H_UNHEALTHY;
 		r->healthy_since = 0;
 		balancer_out(r, NULL, NULL);
-		mark_sick(c, r, vd_health_result_name(res));
+		mark_sick(c, r, what);
 	}
 	ensure_balancer(c, r->s);
 	schedule_probe(r, svc->health.interval_ms);

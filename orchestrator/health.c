@@ -82,7 +82,7 @@ http_request(const char *host, int port, const char *path, size_t *len)
  * a result, or -1 while the status line is incomplete and more may come. EOF
  * says no more will. The status line is all a check needs. */
 static int
-status_result(char *buf, size_t got, size_t size, bool eof)
+status_result(char *buf, size_t got, size_t size, bool eof, int *code)
 {
 	int status;
 
@@ -95,6 +95,7 @@ status_result(char *buf, size_t got, size_t size, bool eof)
 	buf[got] = '\0';
 	if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1 || status < 100 || status > 999)
 		return VD_HEALTH_HTTP_BAD_REPLY;
+	*code = status;
 	return status >= 200 && status < 400 ? VD_HEALTH_OK : VD_HEALTH_HTTP_BAD_STATUS;
 }
 
@@ -105,6 +106,16 @@ replica_addr(const char *host, int port, struct sockaddr_storage *ss, socklen_t 
 	if (!host || port <= 0 || strcmp(host, "localhost") == 0)
 		return -1;
 	return vd_net_addr(host, port, ss, len);
+}
+
+const char *
+vd_health_describe(enum vd_health_result r, int http_status, char *buf, size_t size)
+{
+	if (r != VD_HEALTH_HTTP_BAD_STATUS || http_status <= 0)
+		snprintf(buf, size, "%s", vd_health_result_name(r));
+	else
+		snprintf(buf, size, "HTTP %d", http_status);
+	return buf;
 }
 
 const char *
@@ -138,6 +149,7 @@ struct vd_health_probe {
 	enum pstate state;
 	enum vd_health_kind kind;
 	enum vd_health_result result; /* what the timer delivers */
+	int code;                     /* the HTTP status, once one came */
 	int timer;                    /* 0: none */
 	bool watched;                 /* the fd went into epoll at least once */
 	vd_health_done_fn done;
@@ -173,7 +185,7 @@ probe_close(struct vd_health_probe *p, enum vd_health_result r, bool notify)
 		p->timer = 0;
 	}
 	if (notify)
-		p->done(p->arg, r);
+		p->done(p->arg, r, p->code);
 	/* an event of this round may still point at the handle; with no room
 	 * to defer, a probe whose fd was never watched can go at once, and one
 	 * that was is left behind rather than risk a use after free */
@@ -226,7 +238,7 @@ probe_read(struct vd_health_probe *p)
 		return;
 	if (n > 0)
 		p->got += (size_t)n;
-	res = status_result(p->resp, p->got, sizeof(p->resp), n <= 0);
+	res = status_result(p->resp, p->got, sizeof(p->resp), n <= 0, &p->code);
 	if (res >= 0)
 		probe_close(p, (enum vd_health_result)res, true);
 }
@@ -357,7 +369,7 @@ slot_over(struct waiting *w)
 }
 
 static void
-slot_done(void *arg, enum vd_health_result r)
+slot_done(void *arg, enum vd_health_result r, int code)
 {
 	struct slot *s = arg;
 	struct waiting *w = s->w;
@@ -365,6 +377,7 @@ slot_done(void *arg, enum vd_health_result r)
 
 	s->probe = NULL;
 	t->result = r;
+	t->http_status = code;
 	if (r == VD_HEALTH_OK) {
 		t->healthy = true;
 		w->passed++;
@@ -444,7 +457,7 @@ vd_health_wait(struct vd_health_target *t, size_t n, int64_t until_ms, int retry
 enum vd_health_result
 vd_health_check(const struct vd_service *svc, const char *host, int port, int timeout_ms)
 {
-	struct vd_health_target t = { svc, host, port, VD_HEALTH_TIMEOUT, false };
+	struct vd_health_target t = { svc, host, port, VD_HEALTH_TIMEOUT, 0, false };
 
 	if (vd_health_wait(&t, 1, 0, 0, timeout_ms, NULL, NULL) < 0)
 		return VD_HEALTH_CLOSED;

@@ -342,15 +342,17 @@ run_phase(struct run *run, const struct vd_phase *ph)
 
 /* Why a replica that did not become healthy did not, from the engine. */
 static void
-explain(struct conns *c, const struct waiter *w, enum vd_health_result last, char *buf,
+explain(struct conns *c, const struct waiter *w, const struct vd_health_target *last, char *buf,
 	size_t size)
 {
 	struct vd_error err = VD_ERROR_INIT;
 	const struct vd_engine *e;
 	struct vd_driver *d = conn(c, w->engine, &e, &err);
 	struct vd_replica r;
+	char code[32];
 
-	snprintf(buf, size, "last check: %s", vd_health_result_name(last));
+	snprintf(buf, size, "last check: %s",
+		 vd_health_describe(last->result, last->http_status, code, sizeof(code)));
 	if (!d || vd_driver_inspect(d, w->id, &r, &err) < 0)
 		return;
 	if (r.state != VD_STATE_RUNNING)
@@ -382,7 +384,8 @@ wait_healthy(struct run *run, struct vd_error *err)
 		return vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
 	for (size_t i = 0; i < run->nwait; i++)
 		t[i] = (struct vd_health_target){ run->waiters[i].svc, run->waiters[i].host,
-						  run->waiters[i].port, VD_HEALTH_NO_ADDRESS, false };
+						  run->waiters[i].port, VD_HEALTH_NO_ADDRESS, 0,
+						  false };
 	if (vd_health_wait(t, run->nwait, vd_clock_ms() + timeout, HEALTH_POLL_MS, 1000, passed,
 			   run) < 0) {
 		free(t);
@@ -395,7 +398,7 @@ wait_healthy(struct run *run, struct vd_error *err)
 
 		if (t[i].healthy)
 			continue;
-		explain(&c, w, t[i].result, why, sizeof(why));
+		explain(&c, w, &t[i], why, sizeof(why));
 		vd_error_set(&e, VD_EXIT_FAILURE, "%s did not become healthy within %s (%s)",
 			     w->name, vd_units_format_duration_ms(timeout, tm, sizeof(tm)), why);
 		failed(run, w->name, "health check", &e);
@@ -430,7 +433,7 @@ vd_reconcile_wait(const struct vd_replica *const *reps, const struct vd_service 
 			return vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
 		for (size_t i = 0; i < n; i++)
 			t[i] = (struct vd_health_target){ svcs[i], reps[i]->host,
-							  reps[i]->host_port, VD_HEALTH_TIMEOUT,
+							  reps[i]->host_port, VD_HEALTH_TIMEOUT, 0,
 							  false };
 		vd_health_wait(t, n, 0, 0, 1000, NULL, NULL);
 		for (size_t i = 0; i < n; i++)

@@ -40,6 +40,7 @@ struct vd_health_target {
 	const char *host;             /* an IP literal */
 	int port;
 	enum vd_health_result result; /* the last check's */
+	int http_status;              /* ... and its HTTP status, 0 when none */
 	bool healthy;                 /* one check passed */
 };
 
@@ -59,11 +60,17 @@ int vd_health_wait(struct vd_health_target *t, size_t n, int64_t until_ms, int r
 
 const char *vd_health_result_name(enum vd_health_result r);
 
+/* The same into buf, with the status of a bad HTTP answer: "HTTP 404";
+ * short enough for a table's column. Returns buf. */
+const char *vd_health_describe(enum vd_health_result r, int http_status, char *buf,
+			       size_t size);
+
 /* An asynchronous check in flight on a vd_ev loop. */
 struct vd_health_probe;
 
-/* A probe finished with R; called from the loop, once per probe. */
-typedef void (*vd_health_done_fn)(void *arg, enum vd_health_result r);
+/* A probe finished with R (and the HTTP status of the answer, 0 when none
+ * came); called from the loop, once per probe. */
+typedef void (*vd_health_done_fn)(void *arg, enum vd_health_result r, int http_status);
 
 /* What a probe checks. */
 struct vd_health_spec {

@@ -189,6 +189,7 @@ struct slot {
 	struct vd_health_probe *p;
 	int calls;
 	enum vd_health_result r;
+	int code; /* the HTTP status done() heard */
 	struct slot *victim; /* cancelled from done(), when set */
 	int restarts;        /* started again from done() while > 0 */
 	const struct vd_health_spec *spec;
@@ -206,12 +207,13 @@ static struct {
 } fx;
 
 static void
-on_done(void *arg, enum vd_health_result r)
+on_done(void *arg, enum vd_health_result r, int http_status)
 {
 	struct slot *s = arg;
 
 	s->calls++;
 	s->r = r;
+	s->code = http_status;
 	if (s->victim) {
 		vd_health_probe_cancel(s->victim->p);
 		s->victim->p = NULL;
@@ -284,6 +286,8 @@ start(struct slot *s, struct tally *t, const struct vd_health_spec *spec, const 
 	assert_int_equal(s->calls, 0); /* never from inside the call */
 }
 
+static int last_code; /* the HTTP status of check()'s answer */
+
 /* One probe of 127.0.0.1:PORT, run to its end; returns its result. */
 static enum vd_health_result
 check(enum vd_health_kind kind, const char *path, int64_t timeout_ms, int port)
@@ -295,6 +299,7 @@ check(enum vd_health_kind kind, const char *path, int64_t timeout_ms, int port)
 	start(&s, &t, &spec, "127.0.0.1", port);
 	run_until(&t);
 	assert_int_equal(s.calls, 1);
+	last_code = s.code;
 	return s.r;
 }
 
@@ -346,9 +351,17 @@ static void
 test_http_bad_status(void **state)
 {
 	(void)state;
+	char buf[32];
+
 	server_start(&fx.srv, S_500);
 	assert_int_equal(check(VD_HEALTH_HTTP, "/", io_ms(), fx.srv.port),
 			 VD_HEALTH_HTTP_BAD_STATUS);
+	/* the status is told, and said in a few characters */
+	assert_int_equal(last_code, 500);
+	assert_string_equal(vd_health_describe(VD_HEALTH_HTTP_BAD_STATUS, last_code, buf,
+					       sizeof(buf)), "HTTP 500");
+	assert_string_equal(vd_health_describe(VD_HEALTH_TIMEOUT, 0, buf, sizeof(buf)),
+			    "timed out");
 }
 
 static void
