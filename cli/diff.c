@@ -50,5 +50,6 @@ cmd_diff(int argc, char **argv, struct vd_error *err)
 	if (optind == argc)
 		return cli_usage_error(err, "diff", "no manifest files given");
 	ret = cli_apply_files(argv + optind, (size_t)(argc - optind), &o, &res, err);
-	return ret < 0 ? -1 : res.changed ? 1 : 0;
+	/* as the help says: what apply would refuse is an error, not a change */
+	return ret < 0 ? -1 : res.refused ? VD_EXIT_INPUT : res.changed ? 1 : 0;
 }

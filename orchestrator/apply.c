@@ -444,6 +444,7 @@ vd_apply(const struct vd_desired *want_in, size_t nwant, const struct vd_apply_o
 		/* a dry run shows the plan all the same, and what apply would say */
 		fprintf(o->out, "note: apply would refuse this: %s\n", err->msg);
 		vd_error_clear(err);
+		res->refused = true;
 	}
 	if (!o->quiet_undeclared)
 		note_undeclared(o->out, want, nwant, &plan, &have);

@@ -54,6 +54,7 @@ ctrl_msg_free(struct msg *m)
 	vd_manifest_free(m->desired);
 	free(m->placed);
 	free(m->engines);
+	json_decref(m->balancers);
 	vd_state_held_free(m->held, m->nheld);
 	free(m->text);
 	free(m);
@@ -194,6 +195,44 @@ vd_controller_lock_pid(int fd, struct vd_error *err)
 	return 0;
 }
 
+/* ----------------------------------------------------------- metrics */
+
+const char *
+ctrl_metrics_conflict(const struct controller *c, const struct vd_manifest *m)
+{
+	struct vd_service metrics = { 0 };
+
+	if (!c->o->metrics_host)
+		return NULL;
+	metrics.balancer.enabled = true;
+	metrics.balancer.listen_host = (char *)(uintptr_t)c->o->metrics_host;
+	metrics.balancer.listen_port = c->o->metrics_port;
+	for (size_t i = 0; m && i < m->nservices; i++)
+		if (vd_manifest_listen_conflict(&metrics, &m->services[i]))
+			return m->services[i].name;
+	return NULL;
+}
+
+/* The metrics listener may not take a recorded service's balancer address. */
+static int
+check_metrics(struct controller *c, struct vd_error *err)
+{
+	struct vd_manifest *rec = NULL;
+	struct vd_state_held *held = NULL;
+	size_t nheld = 0;
+	const char *svc;
+	int ret = 0;
+
+	if (!c->o->metrics_host || vd_state_load_all(c->dir, &rec, &held, &nheld, err) < 0)
+		return c->o->metrics_host ? -1 : 0;
+	if ((svc = ctrl_metrics_conflict(c, rec)))
+		ret = vd_error_set(err, VD_EXIT_INPUT, "--metrics %s:%d is service '%s''s balancer "
+				   "address", c->o->metrics_host, c->o->metrics_port, svc);
+	vd_state_held_free(held, nheld);
+	vd_manifest_free(rec);
+	return ret;
+}
+
 /* ------------------------------------------------------------- running */
 
 static int64_t
@@ -297,7 +336,7 @@ setup(struct controller *c, struct vd_error *err)
 {
 	char path[PATH_MAX];
 
-	if (!(c->ev = vd_ev_new(err)))
+	if (check_metrics(c, err) < 0 || !(c->ev = vd_ev_new(err)))
 		return -1;
 	c->msg_h.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	c->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -456,17 +456,37 @@ out:
 
 /* ---------------------------------------------------------------- jobs */
 
+/* The end of a job; BALANCERS (taken) name the services whose balancer the
+ * loop must have listening before it says the job went well. */
 static void
-end_job(struct controller *c, struct stream *s, int code, const char *error)
+end_job(struct controller *c, struct stream *s, int code, const char *error, json_t *balancers)
 {
 	struct msg *m = ctrl_msg_new(MSG_END);
 
-	if (!m)
+	if (!m) {
+		json_decref(balancers);
 		return;
+	}
 	m->stream = s;
 	m->code = code;
 	m->text = error && *error ? strdup(error) : NULL;
+	m->balancers = balancers;
 	ctrl_post(c, m);
+}
+
+/* The services of an apply request that declare a balancer. */
+static json_t *
+balancers_of(const json_t *body)
+{
+	const json_t *services = json_object_get(body, "services"), *s;
+	json_t *names = json_array();
+	size_t i;
+
+	json_array_foreach(services, i, s)
+		if (json_is_object(json_object_get(s, "balancer")))
+			json_array_append_new(names, json_string(json_string_value(
+							     json_object_get(s, "service"))));
+	return names;
 }
 
 /* The services of an apply request, parsed as a manifest. */
@@ -508,16 +528,22 @@ opt_bool(const json_t *body, const char *key, bool def)
 }
 
 static void
-job_apply(const json_t *body, struct vd_apply_opts *o, struct vd_error *err)
+job_apply(struct controller *c, const json_t *body, struct vd_apply_opts *o,
+	  struct vd_error *err)
 {
 	const json_t *ids = json_object_get(body, "identities"), *v;
+	const char *other;
 	struct vd_manifest *m = job_manifest(json_object_get(body, "services"), err);
 	struct vd_apply_result res;
 	struct vd_desired *want = NULL;
 	char **idents = NULL, **made = NULL;
 
 	o->quiet_undeclared = opt_bool(body, "quiet_undeclared", false);
-	if (m && (idents = calloc(m->nservices + 1, sizeof(*idents)))) {
+	if (m && (other = ctrl_metrics_conflict(c, m))) {
+		vd_error_set(err, VD_EXIT_INPUT, "service '%s': balancer address %s:%d is the "
+			     "controller's metrics listener; nothing was changed", other,
+			     c->o->metrics_host, c->o->metrics_port);
+	} else if (m && (idents = calloc(m->nservices + 1, sizeof(*idents)))) {
 		for (size_t i = 0; i < m->nservices; i++)
 			if ((v = json_array_get(ids, i)) && json_is_string(v))
 				idents[i] = strdup(json_string_value(v));
@@ -548,15 +574,18 @@ job_delete(const json_t *body, struct vd_apply_opts *o, struct vd_error *err)
 	free(v);
 }
 
+static int64_t reconcile(struct side *sd);
+
 static void
-run_job(struct controller *c, struct job *j)
+run_job(struct side *sd, struct job *j)
 {
+	struct controller *c = sd->c;
 	struct vd_error err = VD_ERROR_INIT;
 	struct vd_apply_opts o = { 0 };
 	FILE *out = line_file(stream_write, j->stream);
 
 	if (!out) {
-		end_job(c, j->stream, VD_EXIT_FAILURE, "out of memory");
+		end_job(c, j->stream, VD_EXIT_FAILURE, "out of memory", NULL);
 		return;
 	}
 	o.node = c->o->node;
@@ -571,11 +600,16 @@ run_job(struct controller *c, struct job *j)
 	o.run.timeout_ms = json_integer_value(json_object_get(j->body, "timeout_ms"));
 	o.run.parallel = (int)json_integer_value(json_object_get(j->body, "parallel"));
 	if (j->kind == JOB_APPLY)
-		job_apply(j->body, &o, &err);
+		job_apply(c, j->body, &o, &err);
 	else
 		job_delete(j->body, &o, &err);
 	fclose(out);
-	end_job(c, j->stream, err.code, err.msg);
+	/* the loop takes on what was applied before it hears the end, so that
+	 * the end can say whether the balancers listen */
+	if (j->kind == JOB_APPLY && !err.code)
+		reconcile(sd);
+	end_job(c, j->stream, err.code, err.msg,
+		j->kind == JOB_APPLY && !err.code ? balancers_of(j->body) : NULL);
 }
 
 /* -------------------------------------------------------------- events */
@@ -710,7 +744,7 @@ on_wake(struct vd_ev *ev, struct vd_ev_handle *h, uint32_t events)
 		pthread_mutex_unlock(&c->lock);
 		if (!j)
 			break;
-		run_job(c, j);
+		run_job(sd, j);
 		json_decref(j->body);
 		free(j);
 		schedule(sd, 0); /* what the job did is worth a snapshot */

@@ -101,6 +101,7 @@ struct msg {
 	struct stream *stream;
 	char *text;
 	int code;
+	json_t *balancers; /* END of an apply: its services that declare a balancer */
 };
 
 enum job_kind { JOB_APPLY, JOB_DELETE };
@@ -189,6 +190,9 @@ struct controller {
 };
 
 /* controller.c */
+/* The service of M whose balancer would take HOST:PORT (the metrics
+ * listener's), or NULL. */
+const char *ctrl_metrics_conflict(const struct controller *c, const struct vd_manifest *m);
 void ctrl_wake(int fd);
 struct msg *ctrl_msg_new(enum msg_kind kind);
 void ctrl_msg_free(struct msg *m);

@@ -34,7 +34,7 @@ ctrl_health_name(enum health h)
 /* --------------------------------------------------------------- replicas */
 
 static void start_probe(struct crep *r);
-static void ensure_balancer(struct controller *c, struct csvc *s);
+static void ensure_balancer(struct controller *c, struct csvc *s, bool now);
 
 
 static void
@@ -214,7 +214,7 @@ probe_done(void *arg, enum vd_health_result res, int http_status)
 		balancer_out(r, NULL, NULL);
 		mark_sick(c, r, what);
 	}
-	ensure_balancer(c, r->s);
+	ensure_balancer(c, r->s, false);
 	schedule_probe(r, svc->health.interval_ms);
 }
 
@@ -285,10 +285,11 @@ same_balancer(const struct vd_service *a, const struct vd_service *b)
 /*
  * Listen for a service once each of its running replicas had its first
  * check (so a restarted controller does not answer 503 while it has healthy
- * replicas it has not looked at yet), or after LISTEN_WAIT_MS.
+ * replicas it has not looked at yet), or after LISTEN_WAIT_MS, or NOW (an
+ * apply that waited for their health is done).
  */
 static void
-ensure_balancer(struct controller *c, struct csvc *s)
+ensure_balancer(struct controller *c, struct csvc *s, bool now_)
 {
 	struct vd_error err = VD_ERROR_INIT;
 	struct vd_lb_config cfg;
@@ -300,7 +301,7 @@ ensure_balancer(struct controller *c, struct csvc *s)
 	for (size_t i = 0; i < s->nreps; i++)
 		if (s->reps[i]->state == VD_STATE_RUNNING && !s->reps[i]->checked)
 			waiting = true;
-	if (waiting && now - s->since < LISTEN_WAIT_MS)
+	if (waiting && !now_ && now - s->since < LISTEN_WAIT_MS)
 		return;
 	lb_config(s->svc, &cfg);
 	if (!(s->lb = vd_lb_new(c->ev, &cfg, &err))) {
@@ -498,7 +499,7 @@ take_snapshot(struct controller *c, struct msg *m)
 		vd_debug("controller: %zu replicas newly seen", n);
 balancers:
 	for (size_t i = 0; i < c->nsvcs; i++)
-		ensure_balancer(c, c->svcs[i]);
+		ensure_balancer(c, c->svcs[i], false);
 }
 
 static void
@@ -513,6 +514,32 @@ drained(void *arg, const char *name)
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
 	ctrl_drain_put(d);
+}
+
+/* An apply ends well only once the balancers it declared listen: one whose
+ * address another process holds makes it end with exit 1 and the reason. */
+static void
+end_apply(struct controller *c, struct msg *m)
+{
+	const json_t *name;
+	size_t i;
+
+	json_array_foreach(m->balancers, i, name) {
+		struct csvc *s = csvc_find(c, json_string_value(name) ? json_string_value(name) : "");
+
+		if (!s || m->code)
+			continue;
+		ensure_balancer(c, s, true);
+		if (s->lb)
+			continue;
+		free(m->text);
+		m->code = VD_EXIT_FAILURE;
+		if (asprintf(&m->text, "service '%s' was applied, but its balancer does not listen "
+			     "on %s:%d: %s", s->name, s->svc->balancer.listen_host,
+			     s->svc->balancer.listen_port,
+			     s->lb_error[0] ? s->lb_error : "it is stopping") < 0)
+			m->text = NULL;
+	}
 }
 
 void
@@ -563,6 +590,7 @@ ctrl_take_msg(struct controller *c, struct msg *m)
 		ctrl_stream_out(m->stream, m->text);
 		break;
 	case MSG_END:
+		end_apply(c, m);
 		ctrl_stream_finish(m->stream, m->code, m->text);
 		break;
 	}
@@ -574,7 +602,7 @@ void
 ctrl_housekeep(struct controller *c)
 {
 	for (size_t i = 0; i < c->nsvcs; i++)
-		ensure_balancer(c, c->svcs[i]);
+		ensure_balancer(c, c->svcs[i], false);
 }
 
 void

@@ -150,79 +150,107 @@ status_json(struct controller *c)
 	return root;
 }
 
-/* Prometheus text exposition format 0.0.4. */
+/* A family's header: its HELP and TYPE lines, which come before its samples. */
+static void
+family(FILE *f, const char *name, const char *type, const char *help)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* The balancers' numbers, once, for the families that read them. */
+struct lbnums {
+	bool have;
+	struct vd_lb_stats st;
+};
+
+/* Prometheus text exposition format 0.0.4: each family's HELP and TYPE, then
+ * its samples. */
 static char *
 metrics_text(struct controller *c, size_t *len)
 {
+	struct lbnums *nums = calloc(c->nsvcs + 1, sizeof(*nums));
 	char *text = NULL;
-	FILE *f = open_memstream(&text, len);
+	FILE *f = nums ? open_memstream(&text, len) : NULL;
 
-	if (!f)
+	if (!f) {
+		free(nums);
 		return NULL;
-	fprintf(f, "# HELP vdctl_engine_up Whether the engine answers.\n"
-		   "# TYPE vdctl_engine_up gauge\n");
+	}
+	for (size_t i = 0; i < c->nsvcs; i++) {
+		struct vd_error err = VD_ERROR_INIT;
+
+		nums[i].have = c->svcs[i]->lb && vd_lb_stats(c->svcs[i]->lb, &nums[i].st, &err) == 0;
+	}
+	family(f, "vdctl_engine_up", "gauge", "Whether the engine answers.");
 	for (size_t i = 0; i < c->nengines; i++)
 		if (c->engines[i].used)
 			fprintf(f, "vdctl_engine_up{engine=\"%s\"} %d\n", c->engines[i].name,
 				c->engines[i].up);
-	fprintf(f, "# HELP vdctl_replicas_desired Replicas the service should have.\n"
-		   "# TYPE vdctl_replicas_desired gauge\n"
-		   "# HELP vdctl_replica_healthy Whether a replica passes its health check.\n"
-		   "# TYPE vdctl_replica_healthy gauge\n"
-		   "# HELP vdctl_replica_restarts_total Replacements of a replica index.\n"
-		   "# TYPE vdctl_replica_restarts_total counter\n");
+	family(f, "vdctl_replicas_desired", "gauge", "Replicas the service should have.");
+	for (size_t i = 0; i < c->nsvcs; i++)
+		fprintf(f, "vdctl_replicas_desired{service=\"%s\"} %d\n", c->svcs[i]->name,
+			c->svcs[i]->svc->replicas);
+	family(f, "vdctl_replica_healthy", "gauge", "Whether a replica passes its health check.");
+	for (size_t i = 0; i < c->nsvcs; i++)
+		for (size_t k = 0; k < c->svcs[i]->nreps; k++)
+			fprintf(f, "vdctl_replica_healthy{service=\"%s\",replica=\"%s\"} %d\n",
+				c->svcs[i]->name, c->svcs[i]->reps[k]->name,
+				c->svcs[i]->reps[k]->health == H_HEALTHY);
+	family(f, "vdctl_replica_restarts_total", "counter", "Replacements of a replica index.");
+	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; i < c->nsvcs; i++) {
-		struct csvc *s = c->svcs[i];
+		for (size_t k = 0; k < c->svcs[i]->nreps; k++) {
+			struct crep *r = c->svcs[i]->reps[k];
+			struct vd_restart_mark *mk = vd_restarts_find(&c->book, c->svcs[i]->name,
+								      r->index, false);
 
-		fprintf(f, "vdctl_replicas_desired{service=\"%s\"} %d\n", s->name,
-			s->svc->replicas);
-		for (size_t k = 0; k < s->nreps; k++) {
-			struct crep *r = s->reps[k];
-			struct vd_restart_mark *mk;
-
-			pthread_mutex_lock(&c->lock);
-			mk = vd_restarts_find(&c->book, s->name, r->index, false);
-			fprintf(f, "vdctl_replica_healthy{service=\"%s\",replica=\"%s\"} %d\n"
-				   "vdctl_replica_restarts_total{service=\"%s\",replica=\"%s\"} %d\n",
-				s->name, r->name, r->health == H_HEALTHY, s->name, r->name,
-				mk ? mk->restarts : 0);
-			pthread_mutex_unlock(&c->lock);
+			fprintf(f, "vdctl_replica_restarts_total{service=\"%s\",replica=\"%s\"} "
+				"%d\n", c->svcs[i]->name, r->name, mk ? mk->restarts : 0);
 		}
 	}
-	fprintf(f, "# HELP vdctl_requests_total Request heads the balancer received.\n"
-		   "# TYPE vdctl_requests_total counter\n"
-		   "# HELP vdctl_responses_total Responses by status class.\n"
-		   "# TYPE vdctl_responses_total counter\n"
-		   "# HELP vdctl_inflight Requests on replicas now.\n"
-		   "# TYPE vdctl_inflight gauge\n"
-		   "# HELP vdctl_queued Requests waiting in the balancer's queue now.\n"
-		   "# TYPE vdctl_queued gauge\n"
-		   "# HELP vdctl_response_seconds Response time over the last 10 s.\n"
-		   "# TYPE vdctl_response_seconds summary\n");
-	for (size_t i = 0; i < c->nsvcs; i++) {
-		struct csvc *s = c->svcs[i];
-		struct vd_lb_stats st;
-		struct vd_error err = VD_ERROR_INIT;
-
-		if (!s->lb || vd_lb_stats(s->lb, &st, &err) < 0)
-			continue;
-		fprintf(f, "vdctl_requests_total{service=\"%s\"} %llu\n", s->name,
-			(unsigned long long)st.requests);
-		for (int k = 1; k < 6; k++)
+	pthread_mutex_unlock(&c->lock);
+	family(f, "vdctl_requests_total", "counter", "Request heads the balancer received.");
+	for (size_t i = 0; i < c->nsvcs; i++)
+		if (nums[i].have)
+			fprintf(f, "vdctl_requests_total{service=\"%s\"} %llu\n", c->svcs[i]->name,
+				(unsigned long long)nums[i].st.requests);
+	family(f, "vdctl_responses_total", "counter", "Responses by status class.");
+	for (size_t i = 0; i < c->nsvcs; i++)
+		for (int k = 1; nums[i].have && k < 6; k++)
 			fprintf(f, "vdctl_responses_total{service=\"%s\",code=\"%dxx\"} %llu\n",
-				s->name, k, (unsigned long long)st.responses[k]);
-		fprintf(f, "vdctl_inflight{service=\"%s\"} %d\n"
-			   "vdctl_queued{service=\"%s\"} %d\n"
-			   "vdctl_response_seconds{service=\"%s\",quantile=\"0.5\"} %.6f\n"
+				c->svcs[i]->name, k, (unsigned long long)nums[i].st.responses[k]);
+	family(f, "vdctl_inflight", "gauge", "Requests on replicas now.");
+	for (size_t i = 0; i < c->nsvcs; i++)
+		if (nums[i].have)
+			fprintf(f, "vdctl_inflight{service=\"%s\"} %d\n", c->svcs[i]->name,
+				nums[i].st.inflight);
+	family(f, "vdctl_queued", "gauge", "Requests waiting in the balancer's queue now.");
+	for (size_t i = 0; i < c->nsvcs; i++)
+		if (nums[i].have)
+			fprintf(f, "vdctl_queued{service=\"%s\"} %d\n", c->svcs[i]->name,
+				nums[i].st.queued);
+	family(f, "vdctl_response_seconds", "summary",
+	       "Response time, head received to response relayed: quantiles over the last "
+	       "10 s; sum and count since the start.");
+	for (size_t i = 0; i < c->nsvcs; i++) {
+		const struct vd_lb_stats *st = &nums[i].st;
+		const char *n = c->svcs[i]->name;
+
+		if (!nums[i].have)
+			continue;
+		fprintf(f, "vdctl_response_seconds{service=\"%s\",quantile=\"0.5\"} %.6f\n"
 			   "vdctl_response_seconds{service=\"%s\",quantile=\"0.95\"} %.6f\n"
 			   "vdctl_response_seconds{service=\"%s\",quantile=\"0.99\"} %.6f\n"
+			   "vdctl_response_seconds_sum{service=\"%s\"} %.6f\n"
 			   "vdctl_response_seconds_count{service=\"%s\"} %llu\n",
-			s->name, st.inflight, s->name, st.queued, s->name,
-			(double)st.total10.p50 / 1e6, s->name, (double)st.total10.p95 / 1e6,
-			s->name, (double)st.total10.p99 / 1e6, s->name,
-			(unsigned long long)st.total10.count);
-		free(st.replicas);
+			n, (double)st->total10.p50 / 1e6, n, (double)st->total10.p95 / 1e6, n,
+			(double)st->total10.p99 / 1e6, n, (double)st->relayed_us / 1e6, n,
+			(unsigned long long)st->relayed);
 	}
+	for (size_t i = 0; i < c->nsvcs; i++)
+		if (nums[i].have)
+			free(nums[i].st.replicas);
+	free(nums);
 	fclose(f);
 	return text;
 }

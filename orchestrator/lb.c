@@ -414,6 +414,8 @@ vd_lb_stats(struct vd_lb *lb, struct vd_lb_stats *out, struct vd_error *err)
 	out->inflight = lb->inflight;
 	out->queued = lb->queued;
 	out->requests = lb->requests;
+	out->relayed = lb->relayed;
+	out->relayed_us = lb->relayed_us;
 	out->connections = lb->nclients;
 	memcpy(out->responses, lb->responses, sizeof(out->responses));
 	memcpy(out->errors, lb->errors, sizeof(out->errors));

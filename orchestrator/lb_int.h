@@ -137,6 +137,7 @@ struct vd_lb {
 	char *free_bufs[FREE_BUFS];
 	int nfree;
 	uint64_t requests, responses[6], errors[VD_LB_ERR_KINDS];
+	uint64_t relayed, relayed_us; /* responses relayed and their times, since the start */
 	struct vd_window wait, total;
 };
 

@@ -175,6 +175,8 @@ finish(struct client *c)
 		    !lb->stopping;
 
 	lb_count_response(lb, up->p.status_code);
+	lb->relayed++;
+	lb->relayed_us += us;
 	vd_hist_window_record(&lb->total, now_ms, us);
 	if (r)
 		vd_hist_window_record(&r->total, now_ms, us);

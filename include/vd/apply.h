@@ -42,6 +42,7 @@ struct vd_apply_opts {
 
 struct vd_apply_result {
 	bool changed; /* the plan had actions (for diff's exit status) */
+	bool refused; /* a dry run: apply would refuse it (over capacity) */
 	struct vd_reconcile_result run;
 };
 

@@ -143,6 +143,8 @@ struct vd_lb_stats {
 	struct vd_lb_latency wait10, wait60;   /* time in the queue, of requests
 						  that waited there */
 	struct vd_lb_latency total10, total60; /* head received to response relayed */
+	uint64_t relayed;    /* replicas' responses relayed since the start ... */
+	uint64_t relayed_us; /* ... and the sum of their times, head to response */
 	size_t nreplicas;
 	struct vd_lb_replica_stats *replicas; /* free() */
 	uint64_t connections; /* client connections open now */

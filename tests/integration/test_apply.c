@@ -920,6 +920,12 @@ test_over_capacity(void **state)
 	assert_string_equal(r.out, "");
 	vt_result_clear(&r);
 	assert_int_equal(snapshot(t.svc, &s), 0);
+	/* diff shows the plan and apply's refusal, and exits as its help says */
+	vdctl(&r, t.state, "diff", m, NULL);
+	assert_exit(&r, 2);
+	assert_has(r.out, "note: apply would refuse this");
+	assert_has(r.out, "create");
+	vt_result_clear(&r);
 
 	vdctl(&r, t.state, "apply", "--overcommit", m, NULL);
 	assert_exit(&r, 0);

@@ -21,16 +21,19 @@
  * capacity that other people's replicas hold is retried a bounded number of
  * times.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1082,18 +1085,106 @@ metrics_pred(struct tctx *t, json_t *st, const void *arg)
 	return ok;
 }
 
-/* 8. Prometheus metrics on --metrics. */
+/*
+ * The exposition format's rules: each family's HELP and TYPE come before its
+ * samples, which are all together; a summary has its _sum and _count.
+ */
+static void
+check_exposition(const char *body)
+{
+	char family[128] = "", done[64][128];
+	size_t ndone = 0;
+	const char *line = body;
+
+	while (*line) {
+		const char *end = strchr(line, '\n');
+		char name[128];
+		size_t n = end ? (size_t)(end - line) : strlen(line);
+
+		if (strncmp(line, "# TYPE ", 7) == 0) {
+			assert_int_equal(sscanf(line + 7, "%127s", family), 1);
+			for (size_t i = 0; i < ndone; i++)
+				if (strcmp(done[i], family) == 0)
+					fail_msg("family %s comes back after others", family);
+			assert_true(ndone < 64);
+			snprintf(done[ndone++], sizeof(done[0]), "%s", family);
+		} else if (n && line[0] != '#') {
+			assert_int_equal(sscanf(line, "%127[a-z_]", name), 1);
+			if (strcmp(name, family) != 0 &&
+			    !(strncmp(name, family, strlen(family)) == 0 &&
+			      (strcmp(name + strlen(family), "_sum") == 0 ||
+			       strcmp(name + strlen(family), "_count") == 0)))
+				fail_msg("sample %s under the family %s", name, family);
+		}
+		line += n + (end ? 1 : 0);
+	}
+}
+
+/* 8. Prometheus metrics on --metrics, by the format's rules; --metrics may
+ * not take a service's balancer address. */
 static void
 test_metrics(void **state)
 {
 	struct tctx *t = *state;
 	int port = vt_free_port();
-	char addr[64];
+	char addr[64], want[160], *body = NULL;
+	struct vt_result r;
 
 	assert_true(port > 0);
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
 	bring_up(t, &web3, addr);
 	json_decref(wait_status(t, metrics_pred, &port, WAIT_S, "the metrics"));
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(get(t->port, "/ping", NULL), 200);
+	assert_int_equal(get(port, "/metrics", &body), 200);
+	check_exposition(body);
+	snprintf(want, sizeof(want), "vdctl_response_seconds_count{service=\"%s\"} ", t->svc);
+	assert_has(body, want);
+	snprintf(want, sizeof(want), "vdctl_response_seconds_sum{service=\"%s\"} ", t->svc);
+	assert_has(body, want);
+	free(body);
+	ctl_stop(t);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", t->port);
+	vdctl(&r, t, "controller", "--metrics", addr, NULL);
+	assert_exit(&r, 2);
+	assert_has(r.err, "balancer address");
+	vt_result_clear(&r);
+	t->done = true;
+}
+
+/* 8b. A balancer address another process holds: the apply through the
+ * controller says so (exit 1), status exits 1 and shows it NOT LISTENING,
+ * and once the address is free the balancer listens. */
+static void
+test_balancer_port_taken(void **state)
+{
+	struct tctx *t = *state;
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	struct vt_result r;
+	int fd;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sa.sin_port = htons((uint16_t)t->port);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 4), 0);
+	write_manifest(t, &web3);
+	ctl_start(t, NULL);
+	t->applied = true;
+	vdctl(&r, t, "apply", t->manifest, NULL);
+	assert_exit(&r, 1);
+	assert_has(r.err, "its balancer does not listen");
+	vt_result_clear(&r);
+	vdctl(&r, t, "status", NULL);
+	assert_exit(&r, 1);
+	assert_has(r.out, "NOT LISTENING");
+	vt_result_clear(&r);
+	close(fd);
+	json_decref(wait_ready(t, 3, WAIT_S));
+	vdctl(&r, t, "status", NULL);
+	assert_exit(&r, 0);
+	vt_result_clear(&r);
 	t->done = true;
 }
 
@@ -1214,6 +1305,7 @@ main(void)
 		T(test_crash_backoff, "crash"),
 		T(test_scale, "scale"),
 		T(test_metrics, "metrics"),
+		T(test_balancer_port_taken, "lbport"),
 		T(test_daemon_sighup, "daemon"),
 		T(test_vm_destroy, "vm"),
 		T(test_damaged_record, "held"),
