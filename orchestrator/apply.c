@@ -411,11 +411,18 @@ vd_apply(const struct vd_desired *want_in, size_t nwant, const struct vd_apply_o
 	struct vd_state_held *held = NULL;
 	size_t nheld = 0;
 	char verb[32];
-	int ret = -1;
+	int ret = -1, lock = -1;
 
 	memset(res, 0, sizeof(*res));
 	if (!want)
 		return vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
+	/* one at a time: what is observed stays true until the plan has run */
+	if (!o->dry_run && o->state_dir &&
+	    vd_state_lock(o->state_dir, o->verb ? o->verb : "apply", true, o->out, &lock,
+			  err) < 0) {
+		free(want);
+		return -1;
+	}
 	memcpy(want, want_in, nwant * sizeof(*want));
 	if (vd_engines_init(&es, o->node, err) < 0) {
 		free(want);
@@ -477,6 +484,7 @@ out:
 	vd_engines_release(&es);
 	vd_state_held_free(held, nheld);
 	vd_manifest_free(rec);
+	vd_state_unlock(lock);
 	free(want);
 	return ret;
 }
@@ -501,11 +509,16 @@ vd_apply_delete(const char *const *services, size_t n, const struct vd_apply_opt
 	struct vd_plan plan = { 0 };
 	struct vd_phase ph = { NULL, 0 };
 	struct vd_reconcile_opts run = o->run;
-	int ret = -1;
+	int ret = -1, lock = -1;
 
 	memset(res, 0, sizeof(*res));
-	if (vd_engines_init(&es, o->node, err) < 0)
+	if (!o->dry_run && o->state_dir &&
+	    vd_state_lock(o->state_dir, "delete", true, o->out, &lock, err) < 0)
 		return -1;
+	if (vd_engines_init(&es, o->node, err) < 0) {
+		vd_state_unlock(lock);
+		return -1;
+	}
 	run.engines = &es;
 	/* the engines the services were recorded on; every engine for one
 	 * without a record (its replicas could be anywhere) */
@@ -567,6 +580,7 @@ out:
 	vd_plan_clear(&plan);
 	vd_replica_list_clear(&have);
 	vd_engines_release(&es);
+	vd_state_unlock(lock);
 	return ret;
 }
 

@@ -403,6 +403,7 @@ reconcile(struct side *sd)
 	struct vd_desired *want = NULL;
 	char **idents = NULL, **made = NULL;
 	int64_t next = c->o->resync_ms > 0 ? c->o->resync_ms : RESYNC_MS, due;
+	int lock = -1;
 
 	if (!snap || !(snap->engines = calloc(sd->es.n + 1, sizeof(*snap->engines)))) {
 		if (snap)
@@ -410,9 +411,20 @@ reconcile(struct side *sd)
 		return RETRY_MS;
 	}
 	snap->nengines = sd->es.n;
+	/* a command at work on the directory (a CLI apply begun before this
+	 * controller started) is left to finish */
+	if (vd_state_lock(c->dir, "controller", false, NULL, &lock, &err) != 0) {
+		if (err.code)
+			vd_warn("controller: %s", err.msg);
+		else
+			vd_debug("controller: another vdctl works on %s: reconciling later", c->dir);
+		ctrl_msg_free(snap);
+		return RETRY_MS;
+	}
 	if (vd_state_load_all(c->dir, &m, &snap->held, &snap->nheld, &err) < 0) {
 		vd_error_log("controller: the state directory: %s", err.msg);
 		ctrl_msg_free(snap);
+		vd_state_unlock(lock);
 		return RETRY_MS;
 	}
 	log_held(sd, snap->held, snap->nheld);
@@ -449,6 +461,7 @@ out:
 		next = due;
 	vd_apply_desired_free(want, made, m->nservices);
 	free_strv(idents, m->nservices);
+	vd_state_unlock(lock);
 	snap->desired = m;
 	ctrl_post(c, snap);
 	return next;

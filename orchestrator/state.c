@@ -11,12 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "vd/cleanup.h"
 #include "vd/file.h"
+#include "vd/log.h"
 #include "vd/state.h"
 
 #define MANIFEST_TAG "# manifest: "
@@ -134,6 +136,54 @@ vd_state_remove(const char *dir, const char *service, struct vd_error *err)
 
 	service_path(dir, service, path, sizeof(path));
 	return vd_file_remove(path, err);
+}
+
+/* ------------------------------------------------------------- locking */
+
+int
+vd_state_lock(const char *dir, const char *what, bool wait, FILE *say, int *fd,
+	      struct vd_error *err)
+{
+	char path[PATH_MAX], holder[96] = "", me[96];
+	_cleanup_close_ int lfd = -1;
+	ssize_t n;
+	int len;
+
+	*fd = -1;
+	if (vd_file_mkdir_p(dir, err) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/work.lock", dir);
+	if ((lfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0)
+		return vd_error_errno(err, errno, "cannot open '%s'", path);
+	if (flock(lfd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK)
+			return vd_error_errno(err, errno, "cannot lock '%s'", path);
+		if (!wait)
+			return 1;
+		n = pread(lfd, holder, sizeof(holder) - 1, 0);
+		holder[n > 0 ? n : 0] = '\0';
+		holder[strcspn(holder, "\n")] = '\0';
+		if (say) {
+			fprintf(say, "waiting for %s to finish with %s\n",
+				*holder ? holder : "another vdctl", dir);
+			fflush(say);
+		}
+		while (flock(lfd, LOCK_EX) < 0)
+			if (errno != EINTR)
+				return vd_error_errno(err, errno, "cannot lock '%s'", path);
+	}
+	len = snprintf(me, sizeof(me), "pid %d (%s)\n", (int)getpid(), what);
+	if (ftruncate(lfd, 0) < 0 || pwrite(lfd, me, (size_t)len, 0) != len)
+		vd_debug("cannot note the lock's holder in %s", path);
+	*fd = vd_steal_fd(&lfd);
+	return 0;
+}
+
+void
+vd_state_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd); /* the flock goes with the last descriptor */
 }
 
 /* ------------------------------------------------------------- reading */

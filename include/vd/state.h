@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "vd/error.h"
 #include "vd/file.h"
@@ -52,6 +53,18 @@ int vd_state_remove(const char *dir, const char *service, struct vd_error *err);
  * another service is refused too. */
 int vd_state_load(const char *dir, const char *service, struct vd_manifest **out,
 		  struct vd_diags *diags, struct vd_error *err);
+
+/*
+ * Work on a state directory's replicas is serialised: an apply, a delete,
+ * a scale, a controller's reconcile each hold DIR/work.lock (an flock, with
+ * the holder's pid and what it does) while they change anything. With wait,
+ * a busy lock is waited for, having said once on SAY (when not NULL) who
+ * holds it; without, 1 is returned at once. Returns 0 (locked: *fd to give
+ * to vd_state_unlock), 1 (busy, !wait), or -1 with err.
+ */
+int vd_state_lock(const char *dir, const char *what, bool wait, FILE *say, int *fd,
+		  struct vd_error *err);
+void vd_state_unlock(int fd);
 
 /* A recorded service that could not be taken: held, left as it is. */
 struct vd_state_held {

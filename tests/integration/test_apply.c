@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -1297,6 +1298,76 @@ test_names_are_not_paths(void **state)
 	unlink(to);
 }
 
+/* 15. Work on a state directory is one at a time: an apply waits for the
+ * holder of DIR/work.lock, says who it is, and then does its work; two
+ * applies started together both succeed. */
+static void
+test_one_at_a_time(void **state)
+{
+	struct spec one = { 1, "0.1", "32Mi", 1 }, two = { 2, "0.1", "32Mi", 1 };
+	struct tctx t;
+	struct vt_result r, r2;
+	struct vt_proc p, p2;
+	struct snap s;
+	char m[512], lock[400], me[64], *out = NULL, buf[512];
+	char *argv[] = { G.bin, (char *)"--state-dir", t.state, (char *)"apply", m, NULL };
+	size_t len = 0;
+	double t0;
+	int fd;
+
+	(void)state;
+	ctx_init(&t, "lock");
+	argv[2] = t.state;
+	manifest_path(m, sizeof(m), &t, "web");
+	write_manifest(m, t.svc, &one);
+	assert_int_equal(mkdir(t.state, 0755), 0);
+	snprintf(lock, sizeof(lock), "%s/work.lock", t.state);
+	fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(flock(fd, LOCK_EX), 0);
+	snprintf(me, sizeof(me), "pid %d (the test)\n", (int)getpid());
+	assert_int_equal(write(fd, me, strlen(me)), (ssize_t)strlen(me));
+	assert_int_equal(vt_spawn(&p, argv), 0);
+	/* it says whom it waits for, and makes nothing meanwhile */
+	t0 = now_s();
+	while (!(out && strstr(out, "waiting for pid")) && now_s() - t0 < 30) {
+		struct pollfd pf = { .fd = p.out, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&pf, 1, 200) > 0 && (n = read(p.out, buf, sizeof(buf))) > 0)
+			vt_append(&out, &len, buf, (size_t)n);
+	}
+	assert_non_null(out);
+	snprintf(buf, sizeof(buf), "waiting for pid %d (the test) to finish with %s", (int)getpid(),
+		 t.state);
+	assert_has(out, buf);
+	sleep_ms(300);
+	assert_int_equal(snapshot(t.svc, &s), 0);
+	close(fd);
+	vt_finish(&p, RUN_TIMEOUT_S, &r);
+	assert_exit(&r, 0);
+	assert_has(r.out, "apply: 1 created");
+	vt_result_clear(&r);
+	free(out);
+	assert_replicas(t.svc, &s, 1);
+
+	/* two at once: the second waits for the first, neither trips on it */
+	write_manifest(m, t.svc, &two);
+	assert_int_equal(vt_spawn(&p, argv), 0);
+	assert_int_equal(vt_spawn(&p2, argv), 0);
+	vt_finish(&p, RUN_TIMEOUT_S, &r);
+	vt_finish(&p2, RUN_TIMEOUT_S, &r2);
+	if (r.status || r2.status) {
+		vt_dump("the first", &r);
+		vt_dump("the second", &r2);
+	}
+	assert_exit(&r, 0);
+	assert_exit(&r2, 0);
+	vt_result_clear(&r);
+	vt_result_clear(&r2);
+	assert_replicas(t.svc, &s, 2);
+}
+
 int
 main(void)
 {
@@ -1315,6 +1386,7 @@ main(void)
 		cmocka_unit_test_teardown(test_two_state_dirs, test_teardown),
 		cmocka_unit_test_teardown(test_balancer_address_taken, test_teardown),
 		cmocka_unit_test_teardown(test_names_are_not_paths, test_teardown),
+		cmocka_unit_test_teardown(test_one_at_a_time, test_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
