@@ -126,6 +126,15 @@ running(const struct vd_replica *h)
 	return h->state == VD_STATE_RUNNING || h->state == VD_STATE_PAUSED;
 }
 
+/* Is H running as D wants it, spec and limits? */
+static bool
+up_to_date(const struct vd_replica *h, const struct vd_desired *d)
+{
+	return h->state == VD_STATE_RUNNING && h->labels.spec_hash &&
+	       strcmp(h->labels.spec_hash, d->spec_hash) == 0 &&
+	       h->milli_cpus == d->svc->milli_cpus && h->memory_bytes == d->svc->memory_bytes;
+}
+
 /* An old replica to replace, and why. */
 struct old {
 	const struct vd_replica *have;
@@ -160,7 +169,7 @@ plan_service(struct builder *b, const struct vd_desired *d, const struct vd_repl
 {
 	const struct vd_service *svc = d->svc;
 	struct old *old = calloc((size_t)svc->replicas + 1, sizeof(*old));
-	size_t nold = 0, batch, surge;
+	size_t nold = 0, batch, surge, adopted = 0;
 	int top = svc->replicas - 1;
 
 	if (!old) {
@@ -197,26 +206,32 @@ plan_service(struct builder *b, const struct vd_desired *d, const struct vd_repl
 		}
 	}
 
-	/* the rest of this service: past the count, or on another engine */
+	/* rolling replacement: surge first, then in place, a batch a round */
+	surge = (size_t)svc->update.max_surge < nold ? (size_t)svc->update.max_surge : nold;
+	batch = surge + (size_t)svc->update.max_unavailable;
+	if (batch == 0)
+		batch = 1;
+
+	/* the rest of this service: past the count, or on another engine. A
+	 * running one of the new spec past the count is a surge replica a
+	 * rollout that was cut short made: it serves as one of this one's. */
 	for (size_t i = 0; i < have->n; i++) {
 		const struct vd_replica *h = &have->v[i];
+		enum vd_reason why = on_engine(h, d) ? VD_WHY_SCALE_DOWN : VD_WHY_ENGINE;
 
 		if (taken[i] || strcmp(h->labels.service, svc->name) != 0)
 			continue;
 		taken[i] = true;
 		if (on_engine(h, d) && h->labels.index > top)
 			top = h->labels.index;
-		push(b, &b->last, VD_ACT_REMOVE, on_engine(h, d) ? VD_WHY_SCALE_DOWN : VD_WHY_ENGINE,
-		     NULL, h->labels.index, h);
-		b->plan->removed++;
+		if (why == VD_WHY_SCALE_DOWN && adopted < surge && up_to_date(h, d)) {
+			adopted++;
+			why = VD_WHY_SURGE_DONE;
+		}
+		push(b, &b->last, VD_ACT_REMOVE, why, NULL, h->labels.index, h);
+		b->plan->removed += why != VD_WHY_SURGE_DONE; /* surges are not counted */
 	}
-
-	/* rolling replacement: surge first, then in place, a batch a round */
-	surge = (size_t)svc->update.max_surge < nold ? (size_t)svc->update.max_surge : nold;
-	batch = surge + (size_t)svc->update.max_unavailable;
-	if (batch == 0)
-		batch = 1;
-	for (size_t j = 0; j < surge; j++) {
+	for (size_t j = 0; j < surge - adopted; j++) {
 		int index = top + 1 + (int)j;
 
 		push(b, &b->first, VD_ACT_CREATE, VD_WHY_SURGE, d, index, NULL);

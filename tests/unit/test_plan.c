@@ -212,13 +212,15 @@ check_invariants(const struct scene *s, size_t nwant)
 			n[a->kind]++;
 			if (a->kind == VD_ACT_CREATE && a->reason == VD_WHY_NEW)
 				new++;
-			if (a->kind == VD_ACT_REMOVE && a->reason == VD_WHY_SURGE_DONE) {
-				/* the surge replica did not exist when planning */
-				assert_null(a->have);
+			if (a->kind == VD_ACT_REMOVE && a->reason == VD_WHY_SURGE_DONE &&
+			    !a->have) {
+				/* a surge replica this plan makes */
 				assert_non_null(a->want);
 				surge_done++;
 				continue;
 			}
+			if (a->kind == VD_ACT_REMOVE && a->reason == VD_WHY_SURGE_DONE)
+				surge_done++; /* one a rollout cut short made: it serves */
 			if (a->kind == VD_ACT_CREATE) {
 				assert_null(a->have);
 				assert_non_null(a->want);
@@ -945,6 +947,34 @@ test_rolling_crash_converges(void **state)
 			}
 		check_converges(s);
 	}
+}
+
+/* A rollout killed after its surge replica came up: the next plan takes
+ * that replica as its own surge, instead of making another one beside it
+ * (which made four containers of a service of two). */
+static void
+test_rolling_crash_adopts_surge(void **state)
+{
+	struct scene *s = *state;
+	struct vd_service *web = rolling_scene(s, 2, 2, 1, 0);
+	int creates = 0;
+
+	plan(s);
+	execute(s, 1); /* the surge replica, index 2, of the new spec */
+	assert_int_equal(s->have.n, 3);
+	plan(s);
+	for (size_t i = 0; i < s->plan.nphases; i++)
+		for (size_t j = 0; j < s->plan.phases[i].n; j++)
+			creates += action(s, i, j)->kind == VD_ACT_CREATE;
+	assert_int_equal(creates, 0); /* no second surge */
+	/* the two old ones replaced in place, one at a time; the surge goes last */
+	check_nphases(s, 3);
+	PHASE(s, 0, A(REPLACE, SPEC, "web", 0));
+	PHASE(s, 1, A(REPLACE, SPEC, "web", 1));
+	PHASE(s, 2, A(REMOVE, SURGE_DONE, "web", 2));
+	assert_non_null(action(s, 2, 0)->have);
+	check_capacity(s, web, 2);
+	check_converges(s);
 }
 
 /* ---------------------------------------------------- stopped and dead */
@@ -1680,6 +1710,7 @@ main(void)
 		T(test_rolling_with_scale_down),
 		T(test_rolling_with_scale_up),
 		T(test_rolling_crash_converges),
+		T(test_rolling_crash_adopts_surge),
 		T(test_stopped_up_to_date_start),
 		T(test_stopped_limits_changed_replace),
 		T(test_dead_replace),
