@@ -93,6 +93,88 @@ check_health(const struct vd_manifest *recorded, const struct vd_replica_list *l
 	return 0;
 }
 
+/* Does a recorded service run on BACKEND? */
+static bool
+uses(const struct vd_manifest *m, enum vd_backend backend)
+{
+	for (size_t i = 0; i < m->nservices; i++)
+		if (m->services[i].backend == backend)
+			return true;
+	return false;
+}
+
+static bool
+listed(const struct vd_replica_list *l, const char *service, int index)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i].labels.index == index && strcmp(l->v[i].labels.service, service) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The replicas a recorded service should have and that were not listed: one
+ * row each, "unknown" when its engine did not answer, "failed" with why when
+ * making it failed (vd_state_note_failure), else "missing". The reasons,
+ * and those of listed replicas that failed their health gate, follow the
+ * table.
+ */
+static void
+absent(const struct vd_engines *es, const bool *down, const struct vd_manifest *rec,
+       const struct vd_replica_list *l, const char *only, const char *dir, json_t *out,
+       bool all)
+{
+	json_t *failures = vd_state_failures(dir);
+	char name[96];
+
+	for (size_t i = 0; rec && i < rec->nservices; i++) {
+		const struct vd_service *s = &rec->services[i];
+		const struct vd_engine *e = vd_engines_for(es, s->backend);
+		bool dead = e && down[e - es->v];
+
+		if (only && strcmp(only, s->name) != 0)
+			continue;
+		for (int k = 0; k < s->replicas; k++) {
+			char key[16];
+			const char *why, *state;
+
+			snprintf(key, sizeof(key), "%d", k);
+			why = json_string_value(json_object_get(json_object_get(failures, s->name),
+								key));
+			if (!dead && listed(l, s->name, k))
+				continue;
+			state = dead ? "unknown" : why ? "failed" : "missing";
+			vd_replica_name(name, sizeof(name), s->name, k);
+			if (out) {
+				json_array_append_new(out, json_pack(
+					"{s:s, s:i, s:s, s:s, s:s, s:s, s:s?}", "service", s->name,
+					"index", k, "name", name, "backend",
+					vd_manifest_backend_name(s->backend), "engine",
+					e ? e->name : "", "state", state, "reason",
+					dead ? "its engine did not answer" : why));
+				continue;
+			}
+			printf("%s%-20s %-8d %-8s %-8s %-18s %-5s %-9s %-21s %s\n",
+			       all ? "this     " : "", s->name, k,
+			       vd_manifest_backend_name(s->backend), state,
+			       dead ? "engine down" : "-", "-", "-", "-", "-");
+		}
+	}
+	/* why, after the table */
+	for (size_t i = 0; !out && rec && i < rec->nservices; i++) {
+		const char *key;
+		json_t *why;
+
+		if (only && strcmp(only, rec->services[i].name) != 0)
+			continue;
+		json_object_foreach(json_object_get(failures, rec->services[i].name), key, why) {
+			vd_replica_name(name, sizeof(name), rec->services[i].name, atoi(key));
+			printf("%s: %s\n", name, json_string_value(why));
+		}
+	}
+	json_decref(failures);
+}
+
 /* A service that is neither recorded nor held by an engine is unknown. */
 static int
 unknown(const char *dir, const char *service, const struct vd_replica_list *l,
@@ -127,6 +209,7 @@ cmd_get(int argc, char **argv, struct vd_error *err)
 	};
 	struct vd_node_config node;
 	struct vd_engines es;
+	bool down[8] = { false };
 	char owner[VD_STATE_ID_LEN + 1];
 	struct vd_replica_list l = { NULL, 0 };
 	char (*healths)[HEALTH_W] = NULL;
@@ -169,25 +252,42 @@ cmd_get(int argc, char **argv, struct vd_error *err)
 	if (service && !vd_manifest_valid_name(service))
 		return cli_usage_error(err, "get", "'%s' is not a service name", service);
 	cli_node(&node);
-	if (vd_engines_init(&es, &node, err) < 0)
-		return -1;
-	vd_engines_need_all(&es, VD_ENGINE_ASK);
-	if (vd_engines_observe(&es, all ? VD_OBSERVE_ALL_OWNERS : 0, &l, err) < 0) {
-		vd_engines_release(&es);
-		return -1;
-	}
-	snprintf(owner, sizeof(owner), "%s", es.owner);
-	vd_engines_release(&es);
-	if (service && unknown(node.state_dir, service, &l, err) < 0) {
-		vd_replica_list_clear(&l);
-		return -1;
-	}
-	/* the recorded services say how to check health; without them, TCP */
+	/* the recorded services say which engines to ask and how to check
+	 * health (without them, every engine, TCP) */
 	if (vd_state_load_all(node.state_dir, &recorded, &held, &nheld, &ignore) < 0)
 		recorded = NULL;
 	vd_state_held_free(held, nheld);
+	if (vd_engines_init(&es, &node, err) < 0) {
+		vd_manifest_free(recorded);
+		return -1;
+	}
+	for (size_t i = 0; recorded && i < recorded->nservices; i++)
+		vd_engines_need(vd_engines_for(&es, recorded->services[i].backend),
+				VD_ENGINE_ASK);
+	if (all || !recorded || !recorded->nservices)
+		vd_engines_need_all(&es, VD_ENGINE_ASK);
+	if (vd_engines_observe(&es, all ? VD_OBSERVE_ALL_OWNERS : 0, &l, err) < 0) {
+		vd_engines_release(&es);
+		vd_manifest_free(recorded);
+		return -1;
+	}
+	snprintf(owner, sizeof(owner), "%s", es.owner);
+	/* an engine that did not answer is said, and its replicas marked */
+	for (size_t i = 0; i < es.n; i++) {
+		down[i] = es.v[i].asked && !es.v[i].up;
+		if (down[i] && recorded && uses(recorded, es.v[i].backend))
+			fprintf(stderr, "vdctl: warning: engine %s did not answer: %s\n",
+				es.v[i].name, es.v[i].error.msg);
+	}
+	if (service && unknown(node.state_dir, service, &l, err) < 0) {
+		vd_engines_release(&es);
+		vd_replica_list_clear(&l);
+		vd_manifest_free(recorded);
+		return -1;
+	}
 	if (!(healths = calloc(l.n + 1, sizeof(*healths))) ||
 	    check_health(recorded, &l, healths, err) < 0) {
+		vd_engines_release(&es);
 		free(healths);
 		vd_manifest_free(recorded);
 		vd_replica_list_clear(&l);
@@ -238,11 +338,13 @@ cmd_get(int argc, char **argv, struct vd_error *err)
 			       age(r->started_ns, a, sizeof(a)));
 		}
 	}
+	absent(&es, down, recorded, &l, service, node.state_dir, json ? out : NULL, all);
 	if (json) {
 		json_dumpf(out, stdout, JSON_INDENT(2));
 		putchar('\n');
 		json_decref(out);
 	}
+	vd_engines_release(&es);
 	free(healths);
 	vd_manifest_free(recorded);
 	vd_replica_list_clear(&l);

@@ -250,6 +250,50 @@ ask_engines(struct vd_engines *es, const struct vd_desired *want, size_t nwant,
 		vd_engines_need(vd_engines_for(es, rec->services[k].backend), VD_ENGINE_ASK);
 }
 
+/* Does the plan make (create or replace) replicas of D? */
+static bool
+makes(const struct vd_plan *plan, const struct vd_desired *d)
+{
+	for (size_t p = 0; p < plan->nphases; p++)
+		for (size_t i = 0; i < plan->phases[p].n; i++)
+			if (plan->phases[p].v[i].want == d &&
+			    (plan->phases[p].v[i].kind == VD_ACT_CREATE ||
+			     plan->phases[p].v[i].kind == VD_ACT_REPLACE))
+				return true;
+	return false;
+}
+
+/*
+ * What the engines can tell before anything changes: the image of each
+ * service the plan makes replicas of is there, its VM's boot files can be
+ * read. Refused here (exit 2), nothing is recorded or made.
+ */
+static int
+check_makeable(struct vd_engines *es, const struct vd_desired *want, size_t nwant,
+	       const struct vd_plan *plan, struct vd_error *err)
+{
+	for (size_t i = 0; i < nwant; i++) {
+		const struct vd_engine *e = vd_engines_find(es, want[i].engine);
+		struct vd_driver *d = NULL;
+		int ret;
+
+		if (!makes(plan, &want[i]))
+			continue;
+		if (vd_engine_connect(e, &d, err) < 0)
+			return -1;
+		ret = vd_driver_check(d, want[i].svc, err);
+		vd_driver_close(d);
+		if (ret < 0) {
+			char msg[VD_ERROR_MSG_MAX];
+
+			snprintf(msg, sizeof(msg), "%s", err->msg);
+			return vd_error_set(err, err->code, "%.*s; nothing was changed",
+					    (int)sizeof(msg) - 32, msg);
+		}
+	}
+	return 0;
+}
+
 /* --------------------------------------------------------------- apply */
 
 static void
@@ -429,6 +473,7 @@ vd_apply(const struct vd_desired *want_in, size_t nwant, const struct vd_apply_o
 		return -1;
 	}
 	run.engines = &es;
+	run.record_dir = o->state_dir;
 	if (vd_apply_place(want, nwant, &es, err) < 0 ||
 	    (o->state_dir && vd_state_load_all(o->state_dir, &rec, &held, &nheld, err) < 0) ||
 	    check_listen(want, nwant, rec, err) < 0)
@@ -453,6 +498,8 @@ vd_apply(const struct vd_desired *want_in, size_t nwant, const struct vd_apply_o
 		vd_error_clear(err);
 		res->refused = true;
 	}
+	if (check_makeable(&es, want, nwant, &plan, err) < 0)
+		goto out;
 	if (!o->quiet_undeclared)
 		note_undeclared(o->out, want, nwant, &plan, &have);
 	if (o->dry_run) {
@@ -520,6 +567,7 @@ vd_apply_delete(const char *const *services, size_t n, const struct vd_apply_opt
 		return -1;
 	}
 	run.engines = &es;
+	run.record_dir = o->state_dir;
 	/* the engines the services were recorded on; every engine for one
 	 * without a record (its replicas could be anywhere) */
 	for (size_t i = 0; i < n; i++) {

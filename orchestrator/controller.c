@@ -55,6 +55,7 @@ ctrl_msg_free(struct msg *m)
 	free(m->placed);
 	free(m->engines);
 	json_decref(m->balancers);
+	json_decref(m->failures);
 	vd_state_held_free(m->held, m->nheld);
 	free(m->text);
 	free(m);
@@ -289,6 +290,7 @@ controller_free(struct controller *c)
 	free(c->svcs);
 	free(c->engines);
 	vd_state_held_free(c->held, c->nheld);
+	json_decref(c->failures);
 	vd_manifest_free(c->desired);
 	vd_restarts_release(&c->book);
 	if (c->msg_h.fd >= 0)

@@ -356,6 +356,7 @@ converge(struct side *sd, const struct vd_desired *want, size_t n, struct msg *s
 		acted = true;
 		run_opts(sd->c, &ro, sd->log);
 		ro.engines = &sd->es;
+		ro.record_dir = sd->c->dir;
 		ro.timeout_ms = 60000;
 		if (vd_reconcile_run(&plan, &ro, &res, &err) < 0)
 			vd_warn("controller: reconcile: %s", err.msg);
@@ -461,6 +462,7 @@ out:
 		next = due;
 	vd_apply_desired_free(want, made, m->nservices);
 	free_strv(idents, m->nservices);
+	snap->failures = vd_state_failures(c->dir);
 	vd_state_unlock(lock);
 	snap->desired = m;
 	ctrl_post(c, snap);

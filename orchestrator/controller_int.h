@@ -90,6 +90,7 @@ struct msg {
 	char (*placed)[VD_ENGINE_NAME_MAX]; /* the engine of each desired service */
 	struct vd_state_held *held;        /* recorded services that could not be read */
 	size_t nheld;
+	json_t *failures;                  /* why replicas could not be made (vd/state.h) */
 	struct engine_status *engines;
 	size_t nengines;
 	/* STARTED, GONE, DRAIN */
@@ -185,6 +186,7 @@ struct controller {
 	size_t nengines;
 	struct vd_state_held *held; /* recorded services that could not be read */
 	size_t nheld;
+	json_t *failures;           /* why replicas could not be made */
 	bool stopping_loop;
 	int64_t stop_deadline;
 };

@@ -403,6 +403,11 @@ take_snapshot(struct controller *c, struct msg *m)
 	size_t n = 0, fresh;
 
 	take_engines(c, m);
+	if (m->failures) {
+		json_decref(c->failures);
+		c->failures = m->failures;
+		m->failures = NULL;
+	}
 	if (!m->desired)
 		return;
 	vd_state_held_free(c->held, c->nheld);

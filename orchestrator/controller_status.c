@@ -57,6 +57,41 @@ balancer_json(struct csvc *s, struct vd_lb_stats *st, bool have)
 	return j;
 }
 
+/* Why replica SERVICE/INDEX could not be made, or NULL. */
+static const char *
+failure_of(const struct controller *c, const char *service, int index)
+{
+	char key[16];
+
+	snprintf(key, sizeof(key), "%d", index);
+	return json_string_value(json_object_get(json_object_get(c->failures, service), key));
+}
+
+/* A row for each index the service should have and has not: "failed" with
+ * why, or "missing" (being made). */
+static void
+missing_rows(const struct controller *c, const struct csvc *s, json_t *reps)
+{
+	char name[96];
+
+	for (int k = 0; !s->held && k < s->svc->replicas; k++) {
+		bool there = false;
+		const char *why = failure_of(c, s->name, k);
+
+		for (size_t i = 0; i < s->nreps && !there; i++)
+			there = s->reps[i]->index == k;
+		if (there)
+			continue;
+		vd_replica_name(name, sizeof(name), s->name, k);
+		json_array_append_new(reps, json_pack("{s:i, s:s, s:s, s:s, s:s, s:b, s:i, s:i, "
+						      "s:i, s:s?}", "index", k, "name", name, "id",
+						      "", "state", why ? "failed" : "missing",
+						      "health", "-", "in_balancer", 0, "inflight", 0,
+						      "requests", 0, "restarts", 0, "last_reason",
+						      why));
+	}
+}
+
 /* Why SERVICE is held (its record cannot be used), or null. */
 static json_t *
 held_json(const struct controller *c, const char *service)
@@ -121,6 +156,7 @@ status_json(struct controller *c)
 			pthread_mutex_unlock(&c->lock);
 			json_array_append_new(reps, j);
 		}
+		missing_rows(c, s, reps);
 		json_array_append_new(svcs,
 				      json_pack("{s:s, s:s, s:s, s:i, s:i, s:o, s:o, s:o}", "name",
 						s->name, "backend",

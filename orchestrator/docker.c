@@ -655,6 +655,33 @@ create_body(const struct vd_service *svc, const struct vd_labels *l, const char 
 			 "RestartPolicy", "Name", "no");
 }
 
+/* The image must be in the engine: there is no registry to pull it from. */
+static int
+docker_check(struct vd_driver *d, const struct vd_service *svc, struct vd_error *err)
+{
+	struct docker *dk = (struct docker *)d;
+	_cleanup_json_ json_t *reply = NULL;
+	_cleanup_free_ char *name = svc->image ? vd_httpc_escape(svc->image) : NULL;
+	char path[1024];
+	long status = 0;
+
+	if (!svc->image)
+		return vd_error_set(err, VD_EXIT_INPUT, "service '%s' has no image", svc->name);
+	if (!name)
+		return vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
+	snprintf(path, sizeof(path), "/images/%s/json", name);
+	if (call(dk, "GET", path, true, NULL, dk->timeout_ms, &status, &reply, err) < 0)
+		return -1;
+	if (status == 404)
+		return vd_error_set(err, VD_EXIT_INPUT, "service '%s': image '%s' is not in the "
+				    "Docker engine at %s, and vdctl pulls nothing (images are built "
+				    "here: 'make images' builds vdctl/example-svc:latest)", svc->name,
+				    svc->image, dk->endpoint);
+	if (status != 200)
+		return engine_error(err, "inspect image", svc->image, status, reply);
+	return 0;
+}
+
 static int
 docker_create(struct vd_driver *d, const struct vd_service *svc, const struct vd_labels *l,
 	      struct vd_replica *out, struct vd_error *err)
@@ -1002,6 +1029,7 @@ const struct vd_driver_ops vd_docker_driver = {
 	.close = docker_close,
 	.capacity = docker_capacity,
 	.list = docker_list,
+	.check = docker_check,
 	.create = docker_create,
 	.start = docker_start,
 	.stop = docker_stop,

@@ -67,6 +67,12 @@ vd_driver_list(struct vd_driver *d, const char *service, struct vd_replica_list 
 }
 
 int
+vd_driver_check(struct vd_driver *d, const struct vd_service *svc, struct vd_error *err)
+{
+	return d->ops->check ? d->ops->check(d, svc, err) : 0; /* nothing to check */
+}
+
+int
 vd_driver_create(struct vd_driver *d, const struct vd_service *svc,
 		 const struct vd_labels *labels, struct vd_replica *out, struct vd_error *err)
 {

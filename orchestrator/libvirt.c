@@ -432,6 +432,29 @@ lv_list(struct vd_driver *d, const char *service, struct vd_replica_list *out,
 	return 0;
 }
 
+/* The boot files must be there and readable: a kernel, an initrd, a disk. */
+static int
+lv_check(struct vd_driver *d, const struct vd_service *svc, struct vd_error *err)
+{
+	const char *files[] = { svc->vm.kernel, svc->vm.initrd, svc->vm.disk };
+	const char *what[] = { "kernel", "initrd", "disk" };
+	char path[PATH_MAX];
+
+	(void)d;
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		if (!files[i])
+			continue;
+		lv_resolve(svc, files[i], path, sizeof(path));
+		if (access(path, R_OK) < 0) {
+			vd_error_errno(err, errno, "service '%s': vm.%s '%s'", svc->name, what[i],
+				       path);
+			err->code = VD_EXIT_INPUT; /* the manifest names it: input */
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int
 lv_create(struct vd_driver *d, const struct vd_service *svc, const struct vd_labels *l,
 	  struct vd_replica *out, struct vd_error *err)
@@ -706,6 +729,7 @@ const struct vd_driver_ops vd_libvirt_driver = {
 	.close = lv_close,
 	.capacity = lv_capacity,
 	.list = lv_list,
+	.check = lv_check,
 	.create = lv_create,
 	.start = lv_start,
 	.stop = lv_stop,

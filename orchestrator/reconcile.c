@@ -14,7 +14,9 @@
 #include "vd/clock.h"
 #include "vd/engine.h"
 #include "vd/health.h"
+#include "vd/log.h"
 #include "vd/reconcile.h"
+#include "vd/state.h"
 #include "vd/units.h"
 
 #define DEFAULT_PARALLEL 8
@@ -24,6 +26,7 @@
 
 /* A replica made or started in this phase, waiting to be healthy. */
 struct waiter {
+	int index;
 	char name[96];
 	char id[80];
 	char engine[VD_ENGINE_NAME_MAX];
@@ -84,6 +87,31 @@ failed(struct run *run, const char *name, const char *op, const struct vd_error 
 	pthread_mutex_unlock(&run->lock);
 }
 
+static void note(struct run *run, const char *service, int index, const char *why);
+
+/* Note ERR, after WHAT, as why SERVICE/INDEX is not there. */
+static void
+note_error(struct run *run, const char *service, int index, const char *what,
+	   const struct vd_error *err)
+{
+	char why[VD_ERROR_MSG_MAX + 128];
+
+	snprintf(why, sizeof(why), "%.100s%s", what, err->msg);
+	note(run, service, index, why);
+}
+
+/* Note (or, WHY NULL, forget) why replica SERVICE/INDEX is not there, for
+ * get and status. */
+static void
+note(struct run *run, const char *service, int index, const char *why)
+{
+	struct vd_error err = VD_ERROR_INIT;
+
+	if (run->o->record_dir &&
+	    vd_state_note_failure(run->o->record_dir, service, index, why, &err) < 0)
+		vd_debug("cannot note why %s-%d failed: %s", service, index, err.msg);
+}
+
 static void
 conns_init(struct conns *c, struct vd_engines *es)
 {
@@ -134,6 +162,7 @@ add_waiter(struct run *run, const struct vd_service *svc, const struct vd_replic
 		snprintf(w->name, sizeof(w->name), "%s", r->name);
 		snprintf(w->id, sizeof(w->id), "%s", r->id);
 		snprintf(w->engine, sizeof(w->engine), "%s", r->engine);
+		w->index = r->labels.index;
 		snprintf(w->host, sizeof(w->host), "%s", r->host);
 		w->port = r->host_port;
 		w->svc = svc;
@@ -252,6 +281,8 @@ act(struct run *run, struct conns *c, const struct vd_action *a)
 	case VD_ACT_CREATE:
 		if (create_replica(run, e, d, a, name, &err) < 0)
 			break;
+		if (a->reason != VD_WHY_SURGE)
+			note(run, service, a->index, NULL);
 		say(run, name, "created%s", a->reason == VD_WHY_SURGE ? " (surge)" : "");
 		__atomic_add_fetch(&run->res->created, 1, __ATOMIC_RELAXED);
 		return;
@@ -280,6 +311,7 @@ act(struct run *run, struct conns *c, const struct vd_action *a)
 		    !(dn = conn(c, a->want->engine, &en, &err)) ||
 		    create_replica(run, en, dn, a, name, &err) < 0)
 			break;
+		note(run, service, a->index, NULL);
 		say(run, name, "replaced (%s)", vd_plan_reason_name(a->reason));
 		__atomic_add_fetch(&run->res->replaced, 1, __ATOMIC_RELAXED);
 		return;
@@ -287,9 +319,15 @@ act(struct run *run, struct conns *c, const struct vd_action *a)
 		/* a surge replica made by this run is known by name only */
 		if (remove_replica(run, e, d, name, a->have ? a->have->id : name, &err) < 0)
 			break;
+		if (a->reason != VD_WHY_SURGE_DONE)
+			note(run, service, a->index, NULL);
 		say(run, name, "removed (%s)", vd_plan_reason_name(a->reason));
 		__atomic_add_fetch(&run->res->removed, 1, __ATOMIC_RELAXED);
 		return;
+	}
+	if (a->kind != VD_ACT_REMOVE && a->kind != VD_ACT_RESIZE && a->reason != VD_WHY_SURGE) {
+		snprintf(what, sizeof(what), "%s failed: ", vd_plan_action_name(a->kind));
+		note_error(run, service, a->index, what, &err);
 	}
 	failed(run, name, vd_plan_action_name(a->kind), &err);
 }
@@ -401,6 +439,8 @@ wait_healthy(struct run *run, struct vd_error *err)
 		explain(&c, w, &t[i], why, sizeof(why));
 		vd_error_set(&e, VD_EXIT_FAILURE, "%s did not become healthy within %s (%s)",
 			     w->name, vd_units_format_duration_ms(timeout, tm, sizeof(tm)), why);
+		if (w->index >= 0 && w->index < w->svc->replicas)
+			note_error(run, w->svc->name, w->index, "", &e);
 		failed(run, w->name, "health check", &e);
 		sick++;
 	}

@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +137,62 @@ vd_state_remove(const char *dir, const char *service, struct vd_error *err)
 
 	service_path(dir, service, path, sizeof(path));
 	return vd_file_remove(path, err);
+}
+
+/* ------------------------------------------------------------ failures */
+
+static pthread_mutex_t failures_lock = PTHREAD_MUTEX_INITIALIZER;
+
+json_t *
+vd_state_failures(const char *dir)
+{
+	char path[PATH_MAX];
+	json_t *j;
+
+	snprintf(path, sizeof(path), "%s/failures.json", dir);
+	j = json_load_file(path, 0, NULL);
+	if (json_is_object(j))
+		return j;
+	json_decref(j);
+	return json_object();
+}
+
+int
+vd_state_note_failure(const char *dir, const char *service, int index, const char *why,
+		      struct vd_error *err)
+{
+	char path[PATH_MAX], key[16];
+	json_t *all, *svc;
+	char *text = NULL;
+	int ret = 0;
+
+	snprintf(path, sizeof(path), "%s/failures.json", dir);
+	snprintf(key, sizeof(key), "%d", index);
+	pthread_mutex_lock(&failures_lock);
+	all = vd_state_failures(dir);
+	svc = json_object_get(all, service);
+	if (!why && !json_object_get(svc, key)) {
+		pthread_mutex_unlock(&failures_lock); /* nothing to forget: no write */
+		json_decref(all);
+		return 0;
+	}
+	if (!json_is_object(svc)) {
+		svc = json_object();
+		json_object_set_new(all, service, svc);
+	}
+	if (why)
+		json_object_set_new(svc, key, json_string(why));
+	else
+		json_object_del(svc, key);
+	if (!json_object_size(svc))
+		json_object_del(all, service);
+	if (!(text = json_dumps(all, JSON_INDENT(1) | JSON_SORT_KEYS)) ||
+	    vd_file_write_atomic(path, text, strlen(text), err) < 0)
+		ret = text ? -1 : vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
+	pthread_mutex_unlock(&failures_lock);
+	free(text);
+	json_decref(all);
+	return ret;
 }
 
 /* ------------------------------------------------------------- locking */

@@ -84,6 +84,10 @@ struct vd_driver_ops {
 	int (*list)(struct vd_driver *d, const char *service, struct vd_replica_list *out,
 		    struct vd_error *err);
 
+	/* Can this engine make replicas of svc (its image is there; its boot
+	 * files can be read)? -1 with err (exit 2) when not; NULL = yes. */
+	int (*check)(struct vd_driver *d, const struct vd_service *svc, struct vd_error *err);
+
 	/* Make (not start) replica labels->index of svc; fills *out. */
 	int (*create)(struct vd_driver *d, const struct vd_service *svc,
 		      const struct vd_labels *labels, struct vd_replica *out, struct vd_error *err);
@@ -143,6 +147,7 @@ void vd_driver_close(struct vd_driver *d);
 int vd_driver_capacity(struct vd_driver *d, struct vd_capacity *out, struct vd_error *err);
 int vd_driver_list(struct vd_driver *d, const char *service, struct vd_replica_list *out,
 		   struct vd_error *err);
+int vd_driver_check(struct vd_driver *d, const struct vd_service *svc, struct vd_error *err);
 int vd_driver_create(struct vd_driver *d, const struct vd_service *svc,
 		     const struct vd_labels *labels, struct vd_replica *out, struct vd_error *err);
 int vd_driver_start(struct vd_driver *d, const char *id, struct vd_error *err);

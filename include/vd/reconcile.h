@@ -29,6 +29,8 @@ struct vd_reconcile_opts {
 	int64_t timeout_ms; /* for each health wait; 0 = 120 s */
 	int stop_grace_s;   /* graceful stop before a removal; < 0 = 10 s */
 	FILE *progress;     /* progress lines, or NULL */
+	const char *record_dir; /* a state directory: why a replica could not be made is
+				   noted there (vd_state_note_failure); NULL = nowhere */
 	/* Called (from a worker thread) before a running replica is stopped
 	 * for removal or replacement, so traffic can leave it first; ID is the
 	 * engine id, or the name for a surge replica this run made. */

@@ -66,6 +66,19 @@ int vd_state_lock(const char *dir, const char *what, bool wait, FILE *say, int *
 		  struct vd_error *err);
 void vd_state_unlock(int fd);
 
+/*
+ * What went wrong the last time a replica of SERVICE/INDEX was made, started
+ * or waited for, kept in DIR/failures.json (atomically) so that get and
+ * status can say why it is not there; WHY NULL forgets it (it was made).
+ * Callers hold DIR/work.lock; threads of one process take turns.
+ */
+int vd_state_note_failure(const char *dir, const char *service, int index, const char *why,
+			  struct vd_error *err);
+
+/* The failures noted, {"SERVICE": {"INDEX": "why", ...}, ...} (new
+ * reference; an empty object when there are none). */
+json_t *vd_state_failures(const char *dir);
+
 /* A recorded service that could not be taken: held, left as it is. */
 struct vd_state_held {
 	char *service;

@@ -1368,6 +1368,79 @@ test_one_at_a_time(void **state)
 	assert_replicas(t.svc, &s, 2);
 }
 
+/* 16. Say why: an image the engine does not have is refused before
+ * anything changes; a replica that did not come up is shown with the reason;
+ * an engine that does not answer is named and its replicas marked. */
+static void
+test_say_why(void **state)
+{
+	struct tctx t;
+	struct vt_result r;
+	struct snap s;
+	char m[512], vm[512], rec[600], line[256];
+	FILE *f;
+
+	(void)state;
+	ctx_init(&t, "why");
+	manifest_path(m, sizeof(m), &t, "noimage");
+	assert_non_null(f = fopen(m, "w"));
+	fprintf(f, "service: %s\nbackend: docker\nimage: vdctl/no-such-image:1\nreplicas: 1\n"
+		"resources: {cpus: 0.1, memory: 32Mi}\n", t.svc);
+	assert_int_equal(fclose(f), 0);
+	vdctl(&r, t.state, "apply", m, NULL);
+	assert_exit(&r, 2);
+	assert_has(r.err, "image 'vdctl/no-such-image:1' is not in the Docker engine");
+	assert_has(r.err, "nothing was changed");
+	vt_result_clear(&r);
+	snprintf(rec, sizeof(rec), "%s/services/%s.yaml", t.state, t.svc);
+	assert_int_equal(access(rec, F_OK), -1);
+	assert_int_equal(snapshot(t.svc, &s), 0);
+
+	/* a replica that exits at once: apply fails, get says why */
+	assert_non_null(f = fopen(m, "w"));
+	fprintf(f, "service: %s\nbackend: docker\nimage: " IMAGE "\n"
+		"command: [\"/svc\", \"--no-such-option\"]\nreplicas: 1\n"
+		"resources: {cpus: 0.1, memory: 32Mi}\nhealth: {http: /healthz}\n", t.svc);
+	assert_int_equal(fclose(f), 0);
+	vdctl_node(&r, t.state, "apply", "--timeout", "3s", m, NULL);
+	assert_exit(&r, 1);
+	vt_result_clear(&r);
+	vdctl(&r, t.state, "get", t.svc, NULL);
+	assert_exit(&r, 0);
+	snprintf(line, sizeof(line), "vd-%s-0: vd-%s-0 did not become healthy within 3s (it is "
+		 "exited", t.svc, t.svc);
+	assert_has(r.out, line);
+	vt_result_clear(&r);
+
+	/* a VM service recorded on libvirt's test driver, whose domains live in
+	 * the process that made them; then get with dockerd out of reach */
+	manifest_path(vm, sizeof(vm), &t, "vm");
+	assert_non_null(f = fopen(vm, "w"));
+	fprintf(f, "service: %s-vm\nbackend: libvirt\nvm: {kernel: /etc/hostname, accel: tcg}\n"
+		"replicas: 1\nresources: {cpus: 0.1, memory: 64Mi}\n", t.svc);
+	assert_int_equal(fclose(f), 0);
+	vdctl(&r, t.state, "--libvirt-uri", "test:///default", "apply", "--no-wait", vm, NULL);
+	assert_exit(&r, 0);
+	vt_result_clear(&r);
+	vdctl(&r, t.state, "--libvirt-uri", "test:///default", "--docker-host",
+	      "unix:///nonexistent/docker.sock", "get", NULL);
+	assert_exit(&r, 0);
+	assert_has(r.err, "engine docker did not answer");
+	snprintf(line, sizeof(line), "%-20s %-8d %-8s %-8s %-18s", t.svc, 0, "docker", "unknown",
+		 "engine down");
+	assert_has(r.out, line);
+	vt_result_clear(&r);
+	/* none answers: exit 3, naming it */
+	vdctl(&r, t.state, "--libvirt-uri", "test:///nonexistent-vd.xml", "--docker-host",
+	      "unix:///nonexistent/docker.sock", "get", NULL);
+	assert_exit(&r, 3);
+	assert_has(r.err, "no engine answers");
+	vt_result_clear(&r);
+	snprintf(line, sizeof(line), "%s-vm", t.svc);
+	vdctl(&r, t.state, "--libvirt-uri", "test:///default", "delete", line, NULL);
+	vt_result_clear(&r);
+}
+
 int
 main(void)
 {
@@ -1387,6 +1460,7 @@ main(void)
 		cmocka_unit_test_teardown(test_balancer_address_taken, test_teardown),
 		cmocka_unit_test_teardown(test_names_are_not_paths, test_teardown),
 		cmocka_unit_test_teardown(test_one_at_a_time, test_teardown),
+		cmocka_unit_test_teardown(test_say_why, test_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
