@@ -81,30 +81,61 @@ cli_run_option(const char *cmd, int c, const char *arg, struct vd_apply_opts *o,
 	return 0;
 }
 
+/* What SERVICE's manifest declared: as its record says, or (a record from
+ * before vdctl kept that) what the record holds before this command. */
+static int
+declared(const char *dir, const char *service, struct vd_state_declared *out)
+{
+	struct vd_diags diags = VD_DIAGS_INIT;
+	struct vd_error e = VD_ERROR_INIT;
+	struct vd_manifest *m = NULL;
+
+	if (vd_state_declared_of(dir, service, out) == 0)
+		return 0;
+	if (vd_state_load(dir, service, &m, &diags, &e) < 0) {
+		vd_diags_clear(&diags);
+		return -1;
+	}
+	*out = (struct vd_state_declared){ m->services[0].replicas, m->services[0].milli_cpus,
+					   m->services[0].memory_bytes };
+	vd_manifest_free(m);
+	return 0;
+}
+
 int
 cli_apply_recorded(struct vd_manifest *m, struct vd_apply_opts *o, struct vd_error *err)
 {
 	struct vd_apply_result res;
 	struct vd_desired *want = NULL;
 	char **idents = calloc(m->nservices + 1, sizeof(*idents));
+	struct vd_state_declared *decl = calloc(m->nservices + 1, sizeof(*decl));
 	char **made = NULL;
 	char buf[4096];
 	int ret;
 
-	if (!idents)
+	if (!idents || !decl) {
+		free(idents);
+		free(decl);
 		return vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
+	}
 	/* keep the identity of the manifest each service came from */
 	for (size_t i = 0; i < m->nservices; i++)
 		if (vd_state_manifest_of(o->state_dir, m->services[i].name, buf, sizeof(buf)) == 0)
 			idents[i] = strdup(buf);
 	o->quiet_undeclared = true;
 	ret = vd_apply_desired(m, idents, &want, &made, err);
+	/* what the manifests declared stays what they declared: this command
+	 * changes the desired state, not them */
+	for (size_t i = 0; ret == 0 && i < m->nservices; i++)
+		if (declared(o->state_dir, m->services[i].name, &decl[i]) == 0)
+			want[i].declared = &decl[i];
 	if (ret == 0)
 		ret = vd_apply_anywhere(want, m->nservices, o, &res, err);
 	vd_apply_desired_free(want, made, m->nservices);
 	for (size_t i = 0; i < m->nservices; i++)
 		free(idents[i]);
 	free(idents);
+	free(decl);
 	return ret;
 }
 

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "vd/ctlclient.h"
+#include "vd/units.h"
 
 static const char usage[] =
 	"usage: vdctl status [--json] [SERVICE...]\n"
@@ -71,6 +72,24 @@ print_engines(const json_t *st, FILE *f)
 	fprintf(f, "%s\n", first ? " none in use" : "");
 }
 
+/* A desired state changed by scale or resize since its manifest was applied. */
+static void
+print_drift(const json_t *d, FILE *f)
+{
+	const json_t *v;
+	char buf[32];
+
+	fputs(" (its manifest says", f);
+	if ((v = json_object_get(d, "replicas")))
+		fprintf(f, " %lld replicas", (long long)json_integer_value(v));
+	if ((v = json_object_get(d, "milli_cpus")))
+		fprintf(f, " %s cpus", vd_units_format_milli_cpus(json_integer_value(v), buf,
+								     sizeof(buf)));
+	if ((v = json_object_get(d, "memory_bytes")))
+		fprintf(f, " %s", vd_units_format_size(json_integer_value(v), buf, sizeof(buf)));
+	fputs(": scaled or resized since; applying it sets that back)", f);
+}
+
 /* Is something wrong with S that its owner must see: a record that cannot be
  * used, a declared balancer that does not listen? */
 static bool
@@ -97,6 +116,8 @@ print_service(const json_t *s, FILE *f)
 		num(s, "ready"), num(s, "desired"));
 	if (json_is_string(json_object_get(s, "held")))
 		fprintf(f, ", HELD as it was: %s", str(s, "held", "?"));
+	if (json_is_object(json_object_get(s, "manifest_declares")))
+		print_drift(json_object_get(s, "manifest_declares"), f);
 	if (json_is_object(b)) {
 		const char *k;
 		json_t *v;

@@ -250,6 +250,39 @@ ask_engines(struct vd_engines *es, const struct vd_desired *want, size_t nwant,
 		vd_engines_need(vd_engines_for(es, rec->services[k].backend), VD_ENGINE_ASK);
 }
 
+/*
+ * Apply wins over scale and resize, as kubectl's does, but never silently:
+ * when the desired state of a service drifted from its unchanged manifest
+ * by a command since it was applied, say what applying it sets back.
+ */
+static void
+note_drift(FILE *f, const char *dir, const struct vd_desired *want, size_t nwant,
+	   const struct vd_manifest *rec)
+{
+	for (size_t i = 0; dir && rec && i < nwant; i++) {
+		const struct vd_service *w = want[i].svc, *r = vd_manifest_find(rec, w->name);
+		struct vd_state_declared d;
+		char a[32], b[32];
+
+		if (want[i].declared || !r || vd_state_declared_of(dir, w->name, &d) < 0)
+			continue;
+		if (r->replicas != w->replicas && d.replicas == w->replicas)
+			fprintf(f, "note: service '%s' was scaled to %d since its manifest was "
+				"applied; applying it sets %d replicas again\n", w->name,
+				r->replicas, w->replicas);
+		if (r->milli_cpus != w->milli_cpus && d.milli_cpus == w->milli_cpus)
+			fprintf(f, "note: service '%s' was resized to %s cpus since its manifest "
+				"was applied; applying it sets %s again\n", w->name,
+				vd_units_format_milli_cpus(r->milli_cpus, a, sizeof(a)),
+				vd_units_format_milli_cpus(w->milli_cpus, b, sizeof(b)));
+		if (r->memory_bytes != w->memory_bytes && d.memory_bytes == w->memory_bytes)
+			fprintf(f, "note: service '%s' was resized to %s of memory since its "
+				"manifest was applied; applying it sets %s again\n", w->name,
+				vd_units_format_size(r->memory_bytes, a, sizeof(a)),
+				vd_units_format_size(w->memory_bytes, b, sizeof(b)));
+	}
+}
+
 /* Does the plan make (create or replace) replicas of D? */
 static bool
 makes(const struct vd_plan *plan, const struct vd_desired *d)
@@ -377,7 +410,8 @@ record(const struct vd_desired *want, size_t n, const struct vd_plan *plan,
        const struct vd_apply_opts *o, struct vd_error *err)
 {
 	for (size_t i = 0; i < n; i++)
-		if (vd_state_save(o->state_dir, want[i].svc, want[i].manifest, err) < 0)
+		if (vd_state_save_as(o->state_dir, want[i].svc, want[i].manifest, want[i].declared,
+				     err) < 0)
 			return -1;
 	for (size_t p = 0; o->prune && p < plan->nphases; p++)
 		for (size_t i = 0; i < plan->phases[p].n; i++)
@@ -500,6 +534,7 @@ vd_apply(const struct vd_desired *want_in, size_t nwant, const struct vd_apply_o
 	}
 	if (check_makeable(&es, want, nwant, &plan, err) < 0)
 		goto out;
+	note_drift(o->out, o->state_dir, want, nwant, rec);
 	if (!o->quiet_undeclared)
 		note_undeclared(o->out, want, nwant, &plan, &have);
 	if (o->dry_run) {

@@ -56,6 +56,7 @@ ctrl_msg_free(struct msg *m)
 	free(m->engines);
 	json_decref(m->balancers);
 	json_decref(m->failures);
+	json_decref(m->declared);
 	vd_state_held_free(m->held, m->nheld);
 	free(m->text);
 	free(m);
@@ -291,6 +292,7 @@ controller_free(struct controller *c)
 	free(c->engines);
 	vd_state_held_free(c->held, c->nheld);
 	json_decref(c->failures);
+	json_decref(c->declared);
 	vd_manifest_free(c->desired);
 	vd_restarts_release(&c->book);
 	if (c->msg_h.fd >= 0)

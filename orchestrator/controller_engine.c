@@ -463,6 +463,16 @@ out:
 	vd_apply_desired_free(want, made, m->nservices);
 	free_strv(idents, m->nservices);
 	snap->failures = vd_state_failures(c->dir);
+	snap->declared = json_object();
+	for (size_t i = 0; snap->declared && i < m->nservices; i++) {
+		struct vd_state_declared d;
+
+		if (vd_state_declared_of(c->dir, m->services[i].name, &d) == 0)
+			json_object_set_new(snap->declared, m->services[i].name,
+					    json_pack("{s:i, s:I, s:I}", "replicas", d.replicas,
+						      "milli_cpus", (json_int_t)d.milli_cpus,
+						      "memory_bytes", (json_int_t)d.memory_bytes));
+	}
 	vd_state_unlock(lock);
 	snap->desired = m;
 	ctrl_post(c, snap);
@@ -551,6 +561,7 @@ job_apply(struct controller *c, const json_t *body, struct vd_apply_opts *o,
 	struct vd_manifest *m = job_manifest(json_object_get(body, "services"), err);
 	struct vd_apply_result res;
 	struct vd_desired *want = NULL;
+	struct vd_state_declared *decl = NULL;
 	char **idents = NULL, **made = NULL;
 
 	o->quiet_undeclared = opt_bool(body, "quiet_undeclared", false);
@@ -562,8 +573,22 @@ job_apply(struct controller *c, const json_t *body, struct vd_apply_opts *o,
 		for (size_t i = 0; i < m->nservices; i++)
 			if ((v = json_array_get(ids, i)) && json_is_string(v))
 				idents[i] = strdup(json_string_value(v));
-		if (vd_apply_desired(m, idents, &want, &made, err) == 0)
+		if (vd_apply_desired(m, idents, &want, &made, err) == 0 &&
+		    (decl = calloc(m->nservices + 1, sizeof(*decl)))) {
+			for (size_t i = 0; i < m->nservices; i++) {
+				v = json_array_get(json_object_get(body, "declared"), i);
+				if (!json_is_object(v))
+					continue;
+				decl[i].replicas = (int)json_integer_value(
+					json_object_get(v, "replicas"));
+				decl[i].milli_cpus = json_integer_value(json_object_get(v, "milli_cpus"));
+				decl[i].memory_bytes = json_integer_value(
+					json_object_get(v, "memory_bytes"));
+				want[i].declared = &decl[i];
+			}
 			vd_apply(want, m->nservices, o, &res, err);
+		}
+		free(decl);
 		vd_apply_desired_free(want, made, m->nservices);
 		free_strv(idents, m->nservices);
 	} else if (m) {

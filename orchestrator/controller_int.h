@@ -91,6 +91,7 @@ struct msg {
 	struct vd_state_held *held;        /* recorded services that could not be read */
 	size_t nheld;
 	json_t *failures;                  /* why replicas could not be made (vd/state.h) */
+	json_t *declared;                  /* what manifests declared, by service */
 	struct engine_status *engines;
 	size_t nengines;
 	/* STARTED, GONE, DRAIN */
@@ -187,6 +188,7 @@ struct controller {
 	struct vd_state_held *held; /* recorded services that could not be read */
 	size_t nheld;
 	json_t *failures;           /* why replicas could not be made */
+	json_t *declared;           /* what manifests declared, by service (vd/state.h) */
 	bool stopping_loop;
 	int64_t stop_deadline;
 };

@@ -408,6 +408,11 @@ take_snapshot(struct controller *c, struct msg *m)
 		c->failures = m->failures;
 		m->failures = NULL;
 	}
+	if (m->declared) {
+		json_decref(c->declared);
+		c->declared = m->declared;
+		m->declared = NULL;
+	}
 	if (!m->desired)
 		return;
 	vd_state_held_free(c->held, c->nheld);

@@ -92,6 +92,30 @@ missing_rows(const struct controller *c, const struct csvc *s, json_t *reps)
 	}
 }
 
+/* What a command (scale, resize) changed of S since its manifest was
+ * applied: the manifest's values that differ, or null. */
+static json_t *
+drift_json(const struct controller *c, const struct csvc *s)
+{
+	const json_t *d = json_object_get(c->declared, s->name);
+	json_t *out = json_object();
+
+	if (!d || !out) {
+		json_decref(out);
+		return json_null();
+	}
+	if (json_integer_value(json_object_get(d, "replicas")) != s->svc->replicas)
+		json_object_set(out, "replicas", json_object_get(d, "replicas"));
+	if (json_integer_value(json_object_get(d, "milli_cpus")) != s->svc->milli_cpus)
+		json_object_set(out, "milli_cpus", json_object_get(d, "milli_cpus"));
+	if (json_integer_value(json_object_get(d, "memory_bytes")) != s->svc->memory_bytes)
+		json_object_set(out, "memory_bytes", json_object_get(d, "memory_bytes"));
+	if (json_object_size(out))
+		return out;
+	json_decref(out);
+	return json_null();
+}
+
 /* Why SERVICE is held (its record cannot be used), or null. */
 static json_t *
 held_json(const struct controller *c, const char *service)
@@ -164,6 +188,8 @@ status_json(struct controller *c)
 						s->engine, "desired", s->svc->replicas, "ready",
 						ready, "balancer", balancer_json(s, &st, have),
 						"replicas", reps, "held", held_json(c, s->name)));
+		json_object_set_new(json_array_get(svcs, json_array_size(svcs) - 1),
+				    "manifest_declares", drift_json(c, s));
 		free(st.replicas);
 	}
 	/* held and never taken on: a name and why */

@@ -186,15 +186,23 @@ int
 vd_ctlclient_apply(const char *dir, const struct vd_desired *want, size_t n,
 		   const struct vd_apply_opts *o, struct vd_error *err)
 {
-	json_t *body = run_body(o), *svcs = json_array(), *ids = json_array();
+	json_t *body = run_body(o), *svcs = json_array(), *ids = json_array(), *decl = json_array();
 	int ret;
 
 	for (size_t i = 0; i < n; i++) {
+		const struct vd_state_declared *d = want[i].declared;
+
 		json_array_append_new(svcs, vd_manifest_service_json(want[i].svc, 0));
 		json_array_append_new(ids, json_string(want[i].manifest ? want[i].manifest : ""));
+		json_array_append_new(decl, d ? json_pack("{s:i, s:I, s:I}", "replicas",
+							  d->replicas, "milli_cpus",
+							  (json_int_t)d->milli_cpus, "memory_bytes",
+							  (json_int_t)d->memory_bytes)
+					      : json_null());
 	}
 	json_object_set_new(body, "services", svcs);
 	json_object_set_new(body, "identities", ids);
+	json_object_set_new(body, "declared", decl);
 	ret = stream(dir, "/v1/apply", body, o->out, err);
 	json_decref(body);
 	return ret;

@@ -23,6 +23,7 @@
 #include "vd/state.h"
 
 #define MANIFEST_TAG "# manifest: "
+#define DECLARED_TAG "# declared by it: "
 
 const char *
 vd_state_dir_default(void)
@@ -106,6 +107,14 @@ int
 vd_state_save(const char *dir, const struct vd_service *svc, const char *manifest,
 	      struct vd_error *err)
 {
+	return vd_state_save_as(dir, svc, manifest, NULL, err);
+}
+
+int
+vd_state_save_as(const char *dir, const struct vd_service *svc, const char *manifest,
+		 const struct vd_state_declared *declared, struct vd_error *err)
+{
+	struct vd_state_declared own = { svc->replicas, svc->milli_cpus, svc->memory_bytes };
 	char path[PATH_MAX], sub[PATH_MAX];
 	_cleanup_free_ char *body = NULL, *text = NULL;
 	json_t *j;
@@ -122,8 +131,13 @@ vd_state_save(const char *dir, const struct vd_service *svc, const char *manifes
 	json_decref(j);
 	if (!body)
 		return vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
+	if (!declared)
+		declared = &own;
 	n = asprintf(&text, "# vdctl: the desired state of service '%s', as last applied\n"
-		     MANIFEST_TAG "%s\n%s\n", svc->name, manifest ? manifest : "", body);
+		     MANIFEST_TAG "%s\n" DECLARED_TAG "replicas=%d milli_cpus=%lld "
+		     "memory_bytes=%lld\n%s\n", svc->name, manifest ? manifest : "",
+		     declared->replicas, (long long)declared->milli_cpus,
+		     (long long)declared->memory_bytes, body);
 	if (n < 0)
 		return vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
 	service_path(dir, svc->name, path, sizeof(path));
@@ -261,6 +275,29 @@ vd_state_manifest_of(const char *dir, const char *service, char *buf, size_t siz
 			return 0;
 		}
 	}
+	return -1;
+}
+
+int
+vd_state_declared_of(const char *dir, const char *service, struct vd_state_declared *out)
+{
+	char path[PATH_MAX], line[256];
+	_cleanup_fclose_ FILE *f = NULL;
+	long long cpus, mem;
+
+	if (!vd_manifest_valid_name(service))
+		return -1;
+	service_path(dir, service, path, sizeof(path));
+	if (!(f = fopen(path, "r")))
+		return -1;
+	while (fgets(line, sizeof(line), f) && line[0] == '#')
+		if (strncmp(line, DECLARED_TAG, strlen(DECLARED_TAG)) == 0 &&
+		    sscanf(line + strlen(DECLARED_TAG), "replicas=%d milli_cpus=%lld "
+			   "memory_bytes=%lld", &out->replicas, &cpus, &mem) == 3) {
+			out->milli_cpus = cpus;
+			out->memory_bytes = mem;
+			return 0;
+		}
 	return -1;
 }
 

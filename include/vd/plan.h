@@ -29,6 +29,7 @@
 
 #include "vd/manifest.h"
 #include "vd/replica.h"
+#include "vd/state.h"
 
 #define VD_SPEC_HASH_LEN 16
 
@@ -38,6 +39,9 @@ struct vd_desired {
 	const char *manifest;                 /* identity of the manifest that declares it */
 	char spec_hash[VD_SPEC_HASH_LEN + 1]; /* vd_plan_spec_hash(svc) */
 	const char *engine;                   /* the engine its replicas run on (placement) */
+	/* what its manifest declared, when a command (scale, resize) changes it
+	 * from that; NULL: svc is the manifest's (vd/state.h) */
+	const struct vd_state_declared *declared;
 };
 
 enum vd_action_kind {

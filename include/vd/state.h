@@ -44,6 +44,23 @@ int vd_state_id(const char *dir, bool make, char out[VD_STATE_ID_LEN + 1],
 int vd_state_save(const char *dir, const struct vd_service *svc, const char *manifest,
 		  struct vd_error *err);
 
+/* What a service's manifest declared of what commands change after it
+ * (vdctl scale, vdctl resize): kept with the record, so that diff, apply
+ * and status can say when the desired state drifted from the manifest.
+ * Apply wins: applying the manifest sets them back, and says so. */
+struct vd_state_declared {
+	int replicas;
+	int64_t milli_cpus, memory_bytes;
+};
+
+/* vd_state_save() keeping DECLARED (NULL: svc is what its manifest says). */
+int vd_state_save_as(const char *dir, const struct vd_service *svc, const char *manifest,
+		     const struct vd_state_declared *declared, struct vd_error *err);
+
+/* What the manifest of SERVICE declared, when the record says; -1 when it
+ * does not (a record from before vdctl kept it: take its values). */
+int vd_state_declared_of(const char *dir, const char *service, struct vd_state_declared *out);
+
 /* Forget a service; one that was never recorded is not an error. */
 int vd_state_remove(const char *dir, const char *service, struct vd_error *err);
 

@@ -890,6 +890,12 @@ test_scale(void **state)
 		assert_string_equal(a.v[i].id, c.v[i].id);
 		assert_string_equal(a.v[i].started, c.v[i].started);
 	}
+	/* apply wins, as kubectl's, but diff shows the drift first */
+	vdctl(&r, t.state, "diff", m, NULL);
+	assert_exit(&r, 1);
+	assert_has(r.out, "was scaled to 2 since its manifest was applied; applying it sets 3 "
+			  "replicas again");
+	vt_result_clear(&r);
 }
 
 /* 7. More cpus than the node has: refused with the numbers, nothing made;

@@ -1048,6 +1048,7 @@ test_scale(void **state)
 	struct tctx *t = *state;
 	struct vt_result r;
 	char arg[80], filter[128], name[96];
+	json_t *st;
 
 	bring_up(t, &web3, NULL);
 	snprintf(arg, sizeof(arg), "%s=1", t->svc);
@@ -1064,7 +1065,21 @@ test_scale(void **state)
 	assert_exit(&r, 0);
 	assert_null(strstr(r.out, name));
 	vt_result_clear(&r);
-	json_decref(wait_ready(t, 1, WAIT_S));
+	st = wait_ready(t, 1, WAIT_S);
+	/* status shows what the manifest declares, drifted from */
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(service_of(st, t->svc),
+							    "manifest_declares"), "replicas")), 3);
+	json_decref(st);
+	vdctl(&r, t, "status", NULL);
+	assert_has(r.out, "its manifest says 3 replicas");
+	vt_result_clear(&r);
+	/* applying the manifest sets it back, and says so */
+	vdctl(&r, t, "apply", t->manifest, NULL);
+	assert_exit(&r, 0);
+	assert_has(r.out, "was scaled to 1 since its manifest was applied; applying it sets 3 "
+			  "replicas again");
+	vt_result_clear(&r);
+	json_decref(wait_ready(t, 3, WAIT_S));
 	t->done = true;
 }
 
