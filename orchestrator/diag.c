@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "vd/diag.h"
+#include "vd/file.h"
 
 /* ================================================================ the list */
 
@@ -96,7 +97,8 @@ vd_diag_file_init(struct vd_diag_file *df, struct vd_diags *diags, size_t max)
 void
 vd_diag_file_begin(struct vd_diag_file *df, const char *file, size_t index)
 {
-	df->file = file;
+	vd_file_tidy_path(file, df->name, sizeof(df->name));
+	df->file = strcmp(file, "<stdin>") == 0 ? file : df->name;
 	df->index = index;
 	df->count = 0;
 	df->line = df->col = 1;

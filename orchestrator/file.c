@@ -15,6 +15,43 @@
 #include "vd/cleanup.h"
 #include "vd/file.h"
 
+void
+vd_file_tidy_path(const char *path, char *out, size_t size)
+{
+	const char *seg[256];
+	size_t len[256], n = 0, up = 0, o = 0;
+	bool abs = path[0] == '/';
+
+	for (const char *p = path; *p && n < 256;) {
+		size_t l;
+
+		p += strspn(p, "/");
+		l = strcspn(p, "/");
+		if (!l)
+			break;
+		if (l == 1 && p[0] == '.') {
+			/* nothing */
+		} else if (l == 2 && p[0] == '.' && p[1] == '.' && n > up) {
+			n--; /* DIR/.. */
+		} else if (l == 2 && p[0] == '.' && p[1] == '.' && abs) {
+			/* /.. is / */
+		} else {
+			if (l == 2 && p[0] == '.' && p[1] == '.')
+				up++; /* a leading .. of a relative path stays */
+			seg[n] = p;
+			len[n++] = l;
+		}
+		p += l;
+	}
+	if (size == 0)
+		return;
+	o = (size_t)snprintf(out, size, "%s", abs ? "/" : "");
+	for (size_t i = 0; i < n && o < size; i++)
+		o += (size_t)snprintf(out + o, size - o, "%s%.*s", i ? "/" : "", (int)len[i], seg[i]);
+	if (!abs && n == 0)
+		snprintf(out, size, ".");
+}
+
 int
 vd_file_mkdir_p(const char *path, struct vd_error *err)
 {

@@ -136,6 +136,7 @@ yaml_failure(struct reader *r, const yaml_parser_t *p)
 {
 	const char *tab;
 	size_t offset;
+	bool cut;
 	int line, col;
 
 	switch (p->error) {
@@ -144,12 +145,19 @@ yaml_failure(struct reader *r, const yaml_parser_t *p)
 		return;
 	case YAML_READER_ERROR:
 		offset = p->problem_offset;
-		/* point at the start of a broken UTF-8 sequence */
-		for (size_t back = 1; back <= 3 && back <= offset && offset < r->len; back++) {
-			if (((unsigned char)r->buf[offset - back] & 0xc0) == 0xc0) {
-				if (p->problem && strstr(p->problem, "trailing"))
-					offset -= back;
-				break;
+		/* point at the start of a UTF-8 sequence cut short, and name that
+		 * byte, not the one (often the newline) that broke it */
+		cut = p->problem && strstr(p->problem, "UTF-8") &&
+		      (strstr(p->problem, "trailing") || strstr(p->problem, "incomplete"));
+		for (size_t back = 0; cut && back <= 3 && back <= offset; back++) {
+			if (offset - back < r->len &&
+			    ((unsigned char)r->buf[offset - back] & 0xc0) == 0xc0) {
+				offset -= back;
+				offset_position(r->buf, r->len, offset, &line, &col);
+				vd_diag_at(r->df, line, col, "not valid UTF-8 text: byte 0x%02X "
+					   "begins a character that is cut short",
+					   (unsigned char)r->buf[offset]);
+				return;
 			}
 		}
 		offset_position(r->buf, r->len, offset, &line, &col);

@@ -62,7 +62,8 @@ struct vd_diag_file {
 	struct vd_diags *diags;
 	size_t max;        /* diagnostics per file; 0 = no cap */
 	size_t first;      /* diags->n at init: this run's diagnostics start there */
-	const char *file;  /* as named in diagnostics; not copied, must outlive use */
+	const char *file;  /* as named in diagnostics: points into name */
+	char name[4096];   /* the file's path, tidied (vd/file.h) */
 	size_t index;      /* the file's place in the set */
 	size_t count;      /* this file's diagnostics so far */
 	int line, col;     /* how far reading got (1-based), set by the reader */

@@ -18,6 +18,10 @@ int vd_file_write_atomic(const char *path, const char *data, size_t len, struct 
 /* Remove PATH (none is fine) and make that durable (fsync of its directory). */
 int vd_file_remove(const char *path, struct vd_error *err);
 
+/* PATH as people read it: "." segments and "DIR/.." pairs taken out, repeated
+ * slashes made one (by the letters: no link is followed), into out. */
+void vd_file_tidy_path(const char *path, char *out, size_t size);
+
 /* mkdir -p, mode 0755. */
 int vd_file_mkdir_p(const char *path, struct vd_error *err);
 

@@ -10,6 +10,7 @@
 
 #include "vdtest.h"
 #include "vd/diag.h"
+#include "vd/file.h"
 
 static char *
 printed(const struct vd_diags *d)
@@ -164,6 +165,38 @@ test_show(void **state)
 	assert_string_equal(vd_diag_show("abcdefgh", buf, 8), "abcd...");
 }
 
+/* Files are named as people read them: manifests/../examples is examples. */
+static void
+test_tidy_paths(void **state)
+{
+	static const char *const cases[][2] = {
+		{ "manifests/../examples/quickstart.yaml", "examples/quickstart.yaml" },
+		{ "./a//b/./c.yaml", "a/b/c.yaml" },
+		{ "/srv/../etc/../x.yaml", "/x.yaml" },
+		{ "/../x", "/x" },
+		{ "../up/x.yaml", "../up/x.yaml" },
+		{ "a/../../b", "../b" },
+		{ "a/..", "." },
+		{ "/", "/" },
+		{ "x.yaml", "x.yaml" },
+	};
+	struct vd_diags diags = VD_DIAGS_INIT;
+	struct vd_diag_file df;
+	char out[128];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		vd_file_tidy_path(cases[i][0], out, sizeof(out));
+		assert_string_equal(out, cases[i][1]);
+	}
+	/* and so do diagnostics */
+	vd_diag_file_init(&df, &diags, 0);
+	vd_diag_file_begin(&df, "manifests/../examples/web.yaml", 0);
+	vd_diag_at(&df, 1, 1, "x");
+	assert_string_equal(diags.items[0].file, "examples/web.yaml");
+	vd_diags_clear(&diags);
+}
+
 int
 main(void)
 {
@@ -173,6 +206,7 @@ main(void)
 		cmocka_unit_test(test_distance),
 		cmocka_unit_test(test_did_you_mean),
 		cmocka_unit_test(test_show),
+		cmocka_unit_test(test_tidy_paths),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1024,6 +1024,14 @@ test_nul_bytes(void **state)
 		      "octet (byte 0x80)");
 	check_refused("\xff\xfe\xfd", 3, 1, 3, "not valid text: incomplete UTF-16 character");
 	check_refused("service: w\xc3\n", 12, 1, 11, "not valid UTF-8");
+	/* a character cut short is told by its own first byte, not by the
+	 * newline (or the end) that cut it */
+	check_refused("service: abc\nbackend: dock\xc3\n", 28, 2, 14,
+		      "not valid UTF-8 text: byte 0xC3 begins a character that is cut short");
+	check_refused("service: abc\nbackend: d\xe2\x82x\n", 28, 2, 11,
+		      "not valid UTF-8 text: byte 0xE2 begins a character that is cut short");
+	check_refused("service: abc\nbackend: dock\xc3", 27, 2, 14,
+		      "not valid UTF-8 text: byte 0xC3 begins a character that is cut short");
 }
 
 static void
