@@ -1271,6 +1271,44 @@ test_damaged_record(void **state)
 	t->done = true;
 }
 
+/* 10b. A user who may not use the sockets is told so, not that nothing
+ * runs: the control socket (a controller runs), Docker's socket. */
+static void
+test_permission_denied(void **state)
+{
+	struct tctx *t = *state;
+	struct vt_result r;
+	char open_dir[] = "/tmp/itc-nobody-XXXXXX", m[96];
+	FILE *f;
+
+	bring_up(t, &web3, NULL);
+	/* the copy of vdctl is for everyone to run; the state directory stays 0700 */
+	assert_int_equal(chmod(G.root, 0755), 0);
+	run(&r, 30, "/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+	    G.bin, "--state-dir", t->dir, "status", NULL);
+	assert_exit(&r, 1);
+	assert_has(r.err, "permission denied");
+	assert_null(strstr(r.err, "no controller runs"));
+	vt_result_clear(&r);
+	/* Docker's socket, with a state directory of its own */
+	assert_non_null(mkdtemp(open_dir));
+	assert_int_equal(chmod(open_dir, 0777), 0);
+	snprintf(m, sizeof(m), "%s/m.yaml", open_dir);
+	assert_non_null(f = fopen(m, "w"));
+	fprintf(f, "service: nobodys\nbackend: docker\nimage: " IMAGE "\nreplicas: 1\n");
+	fclose(f);
+	run(&r, 30, "/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+	    G.bin, "--state-dir", open_dir, "apply", m, NULL);
+	assert_exit(&r, 3);
+	assert_has(r.err, "Permission denied");
+	assert_has(r.err, "the socket is not yours to use");
+	assert_null(strstr(r.err, "is dockerd running"));
+	vt_result_clear(&r);
+	assert_int_equal(chmod(G.root, 0700), 0);
+	vt_rm_tree(open_dir);
+	t->done = true;
+}
+
 /* 9. dockerd stopped and started again: status says it is down, and once
  * it is back the replicas it stopped are replaced. The dockerd is one of the
  * suite's own (its socket, data-root, exec-root, pidfile and bridge): the
@@ -1325,6 +1363,7 @@ main(void)
 		T(test_daemon_sighup, "daemon"),
 		T(test_vm_destroy, "vm"),
 		T(test_damaged_record, "held"),
+		T(test_permission_denied, "perm"),
 		T(test_dockerd_restart, "dockerd"), /* a dockerd of its own */
 	};
 
