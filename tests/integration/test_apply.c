@@ -1418,6 +1418,21 @@ test_say_why(void **state)
 	assert_has(r.out, line);
 	vt_result_clear(&r);
 
+	/* a health check that gets 404: told by its status, in get's column */
+	assert_non_null(f = fopen(m, "w"));
+	fprintf(f, "service: %s\nbackend: docker\nimage: " IMAGE "\n"
+		"command: [\"/svc\", \"--model\", \"async\"]\nreplicas: 1\n"
+		"resources: {cpus: 0.1, memory: 32Mi}\nhealth: {http: /nope}\n", t.svc);
+	assert_int_equal(fclose(f), 0);
+	vdctl_node(&r, t.state, "apply", "--timeout", "2s", m, NULL);
+	assert_exit(&r, 1);
+	assert_has(r.err, "last check: HTTP 404");
+	vt_result_clear(&r);
+	vdctl(&r, t.state, "get", t.svc, NULL);
+	assert_exit(&r, 0);
+	assert_has(r.out, " running  HTTP 404 ");
+	vt_result_clear(&r);
+
 	/* a VM service recorded on libvirt's test driver, whose domains live in
 	 * the process that made them; then get with dockerd out of reach */
 	manifest_path(vm, sizeof(vm), &t, "vm");

@@ -179,6 +179,53 @@ test_apply_example(void **st)
 	vt_result_clear(&r);
 }
 
+/*
+ * One capacity check for every command: with the example's VM replicas up
+ * (1.5 cpus), scale and resize of a Docker service of the same state
+ * directory count them, as apply does (they asked only Docker before, and
+ * went through).
+ */
+static void
+test_capacity_counts_vms(void **st)
+{
+	char path[256], cpus[16], twice[16];
+	struct vt_result r;
+	json_t *info = NULL;
+	long ncpu = 0;
+	double c;
+	FILE *f;
+
+	(void)st;
+	if (vt_docker("GET", "/info", NULL, &info) == 200)
+		ncpu = (long)json_integer_value(json_object_get(info, "NCPU"));
+	json_decref(info);
+	assert_true(ncpu > 0);
+	if (ncpu > 8)
+		skip(); /* the numbers below want a node of a few cpus */
+	/* one replica fits beside the VMs, two do not */
+	c = (double)(ncpu * 100 - 150) * 0.75 / 100;
+	snprintf(cpus, sizeof(cpus), "%.2f", c);
+	snprintf(twice, sizeof(twice), "--cpus=%.2f", 2 * c);
+	snprintf(path, sizeof(path), "%s/docker.yaml", state);
+	assert_non_null(f = fopen(path, "w"));
+	fprintf(f, "service: cap-docker\nbackend: docker\nimage: vdctl/example-svc:latest\n"
+		"replicas: 1\nresources: {cpus: %s, memory: 32Mi}\n", cpus);
+	fclose(f);
+	assert_int_equal(vdctl(&r, "apply", path, NULL, NULL, NULL), 0);
+	vt_result_clear(&r);
+	vdctl(&r, "scale", "cap-docker=2", NULL, NULL, NULL);
+	assert_int_equal(r.status, 2);
+	assert_non_null(strstr(r.err, "refusing to apply"));
+	assert_non_null(strstr(r.err, "other services' replicas"));
+	vt_result_clear(&r);
+	vdctl(&r, "resize", "cap-docker", twice, NULL, NULL);
+	assert_int_equal(r.status, 2);
+	assert_non_null(strstr(r.err, "refusing to apply"));
+	vt_result_clear(&r);
+	assert_int_equal(vdctl(&r, "delete", "cap-docker", NULL, NULL, NULL), 0);
+	vt_result_clear(&r);
+}
+
 static void
 test_resize_and_scale(void **st)
 {
@@ -350,6 +397,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_apply_example),
+		cmocka_unit_test(test_capacity_counts_vms),
 		cmocka_unit_test(test_resize_and_scale),
 		cmocka_unit_test(test_delete_leaves_nothing),
 		cmocka_unit_test_teardown(test_private_state_dir, private_teardown),
