@@ -18,7 +18,7 @@ CC=${FUZZ_CC:-clang}
 # listed so a new module with engine dependencies does not end up in the
 # fuzzers by accident.
 declare -A sources seeds libs
-sources[fuzz_manifest]="orchestrator/manifest.c orchestrator/ytree.c orchestrator/diag.c orchestrator/units.c orchestrator/error.c orchestrator/log.c"
+sources[fuzz_manifest]="orchestrator/manifest.c orchestrator/ytree.c orchestrator/diag.c orchestrator/file.c orchestrator/units.c orchestrator/error.c orchestrator/log.c"
 seeds[fuzz_manifest]="tests/unit/manifests/*.yaml manifests/*.yaml"
 sources[fuzz_lb]="orchestrator/lb.c orchestrator/lb_client.c orchestrator/lb_upstream.c orchestrator/ev.c orchestrator/hist.c orchestrator/net.c orchestrator/error.c orchestrator/log.c"
 seeds[fuzz_lb]="tests/fuzz/seeds/http/*"
