@@ -235,23 +235,6 @@ manifest_path(char *buf, size_t size, const struct tctx *t, const char *name)
 	snprintf(buf, size, "%s/%s.yaml", t->dir, name);
 }
 
-static char *
-read_text(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *buf = NULL;
-	size_t len = 0;
-	char chunk[4096];
-	size_t n;
-
-	if (!f)
-		return NULL;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		vt_append(&buf, &len, chunk, n);
-	fclose(f);
-	return buf ? buf : calloc(1, 1);
-}
-
 /* --------------------------------------------------------- Engine API */
 
 struct rep {
@@ -640,7 +623,7 @@ test_diff(void **state)
 	make_service(&t, &base, "web", m, sizeof(m));
 	assert_replicas(t.svc, &a, 3);
 	snprintf(rec, sizeof(rec), "%s/services/%s.yaml", t.state, t.svc);
-	before = read_text(rec);
+	before = vt_read_text(rec);
 	assert_non_null(before);
 
 	vdctl_node(&r, t.state, "diff", m, NULL);
@@ -672,7 +655,7 @@ test_diff(void **state)
 		assert_string_equal(a.v[i].started, b.v[i].started);
 		assert_int_equal(b.v[i].nano_cpus, 100000000);
 	}
-	after = read_text(rec);
+	after = vt_read_text(rec);
 	assert_non_null(after);
 	assert_string_equal(before, after);
 	free(before);
@@ -1290,7 +1273,7 @@ test_names_are_not_paths(void **state)
 	/* a copy of the record under another name */
 	snprintf(from, sizeof(from), "%s/services/%s.yaml", t.state, t.svc);
 	snprintf(to, sizeof(to), "%s/services/%s-copy.yaml", t.state, t.svc);
-	assert_non_null(text = read_text(from));
+	assert_non_null(text = vt_read_text(from));
 	assert_non_null(f = fopen(to, "w"));
 	fputs(text, f);
 	fclose(f);

@@ -93,21 +93,6 @@ sleep_ms(long ms)
 		;
 }
 
-static char *
-read_text(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *buf = NULL, chunk[4096];
-	size_t len = 0, n;
-
-	if (!f)
-		return NULL;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		vt_append(&buf, &len, chunk, n);
-	fclose(f);
-	return buf ? buf : calloc(1, 1);
-}
-
 /* Run PROG (a path) with the arguments up to NULL; returns the exit status. */
 static int
 run(struct vt_result *r, double timeout_s, char *prog, ...)
@@ -172,7 +157,7 @@ alive(pid_t pid)
 	bool yes;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if (!(stat = read_text(path)))
+	if (!(stat = vt_read_text(path)))
 		return false;
 	p = strrchr(stat, ')');
 	yes = p && p[1] == ' ' && p[2] != 'Z';
@@ -603,7 +588,7 @@ test_daemon_sighup(void **state)
 	assert_has(r.out, "running (pid ");
 	vt_result_clear(&r);
 	snprintf(pidfile, sizeof(pidfile), "%s/controller.pid", t->dir);
-	text = read_text(pidfile);
+	text = vt_read_text(pidfile);
 	assert_non_null(text);
 	t->daemon = atoi(text);
 	free(text);
@@ -614,7 +599,7 @@ test_daemon_sighup(void **state)
 
 	/* the recorded count, 1, made 2 by hand */
 	snprintf(path, sizeof(path), "%s/services/%s.yaml", t->dir, t->svc);
-	text = read_text(path);
+	text = vt_read_text(path);
 	assert_non_null(text);
 	assert_non_null(p = strstr(text, "\"replicas\": 1,"));
 	p[strlen("\"replicas\": ")] = '2';
@@ -724,7 +709,7 @@ teardown(void **state)
 	}
 
 	if (!t->done) {
-		char *log = read_text(t->log);
+		char *log = vt_read_text(t->log);
 		char *last = t->last ? json_dumps(t->last, JSON_INDENT(1)) : NULL;
 
 		fprintf(stderr, "--- %s failed; the controller's log (exit %d):\n%s--- the last "
@@ -888,7 +873,7 @@ load_check(struct tctx *t, struct vt_proc *load, const char *allowed)
 	assert_exit(&r, 0);
 	vt_result_clear(&r);
 	snprintf(results, sizeof(results), "%s/res.json", t->dir);
-	text = read_text(results);
+	text = vt_read_text(results);
 	assert_non_null(text);
 	res = json_loads(text, 0, NULL);
 	sum = json_object_get(res, "summary");

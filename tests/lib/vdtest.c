@@ -194,6 +194,31 @@ vt_append(char **buf, size_t *len, const char *data, size_t n)
 	*buf = b;
 }
 
+char *
+vt_read_text(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = NULL, chunk[4096];
+	size_t len = 0, n;
+
+	if (!f)
+		return NULL;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		vt_append(&buf, &len, chunk, n);
+	fclose(f);
+	return buf ? buf : calloc(1, 1);
+}
+
+size_t
+vt_count(const char *s, const char *needle)
+{
+	size_t n = 0;
+
+	for (const char *p = s; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
 /* Read both pipes to their end and reap the child; kill it after
  * timeout_s seconds. Every loop is bounded by that deadline (and the pipes'
  * end once the child is dead). */

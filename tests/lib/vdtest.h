@@ -52,6 +52,13 @@ void vt_finish(struct vt_proc *p, double timeout_s, struct vt_result *r);
 /* Append n bytes to a NUL-terminated growing buffer. */
 void vt_append(char **buf, size_t *len, const char *data, size_t n);
 
+/* The whole of the file at path, NUL-terminated, to free(); NULL when it
+ * cannot be opened. */
+char *vt_read_text(const char *path);
+
+/* How many times needle stands in s, not overlapping. */
+size_t vt_count(const char *s, const char *needle);
+
 /* Run argv[0] (a path) with stdin on /dev/null, collecting stdout and
  * stderr; kill it after timeout_s seconds. Returns r->status. */
 int vt_run(char *const argv[], double timeout_s, struct vt_result *r);

@@ -18,16 +18,6 @@
 /* Helpers                                                             */
 /* ------------------------------------------------------------------ */
 
-static size_t
-count(const char *s, const char *needle)
-{
-	size_t n = 0;
-
-	for (const char *p = s; (p = strstr(p, needle)); p += strlen(needle))
-		n++;
-	return n;
-}
-
 /* An entity at s (after '&'): &amp; &lt; &gt; &quot; &apos; or &#NNN;. */
 static bool
 entity(const char *s)
@@ -202,7 +192,7 @@ check_front(const struct vd_chart_point *p, size_t n, enum vd_chart_better xb,
 		if (opt[i] != (want[i] == '1'))
 			fail_msg("point %zu (%g, %g): optimal %d, want %c", i, p[i].x, p[i].y,
 				 opt[i], want[i]);
-	assert_int_equal(got, count(want, "1"));
+	assert_int_equal(got, vt_count(want, "1"));
 }
 
 static void
@@ -400,22 +390,22 @@ test_line_gaps(void **state)
 	assert_int_equal(assert_well_formed(svg), 1);
 	assert_compact(svg);
 	d = path_of(svg, "#000001");
-	assert_int_equal(count(d, "M"), 2); /* two runs */
-	assert_int_equal(count(d, "L"), 2); /* 0-1 and 3-4, nothing across the gap */
+	assert_int_equal(vt_count(d, "M"), 2); /* two runs */
+	assert_int_equal(vt_count(d, "L"), 2); /* 0-1 and 3-4, nothing across the gap */
 	free(d);
 	d = path_of(svg, "#000002");
-	assert_int_equal(count(d, "M"), 3);
-	assert_int_equal(count(d, "L"), 1);
+	assert_int_equal(vt_count(d, "M"), 3);
+	assert_int_equal(vt_count(d, "L"), 1);
 	free(d);
-	assert_int_equal(count(svg, "r=\"2\" fill=\"#000002\""), 2);
-	assert_int_equal(count(svg, "r=\"2\" fill=\"#000001\""), 0);
+	assert_int_equal(vt_count(svg, "r=\"2\" fill=\"#000002\""), 2);
+	assert_int_equal(vt_count(svg, "r=\"2\" fill=\"#000001\""), 0);
 	/* a step holds its value until the next x, even one without a value,
 	 * then stops: M, H V, H (to x = 2), M */
 	d = path_of(svg, "#000003");
-	assert_int_equal(count(d, "M"), 2);
-	assert_int_equal(count(d, "H"), 2);
-	assert_int_equal(count(d, "V"), 1);
-	assert_int_equal(count(d, "L"), 0);
+	assert_int_equal(vt_count(d, "M"), 2);
+	assert_int_equal(vt_count(d, "H"), 2);
+	assert_int_equal(vt_count(d, "V"), 1);
+	assert_int_equal(vt_count(d, "L"), 0);
 	free(d);
 	free(svg);
 }
@@ -460,7 +450,7 @@ test_line_axes_legend_markers(void **state)
 	assert_non_null(strstr(svg, "stroke=\"#1f77b4\""));
 	assert_non_null(strstr(svg, "stroke=\"#ff7f0e\""));
 	/* markers: three in range, labelled but one, the long one cut */
-	assert_int_equal(count(svg, "stroke-dasharray"), 3);
+	assert_int_equal(vt_count(svg, "stroke-dasharray"), 3);
 	assert_non_null(strstr(svg, ">scale up</text>"));
 	assert_non_null(strstr(svg, "stroke=\"#00aa00\""));
 	assert_non_null(strstr(svg, "cut somewhere</title>"));
@@ -547,8 +537,8 @@ test_scatter(void **state)
 	assert_int_equal(assert_well_formed(svg), 1);
 	assert_compact(svg);
 	/* three optimal points, labelled and joined; three dimmed; NaN left out */
-	assert_int_equal(count(svg, "r=\"4.5\""), 3);
-	assert_int_equal(count(svg, "r=\"3.5\""), 3);
+	assert_int_equal(vt_count(svg, "r=\"4.5\""), 3);
+	assert_int_equal(vt_count(svg, "r=\"3.5\""), 3);
 	assert_non_null(strstr(svg, ">1 x 0.5 cpu, 256Mi</text>"));
 	assert_non_null(strstr(svg, ">2 x 0.5 cpu, 256Mi</text>"));
 	assert_non_null(strstr(svg, ">4 x 0.5 cpu, 256Mi</text>"));
@@ -556,8 +546,8 @@ test_scatter(void **state)
 	assert_non_null(strstr(svg, "<title>2 x 1 cpu, 512Mi: 2 CPUs, 1200 req/s</title>"));
 	assert_null(strstr(svg, "failed run"));
 	d = path_of(svg, "#d62728");
-	assert_int_equal(count(d, "M"), 1);
-	assert_int_equal(count(d, "L"), 2);
+	assert_int_equal(vt_count(d, "M"), 1);
+	assert_int_equal(vt_count(d, "L"), 2);
 	free(d);
 	assert_non_null(strstr(svg, "\xe2\x86\x96 better"));
 	assert_non_null(strstr(svg, ">cost (CPUs)</text>"));
@@ -566,8 +556,8 @@ test_scatter(void **state)
 	/* without directions: a plain scatter */
 	svg = scatter_svg(&(struct vd_chart_scatter){ .points = sweep, .n = 7 });
 	assert_int_equal(assert_well_formed(svg), 1);
-	assert_int_equal(count(svg, "r=\"3.5\""), 6);
-	assert_int_equal(count(svg, "r=\"4.5\""), 0);
+	assert_int_equal(vt_count(svg, "r=\"3.5\""), 6);
+	assert_int_equal(vt_count(svg, "r=\"4.5\""), 0);
 	free(svg);
 
 	svg = scatter_svg(&(struct vd_chart_scatter){ .n = 0, .x_better = VD_CHART_LOWER,
@@ -594,7 +584,7 @@ test_heatmap(void **state)
 	assert_compact(svg);
 	assert_non_null(strstr(svg, ">15.6 ms</text>"));
 	assert_non_null(strstr(svg, ">10.0 ms</text>"));
-	assert_int_equal(count(svg, "fill=\"none\""), 1); /* the NaN cell */
+	assert_int_equal(vt_count(svg, "fill=\"none\""), 1); /* the NaN cell */
 	assert_non_null(strstr(svg, "<title>1, 2: no value</title>"));
 	assert_non_null(strstr(svg, ">p95 (ms)</text>"));
 	assert_non_null(strstr(svg, ">lower is better</text>"));

@@ -457,36 +457,6 @@ test_cli_output_and_report(void **state)
 	svc_stop(&s);
 }
 
-static size_t
-count(const char *s, const char *needle)
-{
-	size_t n = 0;
-
-	for (const char *p = s; (p = strstr(p, needle)); p += strlen(needle))
-		n++;
-	return n;
-}
-
-static char *
-slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *text;
-	long len;
-
-	assert_non_null(f);
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	len = ftell(f);
-	assert_true(len > 0);
-	rewind(f);
-	text = malloc((size_t)len + 1);
-	assert_non_null(text);
-	assert_int_equal(fread(text, 1, (size_t)len, f), (size_t)len);
-	text[len] = '\0';
-	fclose(f);
-	return text;
-}
-
 /* vdctl report's page from a results file written here: three charts on
  * one time axis, a second without responses a gap in the response times
  * (not a fall to 0), the profile's name escaped; files that are not
@@ -518,10 +488,10 @@ test_report_html(void **state)
 	snprintf(html, sizeof(html), "%s.html", json);
 
 	assert_int_equal(vd_load_report_html(json, html, &err), 0);
-	text = slurp(html);
-	assert_int_equal(count(text, "<svg "), 3);
-	assert_int_equal(count(text, "</svg>"), 3);
-	assert_int_equal(count(text, ">time (s)</text>"), 3);
+	assert_non_null(text = vt_read_text(html));
+	assert_int_equal(vt_count(text, "<svg "), 3);
+	assert_int_equal(vt_count(text, "</svg>"), 3);
+	assert_int_equal(vt_count(text, ">time (s)</text>"), 3);
 	assert_non_null(strstr(text, ">Requests per second</text>"));
 	assert_non_null(strstr(text, ">response time (ms)</text>"));
 	assert_non_null(strstr(text, ">Users</text>"));
@@ -534,7 +504,7 @@ test_report_html(void **state)
 	assert_non_null(p95);
 	p95 = strstr(p95, " d=\"");
 	assert_non_null(p95);
-	assert_int_equal(count(p95 + 4, "M") - count(strchr(p95 + 4, '"'), "M"), 2);
+	assert_int_equal(vt_count(p95 + 4, "M") - vt_count(strchr(p95 + 4, '"'), "M"), 2);
 	free(text);
 
 	assert_int_equal(vd_load_report_html(html, html, &err), -1);
@@ -637,7 +607,7 @@ test_report_never_overwrites_input(void **state)
 	(void)state;
 	in_dir(json, dir, "r.json");
 	write_results(json);
-	before = slurp(json);
+	assert_non_null(before = vt_read_text(json));
 	assert_int_equal(symlink(json, in_dir(html, dir, "sym.html")), 0);
 	assert_int_equal(link(json, in_dir(html, dir, "hard.html")), 0);
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -645,7 +615,7 @@ test_report_never_overwrites_input(void **state)
 		assert_exit(&res, 2);
 		assert_has(res.err, "it is the input file");
 		vt_result_clear(&res);
-		after = slurp(json);
+		after = vt_read_text(json);
 		assert_string_equal(after, before);
 		free(after);
 	}
@@ -653,7 +623,7 @@ test_report_never_overwrites_input(void **state)
 	run_vdctl(&res, 30, "report", json, "--html", in_dir(html, dir, "r.html"), NULL);
 	assert_exit(&res, 0);
 	vt_result_clear(&res);
-	after = slurp(html);
+	assert_non_null(after = vt_read_text(html));
 	assert_non_null(strstr(after, "<svg"));
 	free(after);
 	free(before);

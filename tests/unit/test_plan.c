@@ -1550,16 +1550,6 @@ count_lines(const char *text)
 	return n;
 }
 
-static size_t
-count_substr(const char *text, const char *needle)
-{
-	size_t n = 0;
-
-	for (const char *p = text; (p = strstr(p, needle)); p++)
-		n++;
-	return n;
-}
-
 /* TEXT has a line holding NEEDLE and, when ALSO is given, ALSO on that same
  * line; the first line holding NEEDLE is the one looked at. */
 static void
@@ -1607,7 +1597,7 @@ test_print_one_phase(void **state)
 	check_line(out, "vd-web-0", "limits changed: cpus 1 -> 1.5");
 	check_line(out, "vd-web-1", "create");
 	check_line(out, "vd-web-1", vd_plan_reason_name(VD_WHY_NEW));
-	assert_int_equal(count_substr(out, "old"), 0);
+	assert_int_equal(vt_count(out, "old"), 0);
 	assert_int_equal(s->plan.nundeclared, 1);
 	free(out);
 }

@@ -85,26 +85,6 @@ write_file(const char *path, const char *text)
 	assert_int_equal(fclose(f), 0);
 }
 
-/* The whole of PATH, to free(); NULL when it cannot be read. */
-static char *
-read_file(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *buf = NULL;
-	size_t len = 0;
-	char chunk[4096];
-	size_t n;
-
-	if (!f)
-		return NULL;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		vt_append(&buf, &len, chunk, n);
-	fclose(f);
-	if (!buf)
-		vt_append(&buf, &len, "", 0);
-	return buf;
-}
-
 /* How many entries DIR has (. and .. aside); fails the test on any
  * temporary file left there. */
 static int
@@ -512,7 +492,7 @@ test_truncated_file(void **state)
 	(void)state;
 	save(&web->services[0], "/m.yaml");
 	snprintf(path, sizeof(path), "%s/services/web.yaml", fx.state);
-	text = read_file(path);
+	text = vt_read_text(path);
 	assert_non_null(text);
 	/* cut in the middle of the JSON body */
 	assert_int_equal(truncate(path, (off_t)(strlen(text) * 2 / 3)), 0);
@@ -561,7 +541,7 @@ test_write_atomic(void **state)
 
 	(void)state;
 	assert_int_equal(vd_file_write_atomic(path, longer, strlen(longer), &err), 0);
-	got = read_file(path);
+	got = vt_read_text(path);
 	assert_string_equal(got, longer);
 	free(got);
 
@@ -573,17 +553,17 @@ test_write_atomic(void **state)
 	assert_int_equal(read(fd, before, sizeof(before) - 1), (ssize_t)strlen(longer));
 	assert_string_equal(before, longer);
 	close(fd);
-	got = read_file(path);
+	got = vt_read_text(path);
 	assert_string_equal(got, "short\n");
 	free(got);
 
 	/* empty, and data with NULs in it: exactly LEN bytes */
 	assert_int_equal(vd_file_write_atomic(path, "", 0, &err), 0);
-	got = read_file(path);
+	got = vt_read_text(path);
 	assert_string_equal(got, "");
 	free(got);
 	assert_int_equal(vd_file_write_atomic(path, "a\0b", 3, &err), 0);
-	got = read_file(path);
+	got = vt_read_text(path);
 	assert_memory_equal(got, "a\0b", 3);
 	free(got);
 	assert_int_equal(entries(fx.dir), 1);
@@ -593,7 +573,7 @@ test_write_atomic(void **state)
 	snprintf(stale, sizeof(stale), "%s.tmp.%d", path, (int)getpid());
 	write_file(stale, longer);
 	assert_int_equal(vd_file_write_atomic(path, "new\n", 4, &err), 0);
-	got = read_file(path);
+	got = vt_read_text(path);
 	assert_string_equal(got, "new\n");
 	free(got);
 	assert_int_equal(entries(fx.dir), 1);
