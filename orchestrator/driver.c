@@ -33,7 +33,8 @@ unsupported(const struct vd_driver_ops *ops, const char *op, struct vd_error *er
 			    ops->name);
 }
 
-#define CALL(d, op, ...) ((d)->ops->op ? (d)->ops->op(d, __VA_ARGS__) : unsupported((d)->ops, #op, err))
+#define CALL(d, op, ...) \
+	((d)->ops->op ? (d)->ops->op(d, __VA_ARGS__) : unsupported((d)->ops, #op, err))
 
 int
 vd_driver_open(const struct vd_driver_ops *ops, const struct vd_driver_config *cfg,

@@ -36,7 +36,8 @@
 
 /* Where the engines are: today, the endpoints of this machine's two. */
 struct vd_node_config {
-	const char *docker_endpoint; /* unix:///path or tcp://host:port; NULL = $DOCKER_HOST or the default */
+	/* unix:///path or tcp://host:port; NULL = $DOCKER_HOST or the default */
+	const char *docker_endpoint;
 	const char *libvirt_uri;     /* NULL = $VDCTL_LIBVIRT_URI or qemu:///system */
 	const char *state_dir;       /* NULL = /var/lib/vdctl */
 	int timeout_ms;              /* per engine call; 0 = 30000 */
@@ -106,8 +107,8 @@ void vd_engines_need_all(struct vd_engines *es, enum vd_engine_need need);
  * service, then index), each replica's record complete and tagged with its
  * engine. Only this state directory's replicas are listed: those that carry
  * its id, and those made before vdctl labelled owners whose service it
- * recorded (unless VD_OBSERVE_ALL_OWNERS). Each engine's asked/up/error says how it went. Returns -1 when an
- * engine the pass requires did not answer or failed (its error), or when
+ * recorded (unless VD_OBSERVE_ALL_OWNERS). Each engine's asked/up/error
+ * says how it went. Returns -1 when an engine the pass requires did not answer or failed (its error), or when
  * engines were asked and none answered ("no engine answers").
  */
 int vd_engines_observe(struct vd_engines *es, unsigned flags, struct vd_replica_list *out,

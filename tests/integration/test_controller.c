@@ -14,7 +14,8 @@
  * and free balancer port, and runs `vdctl --state-dir DIR controller` as a
  * child with its stderr in DIR/ctl.log. Teardown stops it (SIGTERM, SIGKILL
  * after 20 s), prints its log and the last status seen when the test did not
- * reach its end, deletes the service with vdctl alone and removes DIR. Conditions are awaited by polling
+ * reach its end, deletes the service with vdctl alone and removes DIR.
+ * Conditions are awaited by polling
  * `vdctl status --json` every 200 ms up to a deadline; no upper bound on a
  * duration is asserted. vdctl ($VD_VDCTL_BIN) is copied first, so a rebuild
  * during the run does not pull it away; an apply refused for lack of

@@ -89,7 +89,8 @@ on_doc(void *arg, const struct vd_ynode *root, int line)
 		assert_false(root->kids[0]->quoted);
 		assert_true(root->kids[1]->quoted);
 	}
-	if (root->kind == VD_YMAP && root->n == 2 && strcmp(root->kids[0]->text, "\xc3\xa9\xc3\xa9") == 0) {
+	if (root->kind == VD_YMAP && root->n == 2 &&
+	    strcmp(root->kids[0]->text, "\xc3\xa9\xc3\xa9") == 0) {
 		/* columns count characters, not bytes */
 		assert_int_equal(root->kids[1]->line, 8);
 		assert_int_equal(root->kids[1]->col, 5);
