@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -109,8 +110,54 @@ vd_httpc_connect(const struct vd_httpc_target *t, int timeout_ms, struct vd_erro
 struct exchange {
 	vd_httpc_data_fn on_data;
 	void *arg;
-	bool done, stopped;
+	const char *header; /* the one header kept, or NULL */
+	char *value;        /* its value, cut to size */
+	size_t size, vlen;
+	char field[64]; /* the header name being read */
+	size_t flen;
+	bool in_value, match, done, stopped;
 };
+
+/* http-parser may hand a name or a value over in pieces. */
+static int
+on_field(http_parser *p, const char *at, size_t n)
+{
+	struct exchange *x = p->data;
+
+	if (x->in_value) {
+		x->in_value = false;
+		x->flen = 0;
+	}
+	if (x->flen + n < sizeof(x->field)) {
+		memcpy(x->field + x->flen, at, n);
+		x->flen += n;
+	} else {
+		x->flen = sizeof(x->field); /* longer than any name kept */
+	}
+	return 0;
+}
+
+static int
+on_value(http_parser *p, const char *at, size_t n)
+{
+	struct exchange *x = p->data;
+
+	if (!x->in_value) {
+		x->in_value = true;
+		x->match = x->header && x->flen == strlen(x->header) &&
+			   strncasecmp(x->field, x->header, x->flen) == 0;
+		if (x->match)
+			x->vlen = 0;
+	}
+	if (x->match && x->vlen + 1 < x->size) {
+		size_t k = n < x->size - 1 - x->vlen ? n : x->size - 1 - x->vlen;
+
+		memcpy(x->value + x->vlen, at, k);
+		x->vlen += k;
+		x->value[x->vlen] = '\0';
+	}
+	return 0;
+}
 
 static int
 on_body(http_parser *p, const char *at, size_t n)
@@ -134,6 +181,8 @@ on_complete(http_parser *p)
 }
 
 static const http_parser_settings settings = {
+	.on_header_field = on_field,
+	.on_header_value = on_value,
 	.on_body = on_body,
 	.on_message_complete = on_complete,
 };
@@ -157,14 +206,12 @@ send_all(int fd, const char *data, size_t len, int64_t deadline)
 	return 0;
 }
 
-int
-vd_httpc_request(const struct vd_httpc_target *t, const char *method, const char *path,
-		 const char *content_type, const char *body, size_t len, int timeout_ms,
-		 vd_httpc_data_fn on_data, void *arg, enum vd_httpc_failure *failure,
-		 struct vd_error *err)
+static int
+roundtrip(const struct vd_httpc_target *t, const char *method, const char *path,
+	  const char *content_type, const char *body, size_t len, int timeout_ms,
+	  struct exchange *x, enum vd_httpc_failure *failure, struct vd_error *err)
 {
 	int64_t deadline = vd_clock_ms() + timeout_ms;
-	struct exchange x = { on_data, arg, false, false };
 	_cleanup_close_ int fd = -1;
 	_cleanup_free_ char *head = NULL;
 	http_parser p;
@@ -194,8 +241,8 @@ vd_httpc_request(const struct vd_httpc_target *t, const char *method, const char
 		return fail(err, failure, vd_clock_ms() >= deadline ? VD_HTTPC_TIMEOUT : VD_HTTPC_IO,
 			    errno, "cannot send the request");
 	http_parser_init(&p, HTTP_RESPONSE);
-	p.data = &x;
-	while (!x.done) {
+	p.data = x;
+	while (!x->done) {
 		ssize_t got;
 		int w = vd_net_wait(fd, POLLIN, deadline);
 
@@ -208,19 +255,44 @@ vd_httpc_request(const struct vd_httpc_target *t, const char *method, const char
 			continue;
 		if (got < 0)
 			return fail(err, failure, VD_HTTPC_IO, errno, "cannot read the answer");
-		/* 0 bytes tells the parser the connection closed */
+		/* 0 bytes tells the parser the connection closed: the end of a
+		 * close-delimited body, or of an answer cut short */
 		if (http_parser_execute(&p, &settings, buf, (size_t)got) != (size_t)got &&
-		    !x.done) {
-			if (x.stopped)
+		    !x->done) {
+			if (x->stopped)
 				return fail(err, failure, VD_HTTPC_IO, 0,
 					    "the answer could not be kept (out of memory)");
-			return fail(err, failure, VD_HTTPC_PROTOCOL, 0,
-				    http_errno_description(HTTP_PARSER_ERRNO(&p)));
+			if (got > 0)
+				return fail(err, failure, VD_HTTPC_PROTOCOL, 0,
+					    http_errno_description(HTTP_PARSER_ERRNO(&p)));
 		}
-		if (got == 0 && !x.done)
+		if (got == 0 && !x->done)
 			return fail(err, failure, VD_HTTPC_IO, 0, "the connection closed mid-answer");
 	}
 	return (int)p.status_code;
+}
+
+int
+vd_httpc_request(const struct vd_httpc_target *t, const char *method, const char *path,
+		 const char *content_type, const char *body, size_t len, int timeout_ms,
+		 vd_httpc_data_fn on_data, void *arg, enum vd_httpc_failure *failure,
+		 struct vd_error *err)
+{
+	struct exchange x = { .on_data = on_data, .arg = arg };
+
+	return roundtrip(t, method, path, content_type, body, len, timeout_ms, &x, failure, err);
+}
+
+int
+vd_httpc_get_header(const struct vd_httpc_target *t, const char *path, const char *name,
+		    char *value, size_t size, int timeout_ms, enum vd_httpc_failure *failure,
+		    struct vd_error *err)
+{
+	struct exchange x = { .header = name, .value = value, .size = size };
+
+	if (size)
+		value[0] = '\0';
+	return roundtrip(t, "GET", path, NULL, NULL, 0, timeout_ms, &x, failure, err);
 }
 
 char *

@@ -47,6 +47,15 @@ int vd_httpc_request(const struct vd_httpc_target *t, const char *method, const 
 		     vd_httpc_data_fn on_data, void *arg, enum vd_httpc_failure *failure,
 		     struct vd_error *err);
 
+/*
+ * GET PATH and keep the answer's header NAME (any case): its value, cut to
+ * SIZE - 1 bytes, in VALUE, or "" when the answer has none. The body is
+ * dropped. Returns the HTTP status, or -1 as vd_httpc_request().
+ */
+int vd_httpc_get_header(const struct vd_httpc_target *t, const char *path, const char *name,
+			char *value, size_t size, int timeout_ms,
+			enum vd_httpc_failure *failure, struct vd_error *err);
+
 /* Connect to T within timeout_ms; a blocking socket, or -1 with err. */
 int vd_httpc_connect(const struct vd_httpc_target *t, int timeout_ms, struct vd_error *err);
 

@@ -13,7 +13,7 @@
 # Also: a no-op `vdctl apply` of the N replicas. Prints the times and
 # vdctl's ratios. The bar: vdctl <= 1.15 x raw, vdctl < compose, no-op < 100 ms.
 #
-# Then what observing costs as a service grows: for each size in NOOP_SIZES
+# Then what observing costs as a service grows (NOOP_ONLY=1: only this): for each size in NOOP_SIZES
 # (default "10 100 1000"), the replicas are made once and a no-op `vdctl
 # apply` and a `vdctl get` are timed (median of 5), with the Docker API
 # connections each made (counted with strace when it is installed). With
@@ -69,6 +69,7 @@ elapsed() { echo "$(now) - $1" | bc -l; }
 median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 
 vdctl_times=() noop_times=() raw_times=() compose_times=()
+[ -n "${NOOP_ONLY:-}" ] && RUNS=0
 for run in $(seq "$RUNS"); do
 	printf 'bench: run %d of %d\n' "$run" "$RUNS" >&2
 	t=$(now)
@@ -91,26 +92,28 @@ for run in $(seq "$RUNS"); do
 	(cd "$work" && docker-compose -p vdbench down -t 1 >/dev/null 2>&1)
 done
 
-printf 'bench: swarm\n' >&2
-if ! docker info --format '{{.Swarm.LocalNodeState}}' | grep -qx active; then
-	docker swarm init --advertise-addr 127.0.0.1 >/dev/null
-	swarm_made=1
-fi
-t=$(now)
-docker service create --name vdbench --replicas "$N" --limit-cpu 0.05 --limit-memory 32m \
-	--detach=false --quiet "$IMAGE" /svc --model sync --workers 2 >/dev/null
-swarm=$(elapsed "$t")
+if [ "$RUNS" -gt 0 ]; then
+	printf 'bench: swarm\n' >&2
+	if ! docker info --format '{{.Swarm.LocalNodeState}}' | grep -qx active; then
+		docker swarm init --advertise-addr 127.0.0.1 >/dev/null
+		swarm_made=1
+	fi
+	t=$(now)
+	docker service create --name vdbench --replicas "$N" --limit-cpu 0.05 --limit-memory 32m \
+		--detach=false --quiet "$IMAGE" /svc --model sync --workers 2 >/dev/null
+	swarm=$(elapsed "$t")
 
-vd=$(printf '%s\n' "${vdctl_times[@]}" | median)
-noop=$(printf '%s\n' "${noop_times[@]}" | median)
-raw=$(printf '%s\n' "${raw_times[@]}" | median)
-compose=$(printf '%s\n' "${compose_times[@]}" | median)
-printf '\n%d replicas from none to all answering, median of %d runs (swarm: 1 run)\n' "$N" "$RUNS"
-printf '  %-28s %8.2f s\n' "vdctl apply" "$vd" "raw Engine API (8 parallel)" "$raw" \
-	"docker-compose up --scale" "$compose" "docker service create (swarm)" "$swarm"
-printf '  %-28s %8.0f ms\n' "vdctl apply, no change" "$(echo "$noop * 1000" | bc -l)"
-printf '\nratios: vdctl/raw %.2f (bar <= 1.15), vdctl/compose %.2f (bar < 1), vdctl/swarm %.2f\n' \
-	"$(echo "$vd / $raw" | bc -l)" "$(echo "$vd / $compose" | bc -l)" "$(echo "$vd / $swarm" | bc -l)"
+	vd=$(printf '%s\n' "${vdctl_times[@]}" | median)
+	noop=$(printf '%s\n' "${noop_times[@]}" | median)
+	raw=$(printf '%s\n' "${raw_times[@]}" | median)
+	compose=$(printf '%s\n' "${compose_times[@]}" | median)
+	printf '\n%d replicas from none to all answering, median of %d runs (swarm: 1 run)\n' "$N" "$RUNS"
+	printf '  %-28s %8.2f s\n' "vdctl apply" "$vd" "raw Engine API (8 parallel)" "$raw" \
+		"docker-compose up --scale" "$compose" "docker service create (swarm)" "$swarm"
+	printf '  %-28s %8.0f ms\n' "vdctl apply, no change" "$(echo "$noop * 1000" | bc -l)"
+	printf '\nratios: vdctl/raw %.2f (bar <= 1.15), vdctl/compose %.2f (bar < 1), vdctl/swarm %.2f\n' \
+		"$(echo "$vd / $raw" | bc -l)" "$(echo "$vd / $compose" | bc -l)" "$(echo "$vd / $swarm" | bc -l)"
+fi
 
 # --------------------------------------------------- the cost of observing
 docker service rm vdbench >/dev/null 2>&1 || true
