@@ -137,7 +137,8 @@ timed5() {
 	printf '%s\n' "${ts[@]}" | median
 }
 printf '\nobserving: no-op apply and get, median of 5 (ms), Docker API connections\n'
-printf '  %-9s %-30s %-30s\n' "replicas" "vdctl apply (no change)" "vdctl get"
+printf '(--no-wait: the apply without its health pass over the replicas it keeps)\n'
+printf '  %-16s %-24s %-12s %-24s\n' "replicas" "apply (no change)" "--no-wait" "get"
 for n in $NOOP_SIZES; do
 	printf 'bench: %d replicas\n' "$n" >&2
 	# 8 MiB and a hundredth of a cpu each (the least an engine enforces):
@@ -147,13 +148,15 @@ for n in $NOOP_SIZES; do
 	"$VDCTL" apply --overcommit --timeout 10m "$work/noop.yaml" >/dev/null
 	for bin in "$VDCTL" ${BASELINE:-}; do
 		a=$(timed5 "$bin" apply "$work/noop.yaml")
+		nw=$(timed5 "$bin" apply --no-wait "$work/noop.yaml")
 		g=$(timed5 "$bin" get)
 		ac=$(calls "$bin" apply "$work/noop.yaml")
 		gc=$(calls "$bin" get)
 		label=$n
 		[ "$bin" = "$VDCTL" ] || label="$n (baseline)"
-		printf '  %-9s %8.0f ms, %5s calls         %8.0f ms, %5s calls\n' "$label" \
-			"$(echo "$a * 1000" | bc -l)" "$ac" "$(echo "$g * 1000" | bc -l)" "$gc"
+		printf '  %-16s %7.0f ms, %5s calls %7.0f ms  %7.0f ms, %5s calls\n' "$label" \
+			"$(echo "$a * 1000" | bc -l)" "$ac" "$(echo "$nw * 1000" | bc -l)" \
+			"$(echo "$g * 1000" | bc -l)" "$gc"
 	done
 	"$VDCTL" delete "$svc" >/dev/null
 done

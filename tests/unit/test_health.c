@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "vdtest.h"
+#include "vd/clock.h"
 #include "vd/ev.h"
 #include "vd/health.h"
 
@@ -507,6 +508,60 @@ test_many(void **state)
 	assert_memory_equal(fx.srv.first, want, strlen(want));
 }
 
+/*
+ * Many targets waited on at once: more than the probes let in flight (the
+ * rest queue), some of them failing and checked again until the deadline,
+ * some with no address. Each ends with its own result.
+ */
+static void
+test_wait_many(void **state)
+{
+	struct vd_health_target *t = calloc(NPROBES, sizeof(*t));
+	struct vd_service svc = { 0 };
+	struct server bad;
+	int ok = 0, sick = 0, none = 0;
+
+	(void)state;
+	assert_non_null(t);
+	memset(&bad, 0, sizeof(bad));
+	svc.health.kind = VD_HEALTH_HTTP;
+	svc.health.http_path = "/ping";
+	server_start(&fx.srv, S_OK);
+	server_start(&bad, S_500);
+	for (int i = 0; i < NPROBES; i++) {
+		int port = i % 10 == 0 ? 0 : i % 3 == 0 ? bad.port : fx.srv.port;
+
+		t[i] = (struct vd_health_target){ &svc, "127.0.0.1", port, VD_HEALTH_TIMEOUT, 0,
+						  false };
+		ok += port == fx.srv.port;
+		sick += port == bad.port;
+		none += port == 0;
+	}
+	assert_int_equal(vd_health_wait(t, NPROBES, vd_clock_ms() + 500, 20, (int)io_ms(), NULL,
+					NULL),
+			 ok);
+	server_stop(&fx.srv);
+	server_stop(&bad);
+	for (int i = 0; i < NPROBES; i++) {
+		if (t[i].port == fx.srv.port) {
+			assert_true(t[i].healthy);
+			assert_int_equal(t[i].result, VD_HEALTH_OK);
+		} else if (t[i].port == bad.port) {
+			assert_false(t[i].healthy);
+			assert_int_equal(t[i].result, VD_HEALTH_HTTP_BAD_STATUS);
+			assert_int_equal(t[i].http_status, 500);
+		} else {
+			assert_false(t[i].healthy);
+			assert_int_equal(t[i].result, VD_HEALTH_NO_ADDRESS);
+		}
+	}
+	/* every passing target once; every failing one at least once */
+	assert_int_equal(fx.srv.served, ok);
+	assert_true(bad.served >= sick);
+	assert_true(none > 0 && sick > 0);
+	free(t);
+}
+
 /* The blocking check shares the parsing: the same answers, the same codes. */
 static void
 test_blocking(void **state)
@@ -551,6 +606,7 @@ main(void)
 		T(test_cancel),
 		T(test_restart_from_done),
 		T(test_many),
+		T(test_wait_many),
 		T(test_blocking),
 	};
 
