@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -366,6 +367,10 @@ setup(struct controller *c, struct vd_error *err)
 		return vd_error_wrap(err, "metrics listener");
 	if (vd_ev_timer(c->ev, HOUSEKEEP_MS, housekeep, c) < 0)
 		return vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
+	/* one malloc arena for both threads: the engine thread's own would keep
+	 * some 0.6 MB resident for a thread that is idle almost always
+	 * (tests/bench/controller.sh: 5.0 MB with it, 4.4 MB without) */
+	mallopt(M_ARENA_MAX, 1);
 	if ((errno = pthread_create(&c->worker, NULL, ctrl_engine_thread, c)) != 0)
 		return vd_error_errno(err, errno, "cannot start the engine thread");
 	c->worker_started = true;
