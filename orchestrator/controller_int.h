@@ -46,6 +46,7 @@
 #define STOP_GRACE_MS 1000     /* idle keep-alive clients after a stop signal */
 #define STOP_DEADLINE_MS 15000 /* requests in flight after a stop signal */
 #define HOUSEKEEP_MS 500
+#define COLD_PROBE_MS 100      /* a replica not yet healthy is checked this often */
 
 struct controller;
 
@@ -137,7 +138,9 @@ struct crep {
 	enum health health;
 	enum vd_health_result last;
 	int fails;
+	int64_t fail_at; /* loop ms of the last failed check counted */
 	bool checked, in_lb, removing, seen;
+	bool passed; /* a check passed since it started: checks every interval */
 	int64_t healthy_since; /* loop ms, 0 while not healthy */
 	int64_t first_seen;
 	struct vd_health_probe *probe;

@@ -191,6 +191,7 @@ probe_done(void *arg, enum vd_health_result res, int http_status)
 	if (r->state != VD_STATE_RUNNING || r->removing)
 		return;
 	if (res == VD_HEALTH_OK) {
+		r->passed = true;
 		if (r->health != H_HEALTHY) {
 			vd_info("%s: healthy", r->name);
 			r->healthy_since = now;
@@ -206,16 +207,27 @@ probe_done(void *arg, enum vd_health_result res, int http_status)
 	} else if (r->health != H_HEALTHY &&
 		   vd_clock_wall_ns() - r->started_ns < svc->health.start_period_ms * 1000000) {
 		r->health = H_STARTING;
-	} else if (++r->fails >= svc->health.retries && r->health != H_UNHEALTHY) {
-		vd_health_describe(res, http_status, what, sizeof(what));
-		vd_warn("%s: unhealthy: %d checks failed, the last: %s", r->name, r->fails, what);
-		r->health = H_UNHEALTHY;
-		r->healthy_since = 0;
-		balancer_out(r, NULL, NULL);
-		mark_sick(c, r, what);
+	} else if (!r->passed && now - r->fail_at < svc->health.interval_ms) {
+		/* checked faster than its interval until it first passes: a
+		 * failure counts once an interval, as it would have */
+	} else {
+		r->fail_at = now;
+		if (++r->fails >= svc->health.retries && r->health != H_UNHEALTHY) {
+			vd_health_describe(res, http_status, what, sizeof(what));
+			vd_warn("%s: unhealthy: %d checks failed, the last: %s", r->name, r->fails,
+				what);
+			r->health = H_UNHEALTHY;
+			r->healthy_since = 0;
+			balancer_out(r, NULL, NULL);
+			mark_sick(c, r, what);
+		}
 	}
 	ensure_balancer(c, r->s, false);
-	schedule_probe(r, svc->health.interval_ms);
+	/* a new replica joins its balancer within a fraction of a second of
+	 * answering, not up to an interval later */
+	schedule_probe(r, r->passed || svc->health.interval_ms < COLD_PROBE_MS
+				  ? svc->health.interval_ms
+				  : COLD_PROBE_MS);
 }
 
 static void
@@ -241,6 +253,8 @@ crep_update(struct controller *c, struct crep *r, const struct vd_replica *h)
 
 	(void)c;
 	r->state = h->state;
+	if (r->started_ns != h->started_ns)
+		r->passed = false; /* started again: cold */
 	r->started_ns = h->started_ns;
 	if (strcmp(r->host, h->host) != 0 || r->port != h->host_port) {
 		snprintf(r->host, sizeof(r->host), "%s", h->host);

@@ -24,18 +24,20 @@
 
 #include "svc.h"
 
-struct svc_config svc_cfg = { SVC_SYNC, 1, 8080, "0.0.0.0" };
+struct svc_config svc_cfg = { SVC_SYNC, 1, 8080, "0.0.0.0", 0 };
 atomic_ulong svc_requests;
 uint64_t svc_start_us;
 
 static const char usage_text[] =
     "usage: svc [--model sync|async] [--workers N] [--port N] [--listen ADDR]\n"
+    "           [--start-delay MS]\n"
     "\n"
     "    --model sync   N workers, each serving one request at a time (default)\n"
     "    --model async  one thread and one event loop\n"
     "    --workers N    sync workers, 1 to 256 (default 1)\n"
     "    --port N       port to listen on (default $PORT, else 8080)\n"
     "    --listen ADDR  IPv4 or IPv6 address (default 0.0.0.0)\n"
+    "    --start-delay MS  listen only after MS ms, 0 to 60000: a slow start\n"
     "\n"
     "endpoints: /ping /healthz /info /timeout?ms=N /heavy?ms=N /alloc?mb=N\n"
     "    /bytes?n=N[&chunked=1]  N bytes of a pattern, in chunks or not\n"
@@ -85,6 +87,7 @@ parse_flags(int argc, char **argv, struct svc_config *cfg)
 		{ "workers", required_argument, NULL, 'w' },
 		{ "port", required_argument, NULL, 'p' },
 		{ "listen", required_argument, NULL, 'l' },
+		{ "start-delay", required_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -122,6 +125,13 @@ parse_flags(int argc, char **argv, struct svc_config *cfg)
 			break;
 		case 'l':
 			cfg->listen = optarg;
+			break;
+		case 'd':
+			if (parse_int(optarg, 0, 60000,
+			    &cfg->start_delay_ms) == -1) {
+				svc_warn("invalid start delay '%s'", optarg);
+				return -1;
+			}
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -238,6 +248,13 @@ main(int argc, char **argv)
 	}
 	if ((sfd = signal_fd()) == -1)
 		return 1;
+	if (svc_cfg.start_delay_ms > 0) {
+		struct timespec ts = { svc_cfg.start_delay_ms / 1000,
+		    (long)(svc_cfg.start_delay_ms % 1000) * 1000000 };
+
+		while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+			;
+	}
 	if ((lfd = listen_on(svc_cfg.listen, svc_cfg.port)) == -1)
 		return 1;
 	svc_start_us = svc_now_us();

@@ -44,6 +44,7 @@ struct svc_config {
 	int		 workers;
 	int		 port;
 	const char	*listen;
+	int		 start_delay_ms;	/* before listening */
 };
 
 /*

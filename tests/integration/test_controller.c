@@ -491,9 +491,10 @@ struct spec {
 	const char *command; /* a YAML flow sequence */
 	const char *start_period;
 	bool balancer;
+	const char *interval; /* of the health checks; NULL: 500ms */
 };
 
-static const struct spec web3 = { 3, SYNC_CMD, "5s", true };
+static const struct spec web3 = { 3, SYNC_CMD, "5s", true, NULL };
 
 static void
 write_manifest(struct tctx *t, const struct spec *s)
@@ -504,9 +505,10 @@ write_manifest(struct tctx *t, const struct spec *s)
 	fprintf(f, "# written by tests/integration/test_controller.c\n"
 		"service: %s\nbackend: docker\nimage: " IMAGE "\ncommand: %s\nport: 8080\n"
 		"replicas: %d\nresources: {cpus: 0.05, memory: 64Mi}\n"
-		"health: {http: /healthz, interval: 500ms, timeout: 500ms, retries: 2, "
+		"health: {http: /healthz, interval: %s, timeout: 500ms, retries: 2, "
 		"start_period: %s}\n",
-		t->svc, s->command, s->replicas, s->start_period);
+		t->svc, s->command, s->replicas, s->interval ? s->interval : "500ms",
+		s->start_period);
 	if (s->balancer)
 		fprintf(f, "balancer: {listen: 127.0.0.1:%d}\n", t->port);
 	else
@@ -577,7 +579,7 @@ get(int port, const char *path, char **body)
 static void
 test_daemon_sighup(void **state)
 {
-	static const struct spec one = { 1, SYNC_CMD, "5s", false };
+	static const struct spec one = { 1, SYNC_CMD, "5s", false, NULL };
 	struct tctx *t = *state;
 	struct vt_result r;
 	char pidfile[128], path[160], *text, *p;
@@ -838,6 +840,35 @@ test_apply(void **state)
 	t->done = true;
 }
 
+/*
+ * A replica slow to listen (1.5 s) joins its balancer once it answers, not
+ * a check interval (10 minutes here) later: until it first passes it is
+ * checked every 100 ms. Before, its first check failed and the next came
+ * 10 minutes on, past this test's 60 s wait.
+ */
+static void
+test_cold_start(void **state)
+{
+	static const struct spec slow = { 1,
+					  "[\"/svc\", \"--model\", \"sync\", \"--workers\", "
+					  "\"2\", \"--start-delay\", \"1500\"]",
+					  "1m", true, "10m" };
+	struct tctx *t = *state;
+	struct vt_result r;
+	char *body = NULL;
+
+	write_manifest(t, &slow);
+	ctl_start(t, NULL);
+	apply(t, &r, false);
+	vt_result_clear(&r);
+	json_decref(wait_ready(t, 1, WAIT_S));
+	assert_int_equal(get(t->port, "/ping", &body), 200);
+	assert_non_null(body);
+	assert_true(strncmp(body, "pong", 4) == 0);
+	free(body);
+	t->done = true;
+}
+
 /* Closed-model load through the balancer for 6 s, in the background:
  * 10 users, GET /timeout?ms=5 with a 5-10 ms wait, results in DIR/res.json. */
 static void
@@ -932,7 +963,7 @@ test_kill_under_load(void **state)
 static void
 test_oom(void **state)
 {
-	static const struct spec one = { 1, SYNC_CMD, "5s", false };
+	static const struct spec one = { 1, SYNC_CMD, "5s", false, NULL };
 	struct tctx *t = *state;
 	struct restarted w = { 0, NULL, "OOM-killed" };
 	char url[128], addr[64], id[80];
@@ -996,7 +1027,7 @@ test_restart(void **state)
 static void
 test_crash_backoff(void **state)
 {
-	static const struct spec bad = { 1, "[\"/svc\", \"--no-such-flag\"]", "0s", false };
+	static const struct spec bad = { 1, "[\"/svc\", \"--no-such-flag\"]", "0s", false, NULL };
 	struct tctx *t = *state;
 	struct vt_result r;
 	long long restarts = 0;
@@ -1339,6 +1370,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_lock, "lock"),
 		T(test_apply, "apply"),
+		T(test_cold_start, "cold"),
 		T(test_kill_under_load, "kill"),
 		T(test_oom, "oom"),
 		T(test_restart, "restart"),
