@@ -126,6 +126,26 @@ left_s(int64_t since_ms, int64_t cooldown_ms, int64_t now_ms)
 	return left > 0 ? (left + 999) / 1000 : 0;
 }
 
+/*
+ * A change held back (REASON: WHAT says why): the count stays, unless it is
+ * outside min..max (the bounds were changed), which no hold keeps it from
+ * leaving.
+ */
+static void
+hold(const struct vd_autoscale_policy *p, int have, enum vd_autoscale_reason reason,
+     const char *what, struct vd_autoscale_decision *out)
+{
+	int to = have < p->min ? p->min : have > p->max ? p->max : have;
+
+	out->desired = to;
+	out->reason = to == have ? reason : VD_AS_BOUNDS;
+	if (to == have)
+		snprintf(out->why, sizeof(out->why), "%d: %s", have, what);
+	else
+		snprintf(out->why, sizeof(out->why), "%d -> %d: %s %d (%s)", have, to,
+			 to > have ? "min" : "max", to, what);
+}
+
 void
 vd_autoscale_decide(const struct vd_autoscale_policy *p, const struct vd_autoscale_input *in,
 		    struct vd_autoscale_decision *out)
@@ -133,7 +153,7 @@ vd_autoscale_decide(const struct vd_autoscale_policy *p, const struct vd_autosca
 	int have = in->ready + in->starting;
 	int64_t last = in->last_up_ms > in->last_down_ms ? in->last_up_ms : in->last_down_ms;
 	struct want up, down;
-	char why[160];
+	char why[160], held[256];
 	int want;
 
 	window_wants(p, &in->up, in->ready, &up);
@@ -172,26 +192,21 @@ vd_autoscale_decide(const struct vd_autoscale_policy *p, const struct vd_autosca
 	/* cooldowns, and replicas still starting */
 	if (want > have && out->reason != VD_AS_UP_FROM_ZERO && in->last_up_ms &&
 	    in->now_ms - in->last_up_ms < p->up_cooldown_ms) {
-		snprintf(out->why, sizeof(out->why), "%d: wants %d (%s), scale-up cooldown %llds left",
-			 have, want, why,
-			 (long long)left_s(in->last_up_ms, p->up_cooldown_ms, in->now_ms));
-		out->desired = have;
-		out->reason = VD_AS_COOLDOWN;
+		snprintf(held, sizeof(held), "wants %d (%s), scale-up cooldown %llds left", want,
+			 why, (long long)left_s(in->last_up_ms, p->up_cooldown_ms, in->now_ms));
+		hold(p, have, VD_AS_COOLDOWN, held, out);
 		return;
 	}
 	if (want < have && in->starting > 0) {
-		snprintf(out->why, sizeof(out->why), "%d: wants %d (%s), %d still starting", have,
-			 want, why, in->starting);
-		out->desired = have;
-		out->reason = VD_AS_STARTING;
+		snprintf(held, sizeof(held), "wants %d (%s), %d still starting", want, why,
+			 in->starting);
+		hold(p, have, VD_AS_STARTING, held, out);
 		return;
 	}
 	if (want < have && last && in->now_ms - last < p->down_cooldown_ms) {
-		snprintf(out->why, sizeof(out->why),
-			 "%d: wants %d (%s), scale-down cooldown %llds left", have, want, why,
-			 (long long)left_s(last, p->down_cooldown_ms, in->now_ms));
-		out->desired = have;
-		out->reason = VD_AS_COOLDOWN;
+		snprintf(held, sizeof(held), "wants %d (%s), scale-down cooldown %llds left", want,
+			 why, (long long)left_s(last, p->down_cooldown_ms, in->now_ms));
+		hold(p, have, VD_AS_COOLDOWN, held, out);
 		return;
 	}
 

@@ -20,8 +20,9 @@
  * is on the ratio of the work to the replicas there are (as HPA's): 3.2
  * replicas' worth of work on 3 is no change. Each direction has its own
  * cooldown (a scale-down's runs from the last change either way); min and
- * max bound the answer, and the node's room (when known) bounds a scale-up,
- * which the decision then says.
+ * max bound the answer (a count outside them, after they changed, goes
+ * inside whatever else holds a change back), and the node's room (when
+ * known) bounds a scale-up, which the decision then says.
  */
 #ifndef VD_AUTOSCALE_H
 #define VD_AUTOSCALE_H
@@ -82,7 +83,7 @@ struct vd_autoscale_decision {
 	int desired; /* replicas ready + starting to have (== ready + starting: no change) */
 	int wanted;  /* what the policy asked before cooldown, bounds and room */
 	enum vd_autoscale_reason reason;
-	char why[256]; /* the reason with its numbers, e.g. "3 -> 5: 46.0 req/s x 0.210 s
+	char why[320]; /* the reason with its numbers, e.g. "3 -> 5: 46.0 req/s x 0.210 s
 			* = 9.7 in service, target 0.7 x 2 per replica" */
 };
 

@@ -269,6 +269,17 @@ test_bounds_and_room(void **state)
 	vd_autoscale_decide(&p, &in, &d);
 	assert_int_equal(d.desired, 3);
 	assert_int_equal(d.reason, VD_AS_NODE_FULL);
+	/* above max (max lowered) under a scale-down cooldown: down to max */
+	in = (struct vd_autoscale_input){ .now_ms = 1000000, .ready = 5, .up = win(1, 0.1, 0),
+					  .down = win(1, 0.1, 0), .last_up_ms = 995000,
+					  .room = -1 };
+	p.max = 3;
+	vd_autoscale_decide(&p, &in, &d);
+	assert_int_equal(d.desired, 3);
+	assert_int_equal(d.reason, VD_AS_BOUNDS);
+	assert_non_null(strstr(d.why, "5 -> 3: max 3 (wants 1"));
+	assert_non_null(strstr(d.why, "scale-down cooldown 25s left"));
+	p.max = 12;
 	/* below min (min raised): up to min */
 	in = (struct vd_autoscale_input){ .now_ms = 1000000, .ready = 1, .up = win(1, 0.1, 0),
 					  .down = win(1, 0.1, 0), .room = -1 };
