@@ -65,7 +65,7 @@ LIBORCH := $(B)/liborchestrator.a
 LEAN_OBJ := $(addprefix $(B)/,cli/lb_main.o cli/balance.o cli/usage.o orchestrator/ev.o \
 	orchestrator/lb.o orchestrator/lb_client.o orchestrator/lb_upstream.o orchestrator/hist.o \
 	orchestrator/units.o orchestrator/error.o orchestrator/log.o orchestrator/net.o \
-	orchestrator/diag.o orchestrator/file.o)
+	orchestrator/diag.o orchestrator/file.o orchestrator/signals.o)
 
 .PHONY: all setup run test check retest images fuzz clean tests unit-tests
 all: $(B)/vdctl $(B)/vdctl-lb $(B)/svc tests

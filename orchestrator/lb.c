@@ -76,7 +76,7 @@ lb_eject(struct vd_lb *lb, struct replica *r)
 	vd_warn("balancer: replica %s (%s) ejected; probing it back", r->name, r->address);
 	/* nothing left to wait for: the queue gets its answer now, not at its
 	 * timeout (as HAProxy answers 503 when no server is up) */
-	while (lb->qhead && !lb_any_up(lb))
+	while (lb->qhead && !lb_any_up(lb) && !lb->cfg.hold_when_empty)
 		lb_answer(lb->qhead, 503, VD_LB_ERR_NO_REPLICA);
 }
 
@@ -220,6 +220,13 @@ vd_lb_new(struct vd_ev *ev, const struct vd_lb_config *cfg, struct vd_error *err
 	if (!lb->cfg.max_header_bytes)
 		lb->cfg.max_header_bytes = 16384;
 	lb->rng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)vd_ev_now_us(ev);
+	if (!lb->cfg.signal_span_ms)
+		lb->cfg.signal_span_ms = 60000;
+	if (!(lb->sig = vd_signals_new(lb->cfg.signal_span_ms, vd_ev_now_us(ev)))) {
+		vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
+		free(lb);
+		return NULL;
+	}
 	/* lb->wait and lb->total are zeroed: empty windows (vd/hist.h) */
 	lb->listener.fn = lb_accept_clients;
 	lb->listener.fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -233,6 +240,7 @@ vd_lb_new(struct vd_ev *ev, const struct vd_lb_config *cfg, struct vd_error *err
 			       cfg->listen_port);
 		if (lb->listener.fd >= 0)
 			close(lb->listener.fd);
+		vd_signals_free(lb->sig);
 		free(lb);
 		return NULL;
 	}
@@ -270,6 +278,7 @@ vd_lb_free(struct vd_lb *lb)
 	}
 	for (int i = 0; i < lb->nfree; i++)
 		free(lb->free_bufs[i]);
+	vd_signals_free(lb->sig);
 	free(lb);
 }
 
@@ -379,6 +388,35 @@ vd_lb_drain_replica(struct vd_lb *lb, const char *name,
 	if (r->inflight == 0)
 		lb_replica_remove(lb, r);
 	return 0;
+}
+
+void
+vd_lb_signals(struct vd_lb *lb, int64_t span_ms, struct vd_signals_window *out)
+{
+	vd_signals_read(lb->sig, vd_ev_now_us(lb->ev), span_ms, out);
+}
+
+int
+vd_lb_signals_span(struct vd_lb *lb, int64_t span_ms)
+{
+	struct vd_signals *s;
+
+	if (span_ms <= vd_signals_span(lb->sig))
+		return 0;
+	if (!(s = vd_signals_new(span_ms, vd_ev_now_us(lb->ev))))
+		return -1;
+	vd_signals_free(lb->sig);
+	lb->sig = s;
+	lb_levels(lb);
+	lb->cfg.signal_span_ms = span_ms;
+	return 0;
+}
+
+void
+vd_lb_on_waiting(struct vd_lb *lb, void (*fn)(void *arg), void *arg)
+{
+	lb->on_waiting = fn;
+	lb->on_waiting_arg = arg;
 }
 
 static void

@@ -205,6 +205,7 @@ unqueue(struct client *c)
 		if (lb->qtail == c)
 			lb->qtail = prev;
 		lb->queued--;
+		lb_levels(lb);
 	}
 	c->state = C_HEAD;
 }
@@ -275,6 +276,8 @@ lb_answer(struct client *c, int status, enum vd_lb_error_kind why)
 	struct vd_lb *lb = c->lb;
 
 	lb->errors[why]++;
+	if (status >= 502) /* an arrival the replicas did not serve */
+		vd_signals_refuse(lb->sig, vd_ev_now_us(lb->ev));
 	unqueue(c);
 	drop_upstream(c);
 	if (c->response_started) {
@@ -459,6 +462,8 @@ parse_request(struct client *c)
 		c->sent = c->head_len;
 		lb->requests++;
 		c->t_head_us = vd_ev_now_us(lb->ev);
+		c->wait_us = c->cold_us = 0;
+		vd_signals_arrive(lb->sig, c->t_head_us);
 		lb_route(c);
 		return c->h.fd >= 0;
 	}
@@ -552,6 +557,7 @@ dispatch(struct client *c, struct replica *r)
 
 	r->inflight++;
 	lb->inflight++;
+	lb_levels(lb);
 	r->requests++;
 	c->attempts++;
 	if (up) {
@@ -594,7 +600,7 @@ lb_route(struct client *c)
 		dispatch(c, r);
 		return;
 	}
-	if (!lb_any_up(lb)) {
+	if (!lb_any_up(lb) && !lb->cfg.hold_when_empty) {
 		lb_answer(c, 503, VD_LB_ERR_NO_REPLICA);
 		return;
 	}
@@ -604,6 +610,7 @@ lb_route(struct client *c)
 	}
 	c->state = C_QUEUED;
 	c->t_queued_us = vd_ev_now_us(lb->ev);
+	c->cold = !lb_any_up(lb);
 	c->qnext = NULL;
 	if (lb->qtail)
 		lb->qtail->qnext = c;
@@ -611,7 +618,10 @@ lb_route(struct client *c)
 		lb->qhead = c;
 	lb->qtail = c;
 	lb->queued++;
+	lb_levels(lb);
 	vd_ev_set(lb->ev, &c->h, 0);
+	if (lb->on_waiting && !lb_any_up(lb))
+		lb->on_waiting(lb->on_waiting_arg);
 }
 
 /* Give queued requests, oldest first, to replicas that can take them. */
@@ -627,9 +637,12 @@ lb_pump_queue(struct vd_lb *lb)
 		if (!lb->qhead)
 			lb->qtail = NULL;
 		lb->queued--;
+		c->wait_us += (uint64_t)(vd_ev_now_us(lb->ev) - c->t_queued_us);
+		if (c->cold)
+			c->cold_us += (uint64_t)(vd_ev_now_us(lb->ev) - c->t_queued_us);
 		vd_hist_window_record(&lb->wait, vd_ev_now_ms(lb->ev),
 				 (uint64_t)(vd_ev_now_us(lb->ev) - c->t_queued_us));
-		dispatch(c, r);
+		dispatch(c, r); /* counts the levels */
 	}
 }
 

@@ -33,6 +33,7 @@
 #include "vd/ev.h"
 #include "vd/hist.h"
 #include "vd/lb.h"
+#include "vd/signals.h"
 
 #define UP_BUF 16384         /* an upstream connection's relay buffer */
 #define FREE_BUFS 256        /* client buffers kept for reuse */
@@ -76,6 +77,9 @@ struct client {
 	size_t outlen;
 	struct upstream *up;
 	int64_t t_head_us, t_queued_us, t_activity_ms;
+	uint64_t wait_us; /* the request's time in the queue so far */
+	uint64_t cold_us; /* ... of which waiting for a first replica (none up) */
+	bool cold;        /* queued while no replica was up */
 	int attempts;
 	bool response_started;
 	char xff[80];
@@ -139,6 +143,9 @@ struct vd_lb {
 	uint64_t requests, responses[6], errors[VD_LB_ERR_KINDS];
 	uint64_t relayed, relayed_us; /* responses relayed and their times, since the start */
 	struct vd_window wait, total;
+	struct vd_signals *sig; /* per second, for the autoscaler */
+	void (*on_waiting)(void *arg);
+	void *on_waiting_arg;
 };
 
 /* ------------------------------------------------- lb.c: the replicas */
@@ -219,6 +226,14 @@ void lb_upstream_failed(struct upstream *up, enum vd_lb_error_kind why, bool bla
 
 /* ------------------------------------------ on the path of every request */
 
+/* The requests in flight or queued changed: the signals count time at
+ * the new levels from now. */
+static inline void
+lb_levels(struct vd_lb *lb)
+{
+	vd_signals_level(lb->sig, vd_ev_now_us(lb->ev), lb->inflight, lb->queued);
+}
+
 /* Count a response by its class: [1] 1xx ... [5] 5xx, [0] anything else. */
 static inline void
 lb_count_response(struct vd_lb *lb, int status)
@@ -239,6 +254,7 @@ lb_release_slot(struct client *c, struct replica *r)
 		return;
 	r->inflight--;
 	lb->inflight--;
+	lb_levels(lb);
 	if (r->draining && r->inflight == 0)
 		lb_replica_remove(lb, r);
 }

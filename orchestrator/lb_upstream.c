@@ -178,6 +178,7 @@ finish(struct client *c)
 	lb->relayed++;
 	lb->relayed_us += us;
 	vd_hist_window_record(&lb->total, now_ms, us);
+	vd_signals_complete(lb->sig, vd_ev_now_us(lb->ev), c->wait_us, us, c->cold_us);
 	if (r)
 		vd_hist_window_record(&r->total, now_ms, us);
 	up->no_reuse |= !http_should_keep_alive(&up->p);

@@ -36,6 +36,7 @@
 
 #include "vd/error.h"
 #include "vd/ev.h"
+#include "vd/signals.h"
 
 /* How a request picks its replica (the manifest's balancer.policy). */
 enum vd_lb_policy { VD_LB_ROUND_ROBIN, VD_LB_LEAST_OUTSTANDING, VD_LB_P2C };
@@ -54,6 +55,9 @@ struct vd_lb_config {
 	int64_t connect_timeout_ms;    /* to a replica; 0 = 2 s */
 	int64_t response_timeout_ms;   /* a replica silent this long: 504; 0 = 60 s */
 	size_t max_header_bytes;       /* request head above this: 431; 0 = 16 KiB */
+	int64_t signal_span_ms;        /* the longest window vd_lb_signals() reads; 0 = 60 s */
+	bool hold_when_empty;          /* no replica up: queue requests (bounded by the
+					  queue's limit and timeout), not answer 503 */
 };
 
 /* Fill cfg with the defaults (listen 127.0.0.1:8000, least-outstanding,
@@ -153,6 +157,21 @@ struct vd_lb_stats {
 /* A snapshot of the numbers; out->replicas is the caller's to free(). -1,
  * with err set, when out of memory. */
 int vd_lb_stats(struct vd_lb *lb, struct vd_lb_stats *out, struct vd_error *err);
+
+/* What the balancer saw over the last SPAN_MS (at most its config's
+ * signal_span_ms, or what vd_lb_signals_span() set): arrivals, completions
+ * and refusals a second, time-weighted in-flight and queue lengths, queue
+ * wait, service time and response time (vd/signals.h). */
+void vd_lb_signals(struct vd_lb *lb, int64_t span_ms, struct vd_signals_window *out);
+
+/* Keep signals for windows up to SPAN_MS from now on: a longer ring starts
+ * empty, a shorter or equal one is kept. -1 when out of memory (the old
+ * ring stays). */
+int vd_lb_signals_span(struct vd_lb *lb, int64_t span_ms);
+
+/* Call FN(ARG) when a request joins the queue while no replica is up (with
+ * hold_when_empty: someone should start one). FN NULL: no call. */
+void vd_lb_on_waiting(struct vd_lb *lb, void (*fn)(void *arg), void *arg);
 
 /* An error kind's name as the stats line prints it ("queue_full"), or "?". */
 const char *vd_lb_error_name(enum vd_lb_error_kind k);
