@@ -26,6 +26,7 @@
 #include "vd/cleanup.h"
 #include "vd/driver.h"
 #include "vd/manifest.h"
+#include "vd/signals.h"
 #include "vd/units.h"
 #include "vd/ytree.h"
 
@@ -110,7 +111,7 @@ enum field {
 	F_HEALTH, F_HTTP, F_TCP, F_INTERVAL, F_TIMEOUT, F_RETRIES, F_START_PERIOD,
 	F_BALANCER, F_LISTEN, F_POLICY, F_MAX_INFLIGHT, F_QUEUE_LIMIT, F_QUEUE_TIMEOUT,
 	F_AUTOSCALE, F_MIN, F_MAX, F_TARGET_P95, F_TARGET_QUEUE, F_UP_WINDOW, F_DOWN_WINDOW,
-	F_COOLDOWN,
+	F_COOLDOWN, F_UP_COOLDOWN, F_TOLERANCE, F_UTILISATION,
 	F_UPDATE, F_MAX_SURGE, F_MAX_UNAVAILABLE,
 	F_COUNT
 };
@@ -541,6 +542,12 @@ static const struct vd_ykey autoscale_keys[] = {
 	  .off = SVC(autoscale.down_window_ms), .min = 1 },
 	{ .name = "cooldown", .field = F_COOLDOWN, .type = VD_YDURATION,
 	  .off = SVC(autoscale.cooldown_ms), .min = 0 },
+	{ .name = "up_cooldown", .field = F_UP_COOLDOWN, .type = VD_YDURATION,
+	  .off = SVC(autoscale.up_cooldown_ms), .min = 0 },
+	{ .name = "tolerance", .field = F_TOLERANCE, .type = VD_YNUMBER,
+	  .off = SVC(autoscale.tolerance), .min = 0, .max = 1 },
+	{ .name = "utilisation", .field = F_UTILISATION, .type = VD_YNUMBER,
+	  .off = SVC(autoscale.utilisation), .min = 0, .max = 1 },
 };
 
 static const struct vd_ykey update_keys[] = {
@@ -651,6 +658,9 @@ set_defaults(struct vd_service *s)
 	s->autoscale.up_window_ms = 10000;
 	s->autoscale.down_window_ms = 120000;
 	s->autoscale.cooldown_ms = 30000;
+	s->autoscale.up_cooldown_ms = 0;
+	s->autoscale.tolerance = 0.1;
+	s->autoscale.utilisation = 0.7;
 	s->update.max_surge = 1;
 	s->update.max_unavailable = 0;
 }
@@ -774,6 +784,14 @@ check_autoscale(struct draft *d)
 	if (!d->at[F_TARGET_P95] && !d->at[F_TARGET_QUEUE])
 		diag(d, as, "'autoscale' needs a target: 'target_p95', "
 		     "'target_queue' or both");
+	if (good(d, F_DOWN_WINDOW) && d->s.autoscale.down_window_ms > VD_SIG_MAX_SPAN_MS)
+		diag(d, d->at[F_DOWN_WINDOW], "'autoscale.down_window' is at most 1h");
+	else if (!d->bad[F_UP_WINDOW] && !d->bad[F_DOWN_WINDOW] &&
+		 (d->at[F_UP_WINDOW] || d->at[F_DOWN_WINDOW]) &&
+		 d->s.autoscale.up_window_ms > d->s.autoscale.down_window_ms)
+		diag(d, d->at[F_UP_WINDOW] ? d->at[F_UP_WINDOW] : d->at[F_DOWN_WINDOW],
+		     "'autoscale.up_window' is longer than 'autoscale.down_window': "
+		     "the short window adds replicas, the long one removes them");
 }
 
 static void

@@ -81,7 +81,11 @@ struct vd_service {
 		int min, max;
 		int64_t target_p95_ms; /* 0 = unset */
 		double target_queue;   /* 0 = unset */
-		int64_t up_window_ms, down_window_ms, cooldown_ms;
+		int64_t up_window_ms, down_window_ms;
+		int64_t cooldown_ms;    /* before a scale-down, after any change */
+		int64_t up_cooldown_ms; /* before a scale-up, after a scale-up */
+		double tolerance;       /* a relative change below this is not made */
+		double utilisation;     /* of a replica's concurrency, in (0, 1] */
 	} autoscale;
 	struct {
 		int max_surge, max_unavailable;

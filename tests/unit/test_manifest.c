@@ -225,7 +225,8 @@ test_section_defaults(void **state)
 	json_decref(want);
 	want = json_loads(
 		"{\"min\": 1, \"max\": 10, \"target_p95_ms\": null, \"target_queue\": 3.0,"
-		" \"up_window_ms\": 10000, \"down_window_ms\": 120000, \"cooldown_ms\": 30000}",
+		" \"up_window_ms\": 10000, \"down_window_ms\": 120000, \"cooldown_ms\": 30000,"
+		" \"up_cooldown_ms\": 0, \"tolerance\": 0.1, \"utilisation\": 0.7}",
 		0, NULL);
 	assert_true(json_equal(json_object_get(json_array_get(got, 0), "autoscale"), want));
 	assert_true(m->services[0].balancer.enabled);
@@ -345,7 +346,7 @@ test_reference_manifest(void **state)
 		"health", "http", "tcp", "interval", "timeout", "retries", "start_period",
 		"balancer", "listen", "policy", "max_inflight", "queue_limit", "queue_timeout",
 		"autoscale", "min", "max", "target_p95", "target_queue", "up_window",
-		"down_window", "cooldown", "update", "max_surge", "max_unavailable",
+		"down_window", "cooldown", "up_cooldown", "tolerance", "utilisation", "update", "max_surge", "max_unavailable",
 	};
 	struct vd_error err = VD_ERROR_INIT;
 	struct vd_diags diags = VD_DIAGS_INIT;
@@ -415,9 +416,9 @@ assert_same_service(const struct vd_service *a, const struct vd_service *b)
 {
 	/* A new field changes these sizes: compare it below, and give it a key in
 	 * the table of orchestrator/manifest.c, which both reads and writes it. */
-	_Static_assert(sizeof(struct vd_service) == 280, "compare every field");
+	_Static_assert(sizeof(struct vd_service) == 304, "compare every field");
 	_Static_assert(sizeof(a->vm) == 40 && sizeof(a->health) == 48 &&
-			       sizeof(a->balancer) == 40 && sizeof(a->autoscale) == 56 &&
+			       sizeof(a->balancer) == 40 && sizeof(a->autoscale) == 80 &&
 			       sizeof(a->update) == 8,
 		       "compare every field");
 
@@ -456,6 +457,9 @@ assert_same_service(const struct vd_service *a, const struct vd_service *b)
 	SAME(autoscale.up_window_ms);
 	SAME(autoscale.down_window_ms);
 	SAME(autoscale.cooldown_ms);
+	SAME(autoscale.up_cooldown_ms);
+	SAME(autoscale.tolerance);
+	SAME(autoscale.utilisation);
 	SAME(update.max_surge);
 	SAME(update.max_unavailable);
 }
