@@ -51,9 +51,30 @@ vd_autoscale_reason_name(enum vd_autoscale_reason r)
 	return (unsigned)r < sizeof(names) / sizeof(names[0]) && names[r] ? names[r] : "?";
 }
 
-/* ceil() of a count that may carry rounding noise (2.0000000001 is 2). */
-static int
-count_up(double x)
+static void
+window_of(const struct vd_signals_window *w, struct vd_autoscale_window *out)
+{
+	out->rate = w->rate;
+	out->service_s = w->service_ms / 1000;
+	out->queue = w->queue;
+	out->p95_ms = w->completions > 0 ? (int64_t)(w->p95_ms + 0.5) : 0;
+	if (out->p95_ms == 0 && w->completions > 0)
+		out->p95_ms = 1;
+	out->arrivals = (uint64_t)(w->arrivals + 0.5);
+}
+
+void
+vd_autoscale_windows(const struct vd_signals_window *up, const struct vd_signals_window *step,
+		     const struct vd_signals_window *down, struct vd_autoscale_input *in)
+{
+	window_of(up, &in->up);
+	window_of(down, &in->down);
+	if (step->rate > in->up.rate)
+		in->up.rate = step->rate;
+}
+
+int
+vd_autoscale_count(double x)
 {
 	if (!(x > 1e-9))
 		return 0;
@@ -62,10 +83,12 @@ count_up(double x)
 	return (int)ceil(x - 1e-9);
 }
 
-/* The replicas window W wants with READY in the balancer. */
+/* The replicas window W wants with READY in the balancer; GUARDS: with the
+ * latency and queue guards (the short window's: the long one would keep a
+ * spike's slow requests, and its replicas, for its whole length). */
 static void
 window_wants(const struct vd_autoscale_policy *p, const struct vd_autoscale_window *w, int ready,
-	     struct want *out)
+	     bool guards, struct want *out)
 {
 	int per = p->per_replica > 0 ? p->per_replica : 1;
 	double util = p->utilisation > 0 && p->utilisation <= 1 ? p->utilisation : 1;
@@ -77,7 +100,7 @@ window_wants(const struct vd_autoscale_policy *p, const struct vd_autoscale_wind
 	snprintf(out->why, sizeof(out->why),
 		 "%.1f req/s x %.3f s = %.1f in service, target %.2g x %d per replica", w->rate,
 		 w->service_s, inservice, util, per);
-	if (p->target_p95_ms > 0 && w->p95_ms > p->target_p95_ms) {
+	if (guards && p->target_p95_ms > 0 && w->p95_ms > p->target_p95_ms) {
 		double x = (double)base * (double)w->p95_ms / (double)p->target_p95_ms;
 
 		if (x > out->x) {
@@ -87,7 +110,7 @@ window_wants(const struct vd_autoscale_policy *p, const struct vd_autoscale_wind
 				 (long long)w->p95_ms, (long long)p->target_p95_ms);
 		}
 	}
-	if (p->target_queue > 0 && ready > 0 && w->queue / ready > p->target_queue) {
+	if (guards && p->target_queue > 0 && ready > 0 && w->queue / ready > p->target_queue) {
 		double x = w->queue / p->target_queue;
 
 		if (x > out->x) {
@@ -98,7 +121,7 @@ window_wants(const struct vd_autoscale_policy *p, const struct vd_autoscale_wind
 				 p->target_queue);
 		}
 	}
-	out->n = count_up(out->x);
+	out->n = vd_autoscale_count(out->x);
 }
 
 /*
@@ -156,8 +179,8 @@ vd_autoscale_decide(const struct vd_autoscale_policy *p, const struct vd_autosca
 	char why[160], held[256];
 	int want;
 
-	window_wants(p, &in->up, in->ready, &up);
-	window_wants(p, &in->down, in->ready, &down);
+	window_wants(p, &in->up, in->ready, true, &up);
+	window_wants(p, &in->down, in->ready, false, &down);
 	if (down.x < up.x) /* the short window keeps what it wants */
 		down = up;
 	out->reason = VD_AS_STEADY;
@@ -223,8 +246,12 @@ vd_autoscale_decide(const struct vd_autoscale_policy *p, const struct vd_autosca
 	if (in->room >= 0 && out->desired > have && out->desired > in->room) {
 		int fit = in->room > have ? in->room : have;
 
-		snprintf(out->why, sizeof(out->why), "%d -> %d: wants %d (%s), the node holds %d",
-			 have, fit, out->desired, why, in->room);
+		if (fit == have)
+			snprintf(out->why, sizeof(out->why), "%d: wants %d (%s), the node holds %d",
+				 have, out->desired, why, in->room);
+		else
+			snprintf(out->why, sizeof(out->why), "%d -> %d: wants %d (%s), the node "
+				 "holds %d", have, fit, out->desired, why, in->room);
 		out->desired = fit;
 		out->reason = VD_AS_NODE_FULL;
 		return;

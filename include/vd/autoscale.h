@@ -31,6 +31,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vd/signals.h"
+
 /* What a service asks of the autoscaler: the manifest's keys, defaults
  * applied (vd_autoscale_policy_defaults). */
 struct vd_autoscale_policy {
@@ -87,9 +89,26 @@ struct vd_autoscale_decision {
 			* = 9.7 in service, target 0.7 x 2 per replica" */
 };
 
+/* The last seconds of load, where a step shows long before it moves the
+ * short window's mean. */
+#define VD_AUTOSCALE_STEP_MS 2000
+
+/* IN's two windows from a balancer's signals (vd/signals.h) over the short
+ * window UP, its last VD_AUTOSCALE_STEP_MS (STEP) and the long window DOWN:
+ * the short window's rate is the higher of UP's and STEP's (it only adds,
+ * so a step in load is answered within a second or two); p95 is 0 with no
+ * response in the window. The controller and the simulator both read the
+ * balancer this way. */
+void vd_autoscale_windows(const struct vd_signals_window *up, const struct vd_signals_window *step,
+			  const struct vd_signals_window *down, struct vd_autoscale_input *in);
+
 /* The decision for IN under P. */
 void vd_autoscale_decide(const struct vd_autoscale_policy *p, const struct vd_autoscale_input *in,
 			 struct vd_autoscale_decision *out);
+
+/* X replicas' worth of work as a whole count: ceil(X), with the rounding
+ * noise of floating point left out (2.0000000001 is 2); at most 1000000. */
+int vd_autoscale_count(double x);
 
 /* A reason in words: "load", "latency", ... */
 const char *vd_autoscale_reason_name(enum vd_autoscale_reason r);

@@ -172,6 +172,15 @@ test_windows(void **state)
 	/* the short window alone adds */
 	d = decide(&p, 3, 0, win(46, 0.21, 0), win(5, 0.21, 0));
 	assert_int_equal(d.desired, 7);
+	/* a spike's slow requests in the long window do not hold its replicas:
+	 * the guards are the short window's (40 x 0.1 / 1.4 = 2.9) */
+	p.target_p95_ms = 300;
+	d = decide(&p, 12, 0, win(10, 0.1, 150), win(40, 0.1, 2000));
+	assert_int_equal(d.desired, 3);
+	assert_int_equal(d.reason, VD_AS_DOWN);
+	/* while the short window is slow, it keeps them */
+	d = decide(&p, 12, 0, win(10, 0.1, 400), win(40, 0.1, 2000));
+	assert_int_equal(d.desired, 12);
 }
 
 static void
