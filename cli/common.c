@@ -152,6 +152,36 @@ cli_load_recorded(const char *service, struct vd_manifest **m, struct vd_error *
 	return 0;
 }
 
+/*
+ * An autoscaled service's count is the autoscaler's: an apply keeps the
+ * count recorded for it (the manifest's `replicas` is where it starts),
+ * moved inside min..max when the bounds changed.
+ */
+static void
+keep_autoscaled(struct vd_manifest *m, FILE *out)
+{
+	for (size_t i = 0; i < m->nservices; i++) {
+		struct vd_service *s = &m->services[i];
+		struct vd_diags diags = VD_DIAGS_INIT;
+		struct vd_error e = VD_ERROR_INIT;
+		struct vd_manifest *rec = NULL;
+		int n = s->replicas;
+
+		if (!s->autoscale.enabled)
+			continue;
+		if (vd_state_load(cli_state_dir(), s->name, &rec, &diags, &e) == 0 &&
+		    rec->services[0].autoscale.enabled)
+			n = rec->services[0].replicas;
+		vd_diags_clear(&diags);
+		vd_manifest_free(rec);
+		n = n < s->autoscale.min ? s->autoscale.min : n > s->autoscale.max ? s->autoscale.max : n;
+		if (n != s->replicas && out)
+			fprintf(out, "%s: autoscaled: %d replica%s (the manifest says %d)\n", s->name,
+				n, n == 1 ? "" : "s", s->replicas);
+		s->replicas = n;
+	}
+}
+
 int
 cli_apply_files(char *const *paths, size_t n, struct vd_apply_opts *o,
 		struct vd_apply_result *res, struct vd_error *err)
@@ -163,6 +193,7 @@ cli_apply_files(char *const *paths, size_t n, struct vd_apply_opts *o,
 
 	if (cli_load(paths, n, &m, err) < 0)
 		return -1;
+	keep_autoscaled(m, o->out);
 	ret = vd_apply_desired(m, NULL, &want, &idents, err);
 	if (ret == 0)
 		ret = vd_apply_anywhere(want, m->nservices, o, res, err);

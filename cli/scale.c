@@ -16,7 +16,9 @@ static const char usage[] =
 	"Set the replica count of services that 'vdctl apply' made, and make the\n"
 	"engines match: new indices are created, the highest indices removed\n"
 	"first. The new count is recorded as the service's desired state; a later\n"
-	"apply of its manifest sets the manifest's count again.\n"
+	"apply of its manifest sets the manifest's count again. An autoscaled\n"
+	"service is refused (exit 2): its count is the autoscaler's, within the\n"
+	"bounds its manifest sets.\n"
 	"\n"
 	"options:\n"
 	CLI_RUN_USAGE
@@ -24,6 +26,30 @@ static const char usage[] =
 	"\n"
 	"exit status: 0 done; 1 a step failed; 2 bad arguments or unknown service;\n"
 	"3 an engine did not answer\n";
+
+/* An autoscaled service's count is the autoscaler's: -1, with err, for
+ * SERVICE=N of one (or one that cannot be read). */
+static int
+refuse_autoscaled(char *arg, struct vd_error *err)
+{
+	char *eq = strchr(arg, '=');
+	struct vd_manifest *m = NULL;
+	int ret = 0;
+
+	*eq = '\0';
+	if (cli_load_recorded(arg, &m, err) < 0)
+		ret = -1;
+	else if (m->services[0].autoscale.enabled)
+		ret = vd_error_set(err, VD_EXIT_INPUT, "service '%s' is autoscaled (min %d, max "
+				   "%d): the autoscaler sets its count; change 'autoscale.min' "
+				   "and 'autoscale.max' in its manifest and apply it, or take "
+				   "'autoscale' out to set the count by hand; nothing was changed",
+				   arg, m->services[0].autoscale.min,
+				   m->services[0].autoscale.max);
+	vd_manifest_free(m);
+	*eq = '=';
+	return ret;
+}
 
 int
 cmd_scale(int argc, char **argv, struct vd_error *err)
@@ -70,6 +96,9 @@ cmd_scale(int argc, char **argv, struct vd_error *err)
 			return cli_usage_error(err, "scale", "bad count in '%s': %s", argv[i],
 					       why.msg);
 	}
+	for (int i = optind; i < argc; i++)
+		if (refuse_autoscaled(argv[i], err) < 0)
+			return -1;
 	for (int i = optind; i < argc; i++) {
 		char *eq = strchr(argv[i], '=');
 		struct vd_manifest *m = NULL;

@@ -6,22 +6,27 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "vd/ctlclient.h"
 #include "vd/units.h"
 
 static const char usage[] =
-	"usage: vdctl status [--json] [SERVICE...]\n"
+	"usage: vdctl status [--json | --events] [SERVICE...]\n"
 	"\n"
 	"Ask the running controller (see vdctl-controller(8)) what it sees: whether\n"
 	"each engine answers; for each service its replicas ready of desired and its\n"
 	"balancer's numbers (client connections, requests in flight and queued,\n"
 	"responses a second and p50/p95/p99 response time over the last 10 s,\n"
 	"errors); for each replica its state, health, restarts and the reason of\n"
-	"the last one, address, requests in flight and served.\n"
+	"the last one, address, requests in flight and served. For an autoscaled\n"
+	"service, the autoscaler's line: its bounds, the signals of its short and\n"
+	"long windows and its last decision with its numbers.\n"
 	"\n"
 	"options:\n"
+	"   --events     list the autoscaler's recent decisions (changes, and holds\n"
+	"                that stopped one), oldest first\n"
 	"   --json       print the controller's answer as it is (GET /v1/status)\n"
 	"   -h, --help   show this help\n"
 	"\n"
@@ -90,6 +95,65 @@ print_drift(const json_t *d, FILE *f)
 	fputs(": scaled or resized since; applying it sets that back)", f);
 }
 
+static void
+print_window(const char *name, const json_t *w, FILE *f)
+{
+	fprintf(f, "%s %.0f s: %.1f req/s, service %.0f ms, wait %.0f ms, %.1f in flight, "
+		"%.1f queued, p95 %.0f ms", name, json_number_value(json_object_get(w, "seconds")),
+		json_number_value(json_object_get(w, "rate")),
+		json_number_value(json_object_get(w, "service_ms")),
+		json_number_value(json_object_get(w, "wait_ms")),
+		json_number_value(json_object_get(w, "inflight")),
+		json_number_value(json_object_get(w, "queue")),
+		json_number_value(json_object_get(w, "p95_ms")));
+}
+
+/* The autoscaler's line: bounds, signals, the last decision. */
+static void
+print_autoscale(const json_t *a, FILE *f)
+{
+	if (!json_is_object(a))
+		return;
+	fprintf(f, "\nautoscale %lld-%lld: %lld desired, %lld up and %lld down so far%s",
+		num(a, "min"), num(a, "max"), num(a, "desired"), num(a, "ups"), num(a, "downs"),
+		json_is_true(json_object_get(a, "pending")) ? ", a change under way" : "");
+	if (json_is_number(json_object_get(a, "start_s")))
+		fprintf(f, ", last scale-up ready in %.1f s",
+			json_number_value(json_object_get(a, "start_s")));
+	if (json_is_string(json_object_get(a, "why_idle")))
+		fprintf(f, "; idle: %s", str(a, "why_idle", "?"));
+	if (!json_is_string(json_object_get(a, "why")))
+		return;
+	fputs("\n  ", f);
+	print_window("short", json_object_get(a, "up"), f);
+	fputs("\n  ", f);
+	print_window("long", json_object_get(a, "down"), f);
+	fprintf(f, "\n  last decision (%s): %s", str(a, "reason", "?"), str(a, "why", "?"));
+}
+
+static int
+print_events(const json_t *st, char *const *only, size_t n, FILE *f)
+{
+	const json_t *e;
+	size_t i, shown = 0;
+
+	json_array_foreach(json_object_get(st, "autoscale_events"), i, e) {
+		char when[32];
+		time_t t = (time_t)(json_integer_value(json_object_get(e, "at_ms")) / 1000);
+		struct tm tm;
+
+		if (!wanted(str(e, "service", ""), only, n))
+			continue;
+		strftime(when, sizeof(when), "%H:%M:%S", localtime_r(&t, &tm));
+		fprintf(f, "%s %-20s %-9s %s\n", when, str(e, "service", "?"),
+			str(e, "reason", "?"), str(e, "why", "?"));
+		shown++;
+	}
+	if (!shown)
+		fputs("no autoscaler decisions yet\n", f);
+	return 0;
+}
+
 /* Is something wrong with S that its owner must see: a record that cannot be
  * used, a declared balancer that does not listen? */
 static bool
@@ -137,6 +201,7 @@ print_service(const json_t *s, FILE *f)
 				json_number_value(json_object_get(b, "p95_ms")),
 				json_number_value(json_object_get(b, "p99_ms")), errors);
 	}
+	print_autoscale(json_object_get(s, "autoscale"), f);
 	fprintf(f, "\n%-20s %-8s %-10s %-9s %-22s %-8s %-8s %s\n", "REPLICA", "STATE", "HEALTH",
 		"RESTARTS", "ADDRESS", "INFLIGHT", "REQUESTS", "LAST RESTART");
 	json_array_foreach(reps, i, r) {
@@ -154,21 +219,33 @@ print_service(const json_t *s, FILE *f)
 	}
 }
 
+/* -1 with err when a service of ONLY is not the controller's. */
+static int
+known(const json_t *st, char *const *only, size_t n, struct vd_error *err)
+{
+	const json_t *s;
+	size_t i;
+
+	for (size_t k = 0; k < n; k++) {
+		bool found = false;
+
+		json_array_foreach(json_object_get(st, "services"), i, s)
+			found |= strcmp(str(s, "name", ""), only[k]) == 0;
+		if (!found)
+			return vd_error_set(err, VD_EXIT_INPUT, "no service '%s' in the controller",
+					    only[k]);
+	}
+	return 0;
+}
+
 int
 cli_status_print(const json_t *st, char *const *only, size_t n, FILE *f, struct vd_error *err)
 {
 	const json_t *svcs = json_object_get(st, "services"), *s;
 	size_t i;
 
-	for (size_t k = 0; k < n; k++) {
-		bool found = false;
-
-		json_array_foreach(svcs, i, s)
-			found |= strcmp(str(s, "name", ""), only[k]) == 0;
-		if (!found)
-			return vd_error_set(err, VD_EXIT_INPUT, "no service '%s' in the controller",
-					    only[k]);
-	}
+	if (known(st, only, n, err) < 0)
+		return -1;
 	fprintf(f, "controller pid %lld, up %.0f s, state %s; ", num(st, "pid"),
 		json_number_value(json_object_get(st, "uptime_s")), str(st, "state_dir", "?"));
 	print_engines(st, f);
@@ -197,10 +274,11 @@ cmd_status(int argc, char **argv, struct vd_error *err)
 {
 	static const struct option options[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "events", no_argument, NULL, 'e' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	bool as_json = false;
+	bool as_json = false, events = false;
 	json_t *st = NULL;
 	int c, ret;
 
@@ -210,6 +288,9 @@ cmd_status(int argc, char **argv, struct vd_error *err)
 		case 'j':
 			as_json = true;
 			break;
+		case 'e':
+			events = true;
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			return 0;
@@ -217,9 +298,16 @@ cmd_status(int argc, char **argv, struct vd_error *err)
 			return cli_unknown_option(err, "status", options, argv[optind - 1]);
 		}
 	}
+	if (as_json && events)
+		return cli_usage_error(err, "status", "--json and --events exclude each other "
+				       "(the JSON has the events as 'autoscale_events')");
 	if (vd_ctlclient_get(cli_state_dir(), "/v1/status", &st, err) < 0)
 		return -1;
-	if (as_json) {
+	if (events) {
+		ret = known(st, argv + optind, (size_t)(argc - optind), err);
+		if (ret == 0)
+			ret = print_events(st, argv + optind, (size_t)(argc - optind), stdout);
+	} else if (as_json) {
 		json_dumpf(st, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		putchar('\n');
 		ret = cli_status_trouble(st, argv + optind, (size_t)(argc - optind));

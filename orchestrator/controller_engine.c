@@ -484,7 +484,8 @@ out:
 /* The end of a job; BALANCERS (taken) name the services whose balancer the
  * loop must have listening before it says the job went well. */
 static void
-end_job(struct controller *c, struct stream *s, int code, const char *error, json_t *balancers)
+end_job(struct controller *c, struct stream *s, int code, const char *error, json_t *balancers,
+	int count)
 {
 	struct msg *m = ctrl_msg_new(MSG_END);
 
@@ -496,6 +497,7 @@ end_job(struct controller *c, struct stream *s, int code, const char *error, jso
 	m->code = code;
 	m->text = error && *error ? strdup(error) : NULL;
 	m->balancers = balancers;
+	m->count = count;
 	ctrl_post(c, m);
 }
 
@@ -614,6 +616,65 @@ job_delete(const json_t *body, struct vd_apply_opts *o, struct vd_error *err)
 	free(v);
 }
 
+/*
+ * The autoscaler's job: set SERVICE's recorded count to `replicas` and
+ * apply it (no health wait: the loop checks new replicas itself). When the
+ * node refuses that many, one fewer is tried, down to one above `floor`
+ * (the count it had): *count is what was set, -1 when nothing was.
+ */
+static void
+job_scale(struct controller *c, const json_t *body, struct vd_apply_opts *o,
+	  struct vd_error *err, int *count)
+{
+	const char *service = json_string_value(json_object_get(body, "service"));
+	int want = (int)json_integer_value(json_object_get(body, "replicas"));
+	int floor = (int)json_integer_value(json_object_get(body, "floor"));
+	struct vd_diags diags = VD_DIAGS_INIT;
+	struct vd_manifest *m = NULL;
+	struct vd_desired *want_v = NULL;
+	struct vd_state_declared decl;
+	struct vd_apply_result res;
+	char **idents = NULL, **made = NULL;
+
+	*count = -1;
+	if (!service || vd_state_load(c->dir, service, &m, &diags, err) < 0) {
+		if (!err->code)
+			vd_error_set(err, VD_EXIT_FAILURE, "no service to scale");
+		vd_diags_clear(&diags);
+		return;
+	}
+	if (!m->services[0].autoscale.enabled) {
+		vd_error_set(err, VD_EXIT_INPUT, "service '%s' is no longer autoscaled", service);
+	} else if ((idents = identities(c, m)) &&
+		   vd_apply_desired(m, idents, &want_v, &made, err) == 0) {
+		if (vd_state_declared_of(c->dir, service, &decl) == 0)
+			want_v[0].declared = &decl;
+		for (int n = want;; n--) {
+			struct vd_error e = VD_ERROR_INIT;
+
+			m->services[0].replicas = n;
+			if (vd_apply(want_v, 1, o, &res, &e) == 0) {
+				*count = n;
+				if (n != want) /* the first refusal says why */
+					break;
+				vd_error_clear(err);
+				break;
+			}
+			if (!err->code)
+				*err = e;
+			/* only the node's room is worth a smaller step */
+			if (want <= floor || n <= floor + 1 || e.code != VD_EXIT_INPUT ||
+			    !strstr(e.msg, "refusing to apply"))
+				break;
+		}
+		vd_apply_desired_free(want_v, made, m->nservices);
+	} else if (!idents) {
+		vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
+	}
+	free_strv(idents, m->nservices);
+	vd_manifest_free(m);
+}
+
 static int64_t reconcile(struct side *sd);
 
 static void
@@ -623,9 +684,10 @@ run_job(struct side *sd, struct job *j)
 	struct vd_error err = VD_ERROR_INIT;
 	struct vd_apply_opts o = { 0 };
 	FILE *out = line_file(stream_write, j->stream);
+	int count = -1;
 
 	if (!out) {
-		end_job(c, j->stream, VD_EXIT_FAILURE, "out of memory", NULL);
+		end_job(c, j->stream, VD_EXIT_FAILURE, "out of memory", NULL, -1);
 		return;
 	}
 	o.node = c->o->node;
@@ -639,17 +701,22 @@ run_job(struct side *sd, struct job *j)
 	o.run.wait = opt_bool(j->body, "wait", true);
 	o.run.timeout_ms = json_integer_value(json_object_get(j->body, "timeout_ms"));
 	o.run.parallel = (int)json_integer_value(json_object_get(j->body, "parallel"));
-	if (j->kind == JOB_APPLY)
+	if (j->kind == JOB_SCALE) {
+		o.verb = "autoscale";
+		o.run.wait = false;
+		job_scale(c, j->body, &o, &err, &count);
+	} else if (j->kind == JOB_APPLY) {
 		job_apply(c, j->body, &o, &err);
-	else
+	} else {
 		job_delete(j->body, &o, &err);
+	}
 	fclose(out);
 	/* the loop takes on what was applied before it hears the end, so that
 	 * the end can say whether the balancers listen */
-	if (j->kind == JOB_APPLY && !err.code)
+	if ((j->kind == JOB_APPLY && !err.code) || count >= 0)
 		reconcile(sd);
 	end_job(c, j->stream, err.code, err.msg,
-		j->kind == JOB_APPLY && !err.code ? balancers_of(j->body) : NULL);
+		j->kind == JOB_APPLY && !err.code ? balancers_of(j->body) : NULL, count);
 }
 
 /* -------------------------------------------------------------- events */

@@ -9,6 +9,10 @@
  *                        health probes, balancers, snapshots, drains
  *   controller_status.c  the control socket and the metrics listener:
  *                        status, Prometheus text, jobs streamed to clients
+ *   controller_autoscale.c  the autoscaler: each second, each autoscaled
+ *                        service's signals through the policy (vd/autoscale.h),
+ *                        a scale job when the count should change, decisions
+ *                        kept as events
  *   restarts.c           the restart book (vd/restarts.h)
  *
  * The loop thread owns the balancers, the health checks, the control
@@ -27,6 +31,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "vd/autoscale.h"
 #include "vd/controller.h"
 #include "vd/ctl.h"
 #include "vd/engine.h"
@@ -47,6 +52,9 @@
 #define STOP_DEADLINE_MS 15000 /* requests in flight after a stop signal */
 #define HOUSEKEEP_MS 500
 #define COLD_PROBE_MS 100      /* a replica not yet healthy is checked this often */
+#define AUTOSCALE_MS 1000      /* the autoscaler decides this often */
+#define ROOM_MS 60000          /* a node that refused more replicas is full this long */
+#define AS_EVENTS 64           /* decisions kept for status */
 
 struct controller;
 
@@ -68,10 +76,11 @@ struct drain {
 	bool done;
 };
 
-/* A control client's request in progress. */
+/* A control client's request in progress, or the autoscaler's. */
 struct stream {
 	struct controller *c;
-	struct vd_ctl_req *req; /* NULL once the client went away */
+	struct vd_ctl_req *req; /* NULL once the client went away (or none) */
+	char autoscale[64];     /* the service the autoscaler scales, or "" */
 };
 
 /* How an engine answered the last time it was asked. */
@@ -105,9 +114,10 @@ struct msg {
 	char *text;
 	int code;
 	json_t *balancers; /* END of an apply: its services that declare a balancer */
+	int count;         /* END of a scale: the replicas it set (-1: none) */
 };
 
-enum job_kind { JOB_APPLY, JOB_DELETE };
+enum job_kind { JOB_APPLY, JOB_DELETE, JOB_SCALE };
 
 struct job {
 	struct job *next;
@@ -127,6 +137,33 @@ enum health {
 };
 
 struct csvc;
+
+/* The autoscaler's book on one service (loop thread). */
+struct autoscaler {
+	int64_t next_ms;                /* its next decision is due */
+	int64_t last_up_ms, last_down_ms; /* loop ms of its last change each way; 0 = never */
+	bool pending;                   /* a scale job is on its way ... */
+	int from, asked;                /* ... from this count to that */
+	int room;                       /* replicas the node took at most; -1 = unknown */
+	int64_t room_until;             /* loop ms the room is believed until */
+	char room_why[256];             /* the engines' refusal */
+	struct vd_autoscale_decision last; /* the last decision */
+	struct vd_signals_window up, down; /* what it was made from */
+	int64_t last_at;                /* wall ms of the last decision; 0 = none yet */
+	uint64_t ups, downs;            /* changes made */
+	int64_t started_ms;             /* loop ms a scale-up was asked, 0 = none waiting */
+	int start_target;               /* ... for this many ready */
+	double start_s;                 /* the last scale-up's time to ready, 0 = unknown */
+};
+
+/* A decision that changed a count or why none was made: status lists them. */
+struct as_event {
+	int64_t at; /* wall ms */
+	char service[64];
+	int from, to;
+	enum vd_autoscale_reason reason;
+	char why[320];
+};
 
 /* A replica the loop routes to and checks. */
 struct crep {
@@ -160,6 +197,7 @@ struct csvc {
 	size_t nreps;
 	bool seen;
 	bool held; /* its record cannot be read: kept as it was, its table frozen */
+	struct autoscaler as;
 };
 
 struct controller {
@@ -194,6 +232,8 @@ struct controller {
 	json_t *declared;           /* what manifests declared, by service (vd/state.h) */
 	bool stopping_loop;
 	int64_t stop_deadline;
+	struct as_event events[AS_EVENTS]; /* a ring: the last AS_EVENTS decisions */
+	uint64_t nevents;                  /* ever recorded */
 };
 
 /* controller.c */
@@ -218,6 +258,14 @@ void ctrl_housekeep(struct controller *c);
 void ctrl_stop_probes(struct controller *c);
 void ctrl_csvc_free(struct csvc *s);
 const char *ctrl_health_name(enum health h);
+
+/* controller_autoscale.c */
+void ctrl_autoscale_tick(struct controller *c);
+void ctrl_autoscale_waiting(void *csvc); /* a balancer holds a request and has no replica */
+void ctrl_autoscale_done(struct controller *c, const struct msg *m);
+json_t *ctrl_autoscale_json(const struct csvc *s);
+json_t *ctrl_autoscale_events(const struct controller *c);
+void ctrl_autoscale_metrics(struct controller *c, FILE *f);
 
 /* controller_status.c */
 void ctrl_on_control(void *arg, struct vd_ctl_req *req);

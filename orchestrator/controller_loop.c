@@ -281,6 +281,12 @@ lb_config(const struct vd_service *svc, struct vd_lb_config *cfg)
 	cfg->max_inflight = svc->balancer.max_inflight;
 	cfg->queue_limit = svc->balancer.queue_limit;
 	cfg->queue_timeout_ms = svc->balancer.queue_timeout_ms;
+	if (svc->autoscale.enabled) {
+		/* signals for the autoscaler's long window; a service it may take to
+		 * zero holds requests while a replica starts */
+		cfg->signal_span_ms = svc->autoscale.down_window_ms;
+		cfg->hold_when_empty = svc->autoscale.min == 0;
+	}
 }
 
 static bool
@@ -293,7 +299,9 @@ same_balancer(const struct vd_service *a, const struct vd_service *b)
 	       a->balancer.policy == b->balancer.policy &&
 	       a->balancer.max_inflight == b->balancer.max_inflight &&
 	       a->balancer.queue_limit == b->balancer.queue_limit &&
-	       a->balancer.queue_timeout_ms == b->balancer.queue_timeout_ms;
+	       a->balancer.queue_timeout_ms == b->balancer.queue_timeout_ms &&
+	       (a->autoscale.enabled && a->autoscale.min == 0) ==
+		       (b->autoscale.enabled && b->autoscale.min == 0);
 }
 
 /*
@@ -325,6 +333,7 @@ ensure_balancer(struct controller *c, struct csvc *s, bool now_)
 		return;
 	}
 	s->lb_error[0] = '\0';
+	vd_lb_on_waiting(s->lb, ctrl_autoscale_waiting, s);
 	vd_info("%s: balancer listening on %s:%d", s->name, cfg.listen_host, vd_lb_port(s->lb));
 	for (size_t i = 0; i < s->nreps; i++)
 		if (s->reps[i]->health == H_HEALTHY)
@@ -467,6 +476,9 @@ take_snapshot(struct controller *c, struct msg *m)
 			s->lb = NULL;
 			s->since = vd_ev_now_ms(c->ev);
 		}
+		if (s->lb && svc->autoscale.enabled &&
+		    vd_lb_signals_span(s->lb, svc->autoscale.down_window_ms) < 0)
+			vd_warn("%s: autoscale: out of memory for a longer window", svc->name);
 		s->svc = svc;
 		s->seen = true;
 		s->held = i >= fresh;
@@ -614,6 +626,8 @@ ctrl_take_msg(struct controller *c, struct msg *m)
 		ctrl_stream_out(m->stream, m->text);
 		break;
 	case MSG_END:
+		if (m->stream->autoscale[0])
+			ctrl_autoscale_done(c, m);
 		end_apply(c, m);
 		ctrl_stream_finish(m->stream, m->code, m->text);
 		break;
@@ -627,6 +641,7 @@ ctrl_housekeep(struct controller *c)
 {
 	for (size_t i = 0; i < c->nsvcs; i++)
 		ensure_balancer(c, c->svcs[i], false);
+	ctrl_autoscale_tick(c);
 }
 
 void

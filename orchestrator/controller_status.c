@@ -104,7 +104,8 @@ drift_json(const struct controller *c, const struct csvc *s)
 		json_decref(out);
 		return json_null();
 	}
-	if (json_integer_value(json_object_get(d, "replicas")) != s->svc->replicas)
+	if (json_integer_value(json_object_get(d, "replicas")) != s->svc->replicas &&
+	    !s->svc->autoscale.enabled) /* the autoscaler's to change */
 		json_object_set(out, "replicas", json_object_get(d, "replicas"));
 	if (json_integer_value(json_object_get(d, "milli_cpus")) != s->svc->milli_cpus)
 		json_object_set(out, "milli_cpus", json_object_get(d, "milli_cpus"));
@@ -190,6 +191,8 @@ status_json(struct controller *c)
 						"replicas", reps, "held", held_json(c, s->name)));
 		json_object_set_new(json_array_get(svcs, json_array_size(svcs) - 1),
 				    "manifest_declares", drift_json(c, s));
+		json_object_set_new(json_array_get(svcs, json_array_size(svcs) - 1),
+				    "autoscale", ctrl_autoscale_json(s));
 		free(st.replicas);
 	}
 	/* held and never taken on: a name and why */
@@ -209,6 +212,7 @@ status_json(struct controller *c)
 			    json_real((double)(vd_ev_now_ms(c->ev) - c->t0) / 1000));
 	json_object_set_new(root, "engines", engines);
 	json_object_set_new(root, "services", svcs);
+	json_object_set_new(root, "autoscale_events", ctrl_autoscale_events(c));
 	return root;
 }
 
@@ -309,6 +313,7 @@ metrics_text(struct controller *c, size_t *len)
 			(double)st->total10.p99 / 1e6, n, (double)st->relayed_us / 1e6, n,
 			(unsigned long long)st->relayed);
 	}
+	ctrl_autoscale_metrics(c, f);
 	for (size_t i = 0; i < c->nsvcs; i++)
 		if (nums[i].have)
 			free(nums[i].st.replicas);
@@ -346,6 +351,8 @@ ctrl_stream_out(struct stream *s, const char *text)
 {
 	if (s->req && text)
 		send_line(s->req, json_pack("{s:s}", "out", text));
+	else if (s->autoscale[0] && text) /* the autoscaler's job: to the log */
+		vd_info("%s: autoscale: %.*s", s->autoscale, (int)strcspn(text, "\n"), text);
 }
 
 void

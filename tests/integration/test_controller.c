@@ -492,9 +492,12 @@ struct spec {
 	const char *start_period;
 	bool balancer;
 	const char *interval; /* of the health checks; NULL: 500ms */
+	const char *balancer_opts; /* more of the balancer's flow mapping, ", k: v" */
+	const char *extra;         /* more lines, as they are */
+	const char *cpus;          /* NULL: 0.05 */
 };
 
-static const struct spec web3 = { 3, SYNC_CMD, "5s", true, NULL };
+static const struct spec web3 = { 3, SYNC_CMD, "5s", true, NULL, NULL, NULL, NULL };
 
 static void
 write_manifest(struct tctx *t, const struct spec *s)
@@ -504,13 +507,14 @@ write_manifest(struct tctx *t, const struct spec *s)
 	assert_non_null(f);
 	fprintf(f, "# written by tests/integration/test_controller.c\n"
 		"service: %s\nbackend: docker\nimage: " IMAGE "\ncommand: %s\nport: 8080\n"
-		"replicas: %d\nresources: {cpus: 0.05, memory: 64Mi}\n"
+		"replicas: %d\nresources: {cpus: %s, memory: 64Mi}\n"
 		"health: {http: /healthz, interval: %s, timeout: 500ms, retries: 2, "
-		"start_period: %s}\n",
-		t->svc, s->command, s->replicas, s->interval ? s->interval : "500ms",
-		s->start_period);
+		"start_period: %s}\n%s",
+		t->svc, s->command, s->replicas, s->cpus ? s->cpus : "0.05",
+		s->interval ? s->interval : "500ms", s->start_period, s->extra ? s->extra : "");
 	if (s->balancer)
-		fprintf(f, "balancer: {listen: 127.0.0.1:%d}\n", t->port);
+		fprintf(f, "balancer: {listen: 127.0.0.1:%d%s}\n", t->port,
+			s->balancer_opts ? s->balancer_opts : "");
 	else
 		t->port = 0;
 	assert_int_equal(fclose(f), 0);
@@ -579,7 +583,7 @@ get(int port, const char *path, char **body)
 static void
 test_daemon_sighup(void **state)
 {
-	static const struct spec one = { 1, SYNC_CMD, "5s", false, NULL };
+	static const struct spec one = { 1, SYNC_CMD, "5s", false, NULL, NULL, NULL, NULL };
 	struct tctx *t = *state;
 	struct vt_result r;
 	char pidfile[128], path[160], *text, *p;
@@ -852,7 +856,7 @@ test_cold_start(void **state)
 	static const struct spec slow = { 1,
 					  "[\"/svc\", \"--model\", \"sync\", \"--workers\", "
 					  "\"2\", \"--start-delay\", \"1500\"]",
-					  "1m", true, "10m" };
+					  "1m", true, "10m", NULL, NULL, NULL };
 	struct tctx *t = *state;
 	struct vt_result r;
 	char *body = NULL;
@@ -869,10 +873,10 @@ test_cold_start(void **state)
 	t->done = true;
 }
 
-/* Closed-model load through the balancer for 6 s, in the background:
- * 10 users, GET /timeout?ms=5 with a 5-10 ms wait, results in DIR/res.json. */
+/* Load through the balancer in the background: the load profile BODY
+ * after its target line; results in DIR/res.json. */
 static void
-load_start(struct tctx *t, struct vt_proc *load)
+load_start_profile(struct tctx *t, struct vt_proc *load, const char *body)
 {
 	static char profile[128], results[128];
 	char *argv[] = { G.bin, (char *)"load", profile, (char *)"--output", results, NULL };
@@ -882,11 +886,20 @@ load_start(struct tctx *t, struct vt_proc *load)
 	snprintf(results, sizeof(results), "%s/res.json", t->dir);
 	f = fopen(profile, "w");
 	assert_non_null(f);
-	fprintf(f, "target: http://127.0.0.1:%d\nmodel: closed\nusers: 10\nspawn_rate: 100\n"
-		"wait_time: {min: 5ms, max: 10ms}\nduration: 6s\ntimeout: 10s\n"
-		"requests:\n  - {name: t, method: GET, path: /timeout?ms=5}\n", t->port);
+	fprintf(f, "target: http://127.0.0.1:%d\n%s", t->port, body);
 	assert_int_equal(fclose(f), 0);
 	assert_int_equal(vt_spawn(load, argv), 0);
+}
+
+/* Closed-model load through the balancer for 6 s, in the background:
+ * 10 users, GET /timeout?ms=5 with a 5-10 ms wait, results in DIR/res.json. */
+static void
+load_start(struct tctx *t, struct vt_proc *load)
+{
+	load_start_profile(t, load,
+			   "model: closed\nusers: 10\nspawn_rate: 100\n"
+			   "wait_time: {min: 5ms, max: 10ms}\nduration: 6s\ntimeout: 10s\n"
+			   "requests:\n  - {name: t, method: GET, path: /timeout?ms=5}\n");
 }
 
 /* Wait for the load to end and check what it saw: every request answered
@@ -963,7 +976,7 @@ test_kill_under_load(void **state)
 static void
 test_oom(void **state)
 {
-	static const struct spec one = { 1, SYNC_CMD, "5s", false, NULL };
+	static const struct spec one = { 1, SYNC_CMD, "5s", false, NULL, NULL, NULL, NULL };
 	struct tctx *t = *state;
 	struct restarted w = { 0, NULL, "OOM-killed" };
 	char url[128], addr[64], id[80];
@@ -1027,7 +1040,8 @@ test_restart(void **state)
 static void
 test_crash_backoff(void **state)
 {
-	static const struct spec bad = { 1, "[\"/svc\", \"--no-such-flag\"]", "0s", false, NULL };
+	static const struct spec bad = { 1, "[\"/svc\", \"--no-such-flag\"]", "0s", false,
+					 NULL, NULL, NULL, NULL };
 	struct tctx *t = *state;
 	struct vt_result r;
 	long long restarts = 0;
@@ -1097,6 +1111,157 @@ test_scale(void **state)
 			  "replicas again");
 	vt_result_clear(&r);
 	json_decref(wait_ready(t, 3, WAIT_S));
+	t->done = true;
+}
+
+/* ---------------------------------------------------------- autoscaling */
+
+#define AS_CMD "[\"/svc\", \"--model\", \"sync\", \"--workers\", \"2\"]"
+#define AS_LB ", max_inflight: 2, queue_timeout: 30s"
+/* open-model load of GET /timeout?ms=100 (a replica of AS_CMD serves 20 a
+ * second), PHASES in the profile's own words */
+#define AS_LOAD(phases) \
+	"model: open\narrivals: constant\nkeep_alive_pool: 128\ntimeout: 25s\nphases:\n" phases \
+	"requests:\n  - {name: t, method: GET, path: \"/timeout?ms=100\"}\n"
+
+static json_t *
+autoscale_of(struct tctx *t, json_t *st)
+{
+	return json_object_get(service_of(st, t->svc), "autoscale");
+}
+
+/* The autoscaler set at least *arg replicas. */
+static bool
+scaled_to_pred(struct tctx *t, json_t *st, const void *arg)
+{
+	return num(autoscale_of(t, st), "desired") >= *(const int *)arg;
+}
+
+/* An autoscaler event of T's service with reason ARG; its why is printed. */
+static bool
+event_pred(struct tctx *t, json_t *st, const void *arg)
+{
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(json_object_get(st, "autoscale_events"), i, e)
+		if (strcmp(str(e, "service"), t->svc) == 0 && strcmp(str(e, "reason"), arg) == 0) {
+			printf("# event: %s\n", str(e, "why"));
+			return true;
+		}
+	return false;
+}
+
+/* 16. A step in load scales up while it lasts, its end scales down after
+ * the down window, and no request fails on the way (those on removed
+ * replicas were drained first); scale refuses an autoscaled service. */
+static void
+test_autoscale_step(void **state)
+{
+	static const struct spec as = {
+		.replicas = 1, .command = AS_CMD, .start_period = "5s", .balancer = true,
+		.balancer_opts = AS_LB,
+		.extra = "autoscale: {min: 1, max: 6, target_p95: 300ms, up_window: 3s, "
+			 "down_window: 10s, cooldown: 3s}\n",
+	};
+	struct tctx *t = *state;
+	struct vt_proc load;
+	struct vt_result r;
+	char arg[80];
+	int three = 3;
+	json_t *st;
+
+	bring_up(t, &as, NULL);
+	/* 60 a second wants ceil(60 x 0.1 / (2 x 0.7)) = 5 replicas */
+	load_start_profile(t, &load, AS_LOAD("  - {duration: 3s, arrival_rate: 5}\n"
+					     "  - {duration: 10s, arrival_rate: 60}\n"
+					     "  - {duration: 5s, arrival_rate: 5}\n"));
+	json_decref(wait_status(t, scaled_to_pred, &three, 30, "3 or more replicas"));
+	load_check(t, &load, NULL);
+	json_decref(wait_ready(t, 1, WAIT_S));
+	st = status_json(t);
+	t->last = st;
+	assert_true(event_pred(t, st, "load") || event_pred(t, st, "latency"));
+	assert_true(event_pred(t, st, "down"));
+	assert_true(num(autoscale_of(t, st), "ups") >= 1);
+	assert_true(num(autoscale_of(t, st), "downs") >= 1);
+	vdctl(&r, t, "status", "--events", t->svc, NULL);
+	assert_exit(&r, 0);
+	assert_has(r.out, " -> 1: ");
+	vt_result_clear(&r);
+
+	snprintf(arg, sizeof(arg), "%s=3", t->svc);
+	vdctl(&r, t, "scale", arg, NULL);
+	assert_exit(&r, 2);
+	assert_has(r.err, "is autoscaled (min 1, max 6)");
+	vt_result_clear(&r);
+	json_decref(wait_ready(t, 1, WAIT_S));
+	t->done = true;
+}
+
+/* 17. min 0: with no request over the down window the last replica goes;
+ * the next request waits in the balancer while one starts, and is served. */
+static void
+test_autoscale_zero(void **state)
+{
+	static const struct spec as = {
+		.replicas = 1, .command = AS_CMD, .start_period = "5s", .balancer = true,
+		.balancer_opts = AS_LB,
+		.extra = "autoscale: {min: 0, max: 2, target_p95: 300ms, up_window: 1s, "
+			 "down_window: 3s, cooldown: 1s}\n",
+	};
+	struct tctx *t = *state;
+	char *body = NULL;
+	double t0;
+	json_t *st;
+
+	bring_up(t, &as, NULL);
+	json_decref(wait_ready(t, 0, WAIT_S));
+	t0 = now_s();
+	assert_int_equal(get(t->port, "/ping", &body), 200);
+	printf("# the first request after zero: %.2fs\n", now_s() - t0);
+	assert_non_null(body);
+	assert_true(strncmp(body, "pong", 4) == 0);
+	free(body);
+	st = wait_ready(t, 1, WAIT_S);
+	t->last = st;
+	assert_true(event_pred(t, st, "to zero"));
+	assert_true(event_pred(t, st, "from zero"));
+	assert_false(event_pred(t, st, "latency")); /* the cold start is no reason for more */
+	t->done = true;
+}
+
+/* 18. A scale-up that the node's capacity stops is made as far as it fits
+ * and reported as the node's doing, not the policy's. */
+static void
+test_autoscale_node_full(void **state)
+{
+	static char cpus[32];
+	static struct spec as = {
+		.replicas = 1, .command = AS_CMD, .start_period = "5s", .balancer = true,
+		.balancer_opts = AS_LB,
+		.extra = "autoscale: {min: 1, max: 6, target_p95: 300ms, up_window: 2s, "
+			 "down_window: 10s, cooldown: 3s}\n",
+	};
+	struct tctx *t = *state;
+	struct vt_proc load;
+	json_t *info = NULL, *st;
+	int ncpu;
+
+	/* each replica promised half the node's CPUs: it holds 2 */
+	assert_int_equal(vt_docker("GET", "/info", NULL, &info), 200);
+	ncpu = (int)json_integer_value(json_object_get(info, "NCPU"));
+	json_decref(info);
+	assert_true(ncpu >= 1);
+	snprintf(cpus, sizeof(cpus), "%g", ncpu / 2.0);
+	as.cpus = cpus;
+	bring_up(t, &as, NULL);
+	load_start_profile(t, &load, AS_LOAD("  - {duration: 8s, arrival_rate: 60}\n"));
+	st = wait_status(t, event_pred, "node full", 30, "a decision the node stopped");
+	t->last = st;
+	assert_has(str(autoscale_of(t, st), "why"), "the node holds 2");
+	assert_int_equal(num(autoscale_of(t, st), "desired"), 2);
+	load_check(t, &load, NULL);
 	t->done = true;
 }
 
@@ -1382,8 +1547,14 @@ main(void)
 		T(test_vm_destroy, "vm"),
 		T(test_damaged_record, "held"),
 		T(test_permission_denied, "perm"),
+		T(test_autoscale_step, "asstep"),
+		T(test_autoscale_zero, "aszero"),
+		T(test_autoscale_node_full, "asfull"),
 		T(test_dockerd_restart, "dockerd"), /* a dockerd of its own */
 	};
 
+	/* VT_FILTER=test_autoscale* runs those alone (a cmocka glob) */
+	if (getenv("VT_FILTER"))
+		cmocka_set_test_filter(getenv("VT_FILTER"));
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
