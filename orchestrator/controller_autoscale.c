@@ -99,7 +99,7 @@ decide(struct controller *c, struct csvc *s, int64_t now)
 	enum vd_autoscale_reason was = as->last.reason;
 	int ready = ready_of(s), have = svc->replicas;
 
-	as->next_ms = now + AUTOSCALE_MS;
+	as->next_ms = now + AUTOSCALE_MS - HOUSEKEEP_MS / 5; /* the tick about a second on */
 	/* a scale-up's replicas all ready: how long they took */
 	if (as->started_ms && ready >= as->start_target) {
 		as->start_s = (double)(now - as->started_ms) / 1000;

@@ -91,7 +91,7 @@ struct vd_autoscale_decision {
 
 /* The last seconds of load, where a step shows long before it moves the
  * short window's mean. */
-#define VD_AUTOSCALE_STEP_MS 2000
+#define VD_AUTOSCALE_STEP_MS 1000
 
 /* IN's two windows from a balancer's signals (vd/signals.h) over the short
  * window UP, its last VD_AUTOSCALE_STEP_MS (STEP) and the long window DOWN:
