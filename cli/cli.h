@@ -98,6 +98,7 @@ int cli_status_print(const json_t *st, char *const *only, size_t n, FILE *f,
 int cli_status_trouble(const json_t *st, char *const *only, size_t n);
 
 int cmd_apply(int argc, char **argv, struct vd_error *err);
+int cmd_autoscale(int argc, char **argv, struct vd_error *err);
 int cmd_balance(int argc, char **argv, struct vd_error *err);
 int cmd_controller(int argc, char **argv, struct vd_error *err);
 int cmd_delete(int argc, char **argv, struct vd_error *err);

@@ -25,6 +25,7 @@ const struct vd_cmd vd_commands[] = {
 	{ "balance", cmd_balance, "run the HTTP balancer in front of given backends" },
 	{ "load", cmd_load, "send HTTP load from a load profile or an Artillery script" },
 	{ "report", cmd_report, "draw a load's results.json as an HTML page of charts" },
+	{ "autoscale", cmd_autoscale, "simulate autoscaling policies on a recorded load" },
 	{ "help", cmd_help, "show help for vdctl or one of its commands" },
 	{ "validate", cmd_validate, "check manifests and print what they declare" },
 	{ "version", cmd_version, "print vdctl's version" },
