@@ -67,9 +67,14 @@ void
 vd_autoscale_windows(const struct vd_signals_window *up, const struct vd_signals_window *step,
 		     const struct vd_signals_window *down, struct vd_autoscale_input *in)
 {
+	double expect = up->rate * step->seconds;
+
 	window_of(up, &in->up);
 	window_of(down, &in->down);
-	if (step->rate > in->up.rate)
+	/* the last second counts when its arrivals are beyond the noise of the
+	 * short window's mean (three standard deviations of a Poisson count):
+	 * 10 a second with a 16 in one second is no step, 10 then 150 is */
+	if (step->seconds > 0 && step->arrivals > expect + 3 * sqrt(expect))
 		in->up.rate = step->rate;
 }
 

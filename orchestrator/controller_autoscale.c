@@ -103,6 +103,8 @@ decide(struct controller *c, struct csvc *s, int64_t now)
 	/* a scale-up's replicas all ready: how long they took */
 	if (as->started_ms && ready >= as->start_target) {
 		as->start_s = (double)(now - as->started_ms) / 1000;
+		if (as->start_s > as->start_max_s)
+			as->start_max_s = as->start_s;
 		as->started_ms = 0;
 	}
 	policy_of(svc, &p);
@@ -248,8 +250,10 @@ ctrl_autoscale_json(const struct csvc *s)
 		json_object_set_new(j, "up", window_json(&as->up));
 		json_object_set_new(j, "down", window_json(&as->down));
 	}
-	if (as->start_s > 0)
+	if (as->start_s > 0) {
 		json_object_set_new(j, "start_s", json_real(as->start_s));
+		json_object_set_new(j, "start_max_s", json_real(as->start_max_s));
+	}
 	return j;
 }
 

@@ -645,7 +645,14 @@ job_scale(struct controller *c, const json_t *body, struct vd_apply_opts *o,
 	}
 	if (!m->services[0].autoscale.enabled) {
 		vd_error_set(err, VD_EXIT_INPUT, "service '%s' is no longer autoscaled", service);
-	} else if ((idents = identities(c, m)) &&
+		goto out;
+	}
+	/* an apply since the decision may have moved the bounds */
+	if (want > m->services[0].autoscale.max)
+		want = m->services[0].autoscale.max;
+	if (want < m->services[0].autoscale.min)
+		want = m->services[0].autoscale.min;
+	if ((idents = identities(c, m)) &&
 		   vd_apply_desired(m, idents, &want_v, &made, err) == 0) {
 		if (vd_state_declared_of(c->dir, service, &decl) == 0)
 			want_v[0].declared = &decl;
@@ -671,6 +678,7 @@ job_scale(struct controller *c, const json_t *body, struct vd_apply_opts *o,
 	} else if (!idents) {
 		vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
 	}
+out:
 	free_strv(idents, m->nservices);
 	vd_manifest_free(m);
 }

@@ -153,7 +153,8 @@ struct autoscaler {
 	uint64_t ups, downs;            /* changes made */
 	int64_t started_ms;             /* loop ms a scale-up was asked, 0 = none waiting */
 	int start_target;               /* ... for this many ready */
-	double start_s;                 /* the last scale-up's time to ready, 0 = unknown */
+	double start_s, start_max_s;    /* the last scale-up's time to ready, the
+					   longest; 0 = unknown */
 };
 
 /* A decision that changed a count or why none was made: status lists them. */

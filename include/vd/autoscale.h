@@ -95,9 +95,10 @@ struct vd_autoscale_decision {
 
 /* IN's two windows from a balancer's signals (vd/signals.h) over the short
  * window UP, its last VD_AUTOSCALE_STEP_MS (STEP) and the long window DOWN:
- * the short window's rate is the higher of UP's and STEP's (it only adds,
- * so a step in load is answered within a second or two); p95 is 0 with no
- * response in the window. The controller and the simulator both read the
+ * the short window's rate is STEP's when STEP's arrivals are beyond the
+ * noise of UP's mean (three standard deviations of a Poisson count), so a
+ * step in load is answered within a second or two and a busy second of a
+ * steady load is not; p95 is 0 with no response in the window. The controller and the simulator both read the
  * balancer this way. */
 void vd_autoscale_windows(const struct vd_signals_window *up, const struct vd_signals_window *step,
 			  const struct vd_signals_window *down, struct vd_autoscale_input *in);

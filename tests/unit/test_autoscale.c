@@ -183,6 +183,29 @@ test_windows(void **state)
 	assert_int_equal(d.desired, 12);
 }
 
+/* The windows read from balancer signals: the last second counts only
+ * beyond the noise of the short window's mean. */
+static void
+test_windows_from_signals(void **state)
+{
+	struct vd_signals_window up = { .seconds = 10, .arrivals = 100, .rate = 10 };
+	struct vd_signals_window step = { .seconds = 1, .arrivals = 16, .rate = 16 };
+	struct vd_signals_window down = { .seconds = 120, .arrivals = 1200, .rate = 10,
+					  .completions = 1200, .service_ms = 100, .p95_ms = 0.4 };
+	struct vd_autoscale_input in = { 0 };
+
+	(void)state;
+	vd_autoscale_windows(&up, &step, &down, &in);
+	assert_true(in.up.rate == 10); /* 16 in a second of 10: noise (10 + 3 x 3.2 = 19.5) */
+	assert_true(in.down.service_s == 0.1);
+	assert_int_equal(in.down.p95_ms, 1); /* a response, however fast, is a p95 */
+	assert_int_equal(in.up.p95_ms, 0);   /* none: no p95 */
+	step.arrivals = step.rate = 150;
+	vd_autoscale_windows(&up, &step, &down, &in);
+	assert_true(in.up.rate == 150); /* a step */
+	assert_int_equal(in.up.arrivals, 100);
+}
+
 static void
 test_cooldowns(void **state)
 {
@@ -452,7 +475,8 @@ main(void)
 		cmocka_unit_test(test_load),	     cmocka_unit_test(test_unknown_concurrency),
 		cmocka_unit_test(test_latency_guard), cmocka_unit_test(test_queue_guard),
 		cmocka_unit_test(test_tolerance),     cmocka_unit_test(test_starting),
-		cmocka_unit_test(test_windows),	     cmocka_unit_test(test_cooldowns),
+		cmocka_unit_test(test_windows),
+		cmocka_unit_test(test_windows_from_signals),	     cmocka_unit_test(test_cooldowns),
 		cmocka_unit_test(test_zero),	     cmocka_unit_test(test_bounds_and_room),
 		cmocka_unit_test(test_series_flat),  cmocka_unit_test(test_series_step),
 	};
