@@ -20,7 +20,7 @@ CC=${FUZZ_CC:-clang}
 declare -A sources seeds libs
 sources[fuzz_manifest]="orchestrator/manifest.c orchestrator/ytree.c orchestrator/diag.c orchestrator/file.c orchestrator/units.c orchestrator/error.c orchestrator/log.c"
 seeds[fuzz_manifest]="tests/unit/manifests/*.yaml manifests/*.yaml"
-sources[fuzz_lb]="orchestrator/lb.c orchestrator/lb_client.c orchestrator/lb_upstream.c orchestrator/ev.c orchestrator/hist.c orchestrator/net.c orchestrator/error.c orchestrator/log.c"
+sources[fuzz_lb]="orchestrator/lb.c orchestrator/lb_client.c orchestrator/lb_upstream.c orchestrator/ev.c orchestrator/hist.c orchestrator/signals.c orchestrator/net.c orchestrator/error.c orchestrator/log.c"
 seeds[fuzz_lb]="tests/fuzz/seeds/http/*"
 libs[fuzz_lb]="-lhttp_parser"
 flags=(-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
