@@ -34,6 +34,17 @@ struct server {
 static char sock_dir[64];
 static char sock_path[108];
 
+/* Has REQ (LEN bytes) its head and the body its Content-Length says? */
+static bool
+request_whole(const char *req, size_t len)
+{
+	const char *end = strstr(req, "\r\n\r\n"), *cl = strstr(req, "Content-Length: ");
+
+	if (!end)
+		return false;
+	return !cl || cl > end || len >= (size_t)(end + 4 - req) + strtoul(cl + 16, NULL, 10);
+}
+
 static void *
 serve(void *arg)
 {
@@ -45,7 +56,9 @@ serve(void *arg)
 	if (fd < 0)
 		return NULL;
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	while (got + 1 < sizeof(s->request) && !strstr(s->request, "\r\n\r\n")) {
+	/* the whole request, its body too: a close with some of it unread
+	 * would make the client's write of the rest fail (EPIPE) */
+	while (got + 1 < sizeof(s->request) && !request_whole(s->request, got)) {
 		ssize_t n = read(fd, s->request + got, sizeof(s->request) - 1 - got);
 
 		if (n <= 0)
