@@ -21,7 +21,8 @@
 static const char usage[] =
 	"usage: vdctl balance --listen HOST:PORT --backend HOST:PORT [--backend ...]\n"
 	"                     [--policy POLICY] [--max-inflight N] [--queue-limit N]\n"
-	"                     [--queue-timeout DUR] [--stats DUR]\n"
+	"                     [--queue-timeout DUR] [--on-client-gone finish|abort]\n"
+	"                     [--stats DUR]\n"
 	"\n"
 	"Run vdctl's HTTP/1.1 balancer in the foreground until SIGINT or SIGTERM:\n"
 	"keep-alive to clients and pooled keep-alive connections to the backends,\n"
@@ -34,7 +35,14 @@ static const char usage[] =
 	"   --policy POLICY        least-outstanding (default), round-robin or p2c\n"
 	"   --max-inflight N       requests at once per backend; 0 = no limit (0)\n"
 	"   --queue-limit N        waiting requests before 503 (1000)\n"
-	"   --queue-timeout DUR    wait before 504 (60s)\n"
+	"   --queue-timeout DUR    wait before 504 (60s); a request that could expect\n"
+	"                          to wait longer (queued ahead x recent service time /\n"
+	"                          backends' slots) is answered 503 with Retry-After\n"
+	"                          at once\n"
+	"   --on-client-gone HOW   a client that leaves while its request is on a\n"
+	"                          backend: finish (the backend finishes it, the answer\n"
+	"                          is dropped; default) or abort (close that backend\n"
+	"                          connection); a queued one is always dropped unsent\n"
 	"   --stats DUR            print a line of numbers this often; 0 = never (5s)\n"
 	"   -h, --help             show this help\n"
 	"\n"
@@ -113,6 +121,7 @@ cmd_balance(int argc, char **argv, struct vd_error *err)
 		{ "max-inflight", required_argument, NULL, 'm' },
 		{ "queue-limit", required_argument, NULL, 'q' },
 		{ "queue-timeout", required_argument, NULL, 't' },
+		{ "on-client-gone", required_argument, NULL, 'g' },
 		{ "stats", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -179,6 +188,12 @@ cmd_balance(int argc, char **argv, struct vd_error *err)
 				cfg.queue_timeout_ms = v > 0 ? v : 1;
 			else
 				stats_ms = v;
+			break;
+		case 'g':
+			if (strcmp(optarg, "finish") != 0 && strcmp(optarg, "abort") != 0)
+				return cli_usage_error(err, "balance", "unknown --on-client-gone '%s' "
+						       "(finish, abort)", optarg);
+			cfg.abort_on_client_gone = strcmp(optarg, "abort") == 0;
 			break;
 		case 'h':
 			fputs(usage, stdout);

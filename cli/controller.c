@@ -20,8 +20,8 @@
 #include "vd/units.h"
 
 static const char usage[] =
-	"usage: vdctl controller [--daemon] [--pidfile FILE] [--metrics HOST:PORT]\n"
-	"                        [--resync DUR]\n"
+	"usage: vdctl controller [--daemon] [--takeover] [--pidfile FILE]\n"
+	"                        [--metrics HOST:PORT] [--resync DUR]\n"
 	"\n"
 	"Keep the engines matching what 'vdctl apply' recorded in the state\n"
 	"directory: replace replicas that die, are OOM-killed or fail their health\n"
@@ -33,16 +33,25 @@ static const char usage[] =
 	"SIGTERM or SIGINT stop it gracefully and leave the replicas running; a\n"
 	"new controller adopts them. SIGHUP makes it read the state directory again.\n"
 	"\n"
+	"To restart or upgrade it without refusing a connection, start the new one\n"
+	"with --daemon or --takeover while the old one runs: the old one hands over\n"
+	"its lock and its listening sockets, stops its engine thread, answers what\n"
+	"it holds and exits.\n"
+	"\n"
 	"options:\n"
-	"   --daemon             detach; log to DIR/controller.log\n"
+	"   --daemon             detach; log to DIR/controller.log; take over from a\n"
+	"                        controller running for DIR\n"
+	"   --takeover           take over from a controller running for DIR (else\n"
+	"                        one in the foreground refuses to start)\n"
 	"   --pidfile FILE       with --daemon, where to write the pid\n"
 	"                        (default DIR/controller.pid)\n"
 	"   --metrics HOST:PORT  serve Prometheus metrics on http://HOST:PORT/metrics\n"
 	"   --resync DUR         reconcile at least this often (default 30s)\n"
 	"   -h, --help           show this help\n"
 	"\n"
-	"exit status: 0 stopped by a signal; 1 could not start (another controller\n"
-	"runs for DIR, or the control socket cannot be made); 2 bad arguments\n";
+	"exit status: 0 stopped by a signal or handed over; 1 could not start\n"
+	"(another controller runs for DIR and --takeover was not given, it did not\n"
+	"hand over, or the control socket cannot be made); 2 bad arguments\n";
 
 struct daemon_ready {
 	int fd; /* the parent waits on its other end */
@@ -61,9 +70,10 @@ tell_parent(void *arg)
 	}
 }
 
-/* The parent of --daemon: wait for the child's word, then exit. */
+/* The parent of --daemon: wait for the child's word, then exit. FROM: the
+ * controller it took over from, or 0. */
 static int
-wait_child(pid_t pid, int fd, struct vd_error *err)
+wait_child(pid_t pid, pid_t from, int fd, struct vd_error *err)
 {
 	char buf[VD_ERROR_MSG_MAX];
 	ssize_t n, got = 0;
@@ -74,7 +84,11 @@ wait_child(pid_t pid, int fd, struct vd_error *err)
 	close(fd);
 	buf[got] = '\0';
 	if (strncmp(buf, "ok\n", 3) == 0) {
-		printf("vdctl controller: running (pid %d)\n", (int)pid);
+		if (from)
+			printf("vdctl controller: running (pid %d), took over from pid %d\n",
+			       (int)pid, (int)from);
+		else
+			printf("vdctl controller: running (pid %d)\n", (int)pid);
 		return 0;
 	}
 	buf[strcspn(buf, "\n")] = '\0';
@@ -83,7 +97,8 @@ wait_child(pid_t pid, int fd, struct vd_error *err)
 }
 
 static int
-detach(const char *dir, const char *pidfile, int lock_fd, int *ready_fd, struct vd_error *err)
+detach(const char *dir, const char *pidfile, int lock_fd, pid_t from, int *ready_fd,
+       struct vd_error *err)
 {
 	int p[2], out;
 	char log[PATH_MAX + 32], pid[32];
@@ -97,7 +112,7 @@ detach(const char *dir, const char *pidfile, int lock_fd, int *ready_fd, struct 
 		return vd_error_errno(err, errno, "fork");
 	if (child > 0) {
 		close(p[1]);
-		exit(wait_child(child, p[0], err) < 0 ? (vd_error_print(err, "vdctl"), 1) : 0);
+		exit(wait_child(child, from, p[0], err) < 0 ? (vd_error_print(err, "vdctl"), 1) : 0);
 	}
 	close(p[0]);
 	*ready_fd = p[1];
@@ -117,11 +132,27 @@ detach(const char *dir, const char *pidfile, int lock_fd, int *ready_fd, struct 
 	return vd_file_write_atomic(pidfile, pid, strlen(pid), err);
 }
 
+/* Remove the pid file, unless a controller that took over has written its own. */
+static void
+remove_pidfile(const char *path)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = fopen(path, "r");
+
+	if (f && getline(&text, &len, f) > 0 && atoi(text) == (int)getpid())
+		unlink(path);
+	if (f)
+		fclose(f);
+	free(text);
+}
+
 int
 cmd_controller(int argc, char **argv, struct vd_error *err)
 {
 	static const struct option options[] = {
 		{ "daemon", no_argument, NULL, 'd' },
+		{ "takeover", no_argument, NULL, 't' },
 		{ "pidfile", required_argument, NULL, 'p' },
 		{ "metrics", required_argument, NULL, 'm' },
 		{ "resync", required_argument, NULL, 'r' },
@@ -132,16 +163,20 @@ cmd_controller(int argc, char **argv, struct vd_error *err)
 	struct vd_controller_opts o = { 0 };
 	struct daemon_ready ready = { -1 };
 	struct vd_error why = VD_ERROR_INIT;
+	struct vd_controller_handover from = { .lock_fd = -1 };
 	char dir[PATH_MAX], pidfile[PATH_MAX + 32] = "";
 	_cleanup_free_ char *host = NULL;
-	bool daemon = false;
+	bool daemon = false, takeover = false;
 	int c, lock, ret;
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
 		switch (c) {
 		case 'd':
-			daemon = true;
+			daemon = takeover = true;
+			break;
+		case 't':
+			takeover = true;
 			break;
 		case 'p':
 			snprintf(pidfile, sizeof(pidfile), "%s", optarg);
@@ -177,15 +212,29 @@ cmd_controller(int argc, char **argv, struct vd_error *err)
 	if (!realpath(node.state_dir, dir))
 		return vd_error_errno(err, errno, "state directory '%s'", node.state_dir);
 	node.state_dir = dir;
-	if ((lock = vd_controller_lock(dir, err)) < 0)
-		return -1;
 	vd_log_set_timestamps(1);
 	if (vd_log_get_level() == VD_LOG_WARN) /* the default: a line per event */
 		vd_log_set_level(VD_LOG_INFO);
+	if ((lock = vd_controller_lock(dir, err)) < 0) {
+		/* one runs: it hands its lock and its sockets over, or nothing changes */
+		if (!takeover || err->sys_errno != EWOULDBLOCK)
+			return -1;
+		vd_error_clear(err);
+		if (vd_controller_take_over(dir, &from, err) < 0)
+			return -1;
+		lock = from.lock_fd;
+		from.lock_fd = -1;
+		o.inherited = &from;
+		if (vd_controller_lock_pid(lock, err) < 0) {
+			vd_controller_handover_release(&from);
+			close(lock);
+			return -1;
+		}
+	}
 	if (daemon) {
 		if (!*pidfile)
 			snprintf(pidfile, sizeof(pidfile), "%s/controller.pid", dir);
-		if (detach(dir, pidfile, lock, &ready.fd, err) < 0) {
+		if (detach(dir, pidfile, lock, from.pid, &ready.fd, err) < 0) {
 			if (ready.fd >= 0 && write(ready.fd, err->msg, strlen(err->msg)) < 0)
 				vd_warn("controller: cannot tell the parent why");
 			return -1;
@@ -193,16 +242,21 @@ cmd_controller(int argc, char **argv, struct vd_error *err)
 		if (chdir("/") < 0)
 			vd_warn("controller: chdir /: %s", strerror(errno));
 	}
+	if (from.pid)
+		vd_info("controller: took over from pid %d: its lock and %zu listening sockets",
+			(int)from.pid, from.n - 1);
 	o.node = &node;
 	o.ready = tell_parent;
 	o.ready_arg = &ready;
+	o.lock_fd = lock;
 	ret = vd_controller_run(&o, err);
+	vd_controller_handover_release(&from);
 	if (ret < 0 && ready.fd >= 0 && write(ready.fd, err->msg, strlen(err->msg)) < 0)
 		vd_warn("controller: cannot tell the parent why");
 	if (ready.fd >= 0)
 		close(ready.fd);
 	if (daemon)
-		unlink(pidfile);
+		remove_pidfile(pidfile);
 	close(lock);
 	return ret;
 }

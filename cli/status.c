@@ -108,6 +108,30 @@ print_window(const char *name, const json_t *w, FILE *f)
 		json_number_value(json_object_get(w, "p95_ms")));
 }
 
+/* Of the errors, those of overload, by kind: "(3 client gone, 2 refused
+ * early)". */
+static void
+print_overload(const json_t *errs, FILE *f)
+{
+	static const char *const kinds[][2] = {
+		{ "client_gone", "client gone" },
+		{ "refused_early", "refused early" },
+		{ "queue_timeout", "queue timeout" },
+	};
+	const char *sep = " (";
+
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		long long n = (long long)json_integer_value(json_object_get(errs, kinds[i][0]));
+
+		if (n) {
+			fprintf(f, "%s%lld %s", sep, n, kinds[i][1]);
+			sep = ", ";
+		}
+	}
+	if (*sep == ',')
+		fputc(')', f);
+}
+
 /* The autoscaler's line: bounds, signals, the last decision. */
 static void
 print_autoscale(const json_t *a, FILE *f)
@@ -200,6 +224,10 @@ print_service(const json_t *s, FILE *f)
 				json_number_value(json_object_get(b, "p50_ms")),
 				json_number_value(json_object_get(b, "p95_ms")),
 				json_number_value(json_object_get(b, "p99_ms")), errors);
+		print_overload(json_object_get(b, "errors"), f);
+		if (json_is_integer(json_object_get(b, "client_patience_ms")))
+			fprintf(f, "; clients leave after %.1f s: requests wait less",
+				(double)num(b, "client_patience_ms") / 1000);
 	}
 	print_autoscale(json_object_get(s, "autoscale"), f);
 	fprintf(f, "\n%-20s %-8s %-10s %-9s %-22s %-8s %-8s %s\n", "REPLICA", "STATE", "HEALTH",

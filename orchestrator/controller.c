@@ -5,7 +5,8 @@
  * This file starts and stops it: the state directory's lock, the two
  * threads, the messages between them, the graceful stop. What each thread
  * does lives in controller_engine.c and controller_loop.c, what the control
- * socket answers in controller_status.c (controller_int.h says who owns
+ * socket answers in controller_status.c, the handover to a controller that
+ * takes over in controller_handover.c (controller_int.h says who owns
  * what). The loop thread never waits on the engine thread; the engine
  * thread waits on the loop only to drain a replica before it removes it,
  * and then only for a bounded time.
@@ -174,10 +175,13 @@ vd_controller_lock(const char *dir, struct vd_error *err)
 		pid[n > 0 ? n : 0] = '\0';
 		pid[strcspn(pid, "\n")] = '\0';
 		close(fd);
-		if (e == EWOULDBLOCK)
-			return vd_error_set(err, VD_EXIT_FAILURE,
-					    "a controller already runs for %s (pid %s)", dir,
-					    *pid ? pid : "unknown");
+		if (e == EWOULDBLOCK) {
+			vd_error_set(err, VD_EXIT_FAILURE, "a controller already runs for %s (pid %s)",
+				     dir, *pid ? pid : "unknown");
+			if (err)
+				err->sys_errno = e; /* the caller may take over from it */
+			return -1;
+		}
 		return vd_error_errno(err, e, "cannot lock '%s'", path);
 	}
 	if (vd_controller_lock_pid(fd, err) < 0) {
@@ -296,6 +300,8 @@ controller_free(struct controller *c)
 	json_decref(c->declared);
 	vd_manifest_free(c->desired);
 	vd_restarts_release(&c->book);
+	if (c->handover_fd >= 0)
+		close(c->handover_fd);
 	if (c->msg_h.fd >= 0)
 		close(c->msg_h.fd);
 	if (c->wake_fd >= 0)
@@ -304,6 +310,28 @@ controller_free(struct controller *c)
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->cond);
 	free(c);
+}
+
+int
+ctrl_worker_start(struct controller *c, struct vd_error *err)
+{
+	pthread_mutex_lock(&c->lock);
+	c->stopping = c->worker_done = false;
+	pthread_mutex_unlock(&c->lock);
+	if ((errno = pthread_create(&c->worker, NULL, ctrl_engine_thread, c)) != 0)
+		return vd_error_errno(err, errno, "cannot start the engine thread");
+	c->worker_started = true;
+	return 0;
+}
+
+void
+ctrl_worker_ask_stop(struct controller *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->stopping = true;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	ctrl_wake(c->wake_fd);
 }
 
 /* Stop the engine thread: wait a little for it to finish what it does (it
@@ -316,11 +344,7 @@ stop_worker(struct controller *c)
 
 	if (!c->worker_started)
 		return true;
-	pthread_mutex_lock(&c->lock);
-	c->stopping = true;
-	pthread_cond_broadcast(&c->cond);
-	pthread_mutex_unlock(&c->lock);
-	ctrl_wake(c->wake_fd);
+	ctrl_worker_ask_stop(c);
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += 5;
 	pthread_mutex_lock(&c->lock);
@@ -359,11 +383,9 @@ setup(struct controller *c, struct vd_error *err)
 	if (strlen(path) >= 108)
 		return vd_error_set(err, VD_EXIT_INPUT, "state directory path too long for a "
 				    "unix socket: '%s'", path);
-	if (!(c->ctl = vd_ctl_listen_unix(c->ev, path, ctrl_on_control, c, err)))
+	if (!(c->ctl = ctrl_listen_control(c, path, err)))
 		return vd_error_wrap(err, "control socket");
-	if (c->o->metrics_host &&
-	    !(c->metrics = vd_ctl_listen_tcp(c->ev, c->o->metrics_host, c->o->metrics_port,
-					      ctrl_on_metrics, c, err)))
+	if (c->o->metrics_host && !(c->metrics = ctrl_listen_metrics(c, err)))
 		return vd_error_wrap(err, "metrics listener");
 	if (vd_ev_timer(c->ev, HOUSEKEEP_MS, housekeep, c) < 0)
 		return vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
@@ -371,10 +393,7 @@ setup(struct controller *c, struct vd_error *err)
 	 * some 0.6 MB resident for a thread that is idle almost always
 	 * (tests/bench/controller.sh: 5.0 MB with it, 4.4 MB without) */
 	mallopt(M_ARENA_MAX, 1);
-	if ((errno = pthread_create(&c->worker, NULL, ctrl_engine_thread, c)) != 0)
-		return vd_error_errno(err, errno, "cannot start the engine thread");
-	c->worker_started = true;
-	return 0;
+	return ctrl_worker_start(c, err);
 }
 
 int
@@ -389,7 +408,7 @@ vd_controller_run(const struct vd_controller_opts *o, struct vd_error *err)
 		return vd_error_set(err, VD_EXIT_FAILURE, "out of memory");
 	c->o = o;
 	c->dir = o->node->state_dir;
-	c->msg_h.fd = c->wake_fd = -1;
+	c->msg_h.fd = c->wake_fd = c->handover_fd = -1;
 	c->msgs_tail = &c->msgs;
 	c->jobs_tail = &c->jobs;
 	pthread_mutex_init(&c->lock, NULL);
@@ -417,8 +436,11 @@ vd_controller_run(const struct vd_controller_opts *o, struct vd_error *err)
 		pthread_mutex_unlock(&c->lock);
 		ctrl_wake(c->wake_fd);
 	}
-	vd_info("controller: %s: stopping; replicas keep running",
-		sig > 0 ? strsignal(sig) : "stopped");
+	if (c->handed_over)
+		vd_info("controller: handed over: answering what it holds, then exiting");
+	else
+		vd_info("controller: %s: stopping; replicas keep running",
+			sig > 0 ? strsignal(sig) : "stopped");
 
 	/* no new requests; those in flight finish */
 	c->stopping_loop = true;

@@ -13,6 +13,9 @@
  *                        service's signals through the policy (vd/autoscale.h),
  *                        a scale job when the count should change, decisions
  *                        kept as events
+ *   controller_handover.c  a restart without a refused connection: the
+ *                        handover of the lock and the listening sockets to
+ *                        a controller that takes over, both sides
  *   restarts.c           the restart book (vd/restarts.h)
  *
  * The loop thread owns the balancers, the health checks, the control
@@ -55,6 +58,7 @@
 #define AUTOSCALE_MS 1000      /* the autoscaler decides this often */
 #define ROOM_MS 60000          /* a node that refused more replicas is full this long */
 #define AS_EVENTS 64           /* decisions kept for status */
+#define HANDOVER_ENGINE_MS 4000 /* a handover waits this long for the engine thread */
 
 struct controller;
 
@@ -233,6 +237,11 @@ struct controller {
 	json_t *declared;           /* what manifests declared, by service (vd/state.h) */
 	bool stopping_loop;
 	int64_t stop_deadline;
+	/* a handover to a controller taking over (controller_handover.c) */
+	int handover_fd;         /* its connection while one is under way, else -1 */
+	int64_t handover_until;  /* loop ms: stop waiting for the engine thread */
+	bool handover_restart;   /* it failed: start the engine thread again once stopped */
+	bool handed_over;
 	struct as_event events[AS_EVENTS]; /* a ring: the last AS_EVENTS decisions */
 	uint64_t nevents;                  /* ever recorded */
 };
@@ -249,6 +258,22 @@ void ctrl_post_replica(struct controller *c, enum msg_kind kind, const char *ser
 		       const char *id);
 void ctrl_drain_put(struct drain *d);
 void ctrl_book_save(struct controller *c); /* takes the lock */
+int ctrl_worker_start(struct controller *c, struct vd_error *err);
+void ctrl_worker_ask_stop(struct controller *c); /* does not wait */
+
+/* controller_handover.c */
+/* The control socket's handler: a handover, or what controller_status.c answers. */
+void ctrl_handover_on_control(void *arg, struct vd_ctl_req *req);
+/* The control socket and the metrics listener: inherited when they were
+ * handed over, else made. NULL with err. */
+struct vd_ctl *ctrl_listen_control(struct controller *c, const char *path, struct vd_error *err);
+struct vd_ctl *ctrl_listen_metrics(struct controller *c, struct vd_error *err);
+/* The inherited listening socket of service NAME's balancer, now the
+ * caller's; -1 when none. */
+int ctrl_inherited_balancer(struct controller *c, const char *name);
+/* Close the inherited sockets no one will use: the metrics listener when
+ * there is none now, the balancers' of services that no longer have one. */
+void ctrl_inherited_prune(struct controller *c);
 
 /* controller_engine.c: the engine thread's body */
 void *ctrl_engine_thread(void *arg);

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "controller_int.h"
 #include "vd/clock.h"
@@ -281,6 +282,7 @@ lb_config(const struct vd_service *svc, struct vd_lb_config *cfg)
 	cfg->max_inflight = svc->balancer.max_inflight;
 	cfg->queue_limit = svc->balancer.queue_limit;
 	cfg->queue_timeout_ms = svc->balancer.queue_timeout_ms;
+	cfg->abort_on_client_gone = svc->balancer.on_client_gone == VD_LB_GONE_ABORT;
 	if (svc->autoscale.enabled) {
 		/* signals for the autoscaler's long window; a service it may take to
 		 * zero holds requests while a replica starts */
@@ -300,6 +302,7 @@ same_balancer(const struct vd_service *a, const struct vd_service *b)
 	       a->balancer.max_inflight == b->balancer.max_inflight &&
 	       a->balancer.queue_limit == b->balancer.queue_limit &&
 	       a->balancer.queue_timeout_ms == b->balancer.queue_timeout_ms &&
+	       a->balancer.on_client_gone == b->balancer.on_client_gone &&
 	       (a->autoscale.enabled && a->autoscale.min == 0) ==
 		       (b->autoscale.enabled && b->autoscale.min == 0);
 }
@@ -326,7 +329,15 @@ ensure_balancer(struct controller *c, struct csvc *s, bool now_)
 	if (waiting && !now_ && now - s->since < LISTEN_WAIT_MS)
 		return;
 	lb_config(s->svc, &cfg);
-	if (!(s->lb = vd_lb_new(c->ev, &cfg, &err))) {
+	/* the listener of the controller this one took over from, if any */
+	cfg.listen_fd = ctrl_inherited_balancer(c, s->name);
+	if (!(s->lb = vd_lb_new(c->ev, &cfg, &err)) && cfg.listen_fd >= 0) {
+		vd_warn("%s: balancer: %s: listening anew", s->name, err.msg);
+		close(cfg.listen_fd);
+		cfg.listen_fd = -1;
+		s->lb = vd_lb_new(c->ev, &cfg, &err);
+	}
+	if (!s->lb) {
 		if (strcmp(s->lb_error, err.msg) != 0)
 			vd_error_log("%s: balancer: %s", s->name, err.msg);
 		snprintf(s->lb_error, sizeof(s->lb_error), "%.255s", err.msg);
@@ -536,6 +547,7 @@ take_snapshot(struct controller *c, struct msg *m)
 balancers:
 	for (size_t i = 0; i < c->nsvcs; i++)
 		ensure_balancer(c, c->svcs[i], false);
+	ctrl_inherited_prune(c);
 }
 
 static void

@@ -54,6 +54,8 @@ balancer_json(struct csvc *s, struct vd_lb_stats *st, bool have)
 					ms_of(st->total10.p50), "p95_ms", ms_of(st->total10.p95),
 					"p99_ms", ms_of(st->total10.p99), "responses", resp,
 					"errors", errs));
+	json_object_set_new(j, "client_patience_ms",
+			    st->patience_ms ? json_integer(st->patience_ms) : json_null());
 	return j;
 }
 
@@ -285,6 +287,14 @@ metrics_text(struct controller *c, size_t *len)
 		for (int k = 1; nums[i].have && k < 6; k++)
 			fprintf(f, "vdctl_responses_total{service=\"%s\",code=\"%dxx\"} %llu\n",
 				c->svcs[i]->name, k, (unsigned long long)nums[i].st.responses[k]);
+	family(f, "vdctl_balancer_errors_total", "counter",
+	       "Requests the balancer answered itself or lost, by kind (client_gone, "
+	       "refused_early, queue_timeout, ...).");
+	for (size_t i = 0; i < c->nsvcs; i++)
+		for (int k = 0; nums[i].have && k < VD_LB_ERR_KINDS; k++)
+			fprintf(f, "vdctl_balancer_errors_total{service=\"%s\",kind=\"%s\"} %llu\n",
+				c->svcs[i]->name, vd_lb_error_name(k),
+				(unsigned long long)nums[i].st.errors[k]);
 	family(f, "vdctl_inflight", "gauge", "Requests on replicas now.");
 	for (size_t i = 0; i < c->nsvcs; i++)
 		if (nums[i].have)

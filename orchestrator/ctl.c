@@ -864,10 +864,70 @@ vd_ctl_listen_tcp(struct vd_ev *ev, const char *host, int port, vd_ctl_handler_f
 	return ctl;
 }
 
+struct vd_ctl *
+vd_ctl_adopt(struct vd_ev *ev, int fd, const char *path, vd_ctl_handler_fn fn, void *arg,
+	     struct vd_error *err)
+{
+	struct sockaddr_storage sa;
+	socklen_t len = sizeof(sa);
+	struct vd_ctl *ctl;
+	struct stat st;
+	/* a TCP socket: listening on the address it is bound to */
+	bool ok = path ? vd_net_is_listener(fd, NULL)
+		       : getsockname(fd, (struct sockaddr *)&sa, &len) == 0 &&
+				 sa.ss_family != AF_UNIX && vd_net_is_listener(fd, &sa);
+
+	if (!ok) {
+		vd_error_set(err, VD_EXIT_FAILURE, "the inherited socket is not a listening %s socket",
+			     path ? "unix" : "TCP");
+		return NULL;
+	}
+	if (path && stat(path, &st) < 0) {
+		vd_error_errno(err, errno, "the inherited socket's file '%s'", path);
+		return NULL;
+	}
+	if (!(ctl = ctl_new(ev, fn, arg, err)))
+		return NULL;
+	if (path && !(ctl->path = absolute(path))) {
+		vd_error_errno(err, errno, "cannot resolve '%s'", path);
+		ctl_release(ctl);
+		return NULL;
+	}
+	if (path) {
+		ctl->dev = st.st_dev;
+		ctl->ino = st.st_ino;
+	} else {
+		ctl->port = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
+							   : ((struct sockaddr_in *)&sa)->sin_port);
+	}
+	if (ctl_start(ctl, fd, err) < 0) {
+		ctl_release(ctl);
+		return NULL;
+	}
+	return ctl;
+}
+
 int
 vd_ctl_port(const struct vd_ctl *ctl)
 {
 	return ctl->port;
+}
+
+int
+vd_ctl_listen_fd(const struct vd_ctl *ctl)
+{
+	return ctl->listener.fd;
+}
+
+void
+vd_ctl_detach(struct vd_ctl *ctl)
+{
+	if (ctl->listener.fd < 0)
+		return;
+	vd_ev_del(ctl->ev, &ctl->listener);
+	close(ctl->listener.fd);
+	ctl->listener.fd = -1;
+	ctl->paused = false;
 }
 
 void
@@ -881,12 +941,12 @@ vd_ctl_free(struct vd_ctl *ctl)
 	vd_ev_timer_cancel(ctl->ev, ctl->tick);
 	while (ctl->conns)
 		conn_close(ctl->conns); /* a stream's on_gone runs here */
-	vd_ev_del(ctl->ev, &ctl->listener);
-	close(ctl->listener.fd);
-	/* unless another process has put its own socket there since */
-	if (ctl->path && stat(ctl->path, &st) == 0 && st.st_dev == ctl->dev &&
-	    st.st_ino == ctl->ino)
+	/* unless another process has put its own socket there since, or
+	 * holds this one now (vd_ctl_detach) */
+	if (ctl->listener.fd >= 0 && ctl->path && stat(ctl->path, &st) == 0 &&
+	    st.st_dev == ctl->dev && st.st_ino == ctl->ino)
 		unlink(ctl->path);
+	vd_ctl_detach(ctl);
 	/* an event of this round may still point at the listener */
 	vd_ev_defer(ctl->ev, ctl_release, ctl);
 }
@@ -971,6 +1031,19 @@ vd_ctl_stream_write(struct vd_ctl_req *req, const char *data, size_t len)
 	out_compact(req);
 	vd_strbuf_append(&req->out, data, len);
 	conn_update(req);
+}
+
+int
+vd_ctl_take(struct vd_ctl_req *req)
+{
+	int fd = req->h.fd;
+
+	if (req->state != C_HANDLER)
+		return -1;
+	vd_ev_del(req->ctl->ev, &req->h);
+	req->h.fd = -1;
+	conn_close(req); /* no stream: no on_gone; the memory goes after the round */
+	return fd;
 }
 
 void

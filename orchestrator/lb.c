@@ -42,6 +42,8 @@ vd_lb_error_name(enum vd_lb_error_kind k)
 		[VD_LB_ERR_BAD_REQUEST] = "bad_request",
 		[VD_LB_ERR_HEADER_TOO_BIG] = "header_too_big",
 		[VD_LB_ERR_CLIENT_TIMEOUT] = "client_timeout",
+		[VD_LB_ERR_CLIENT_GONE] = "client_gone",
+		[VD_LB_ERR_REFUSED_EARLY] = "refused_early",
 	};
 
 	return (unsigned)k < VD_LB_ERR_KINDS ? names[k] : "?";
@@ -153,6 +155,33 @@ check_client(struct vd_lb *lb, struct client *c, int64_t now)
 	}
 }
 
+static int
+cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* The clients' patience: the median age of the requests whose clients left
+ * in the last minute, once PATIENCE_MIN did; else not known. */
+static void
+learn_patience(struct vd_lb *lb, int64_t now)
+{
+	int64_t ages[PATIENCE_RING];
+	size_t n = 0;
+
+	for (unsigned i = 0; i < PATIENCE_RING && i < lb->nleft; i++)
+		if (now - lb->left[i].at_us < 60000000)
+			ages[n++] = lb->left[i].age_us;
+	if (n < PATIENCE_MIN) {
+		lb->patience_us = 0;
+		return;
+	}
+	qsort(ages, n, sizeof(ages[0]), cmp_i64);
+	lb->patience_us = ages[n / 2];
+}
+
 static int64_t
 tick(struct vd_ev *ev, void *arg)
 {
@@ -165,8 +194,8 @@ tick(struct vd_ev *ev, void *arg)
 		check_client(lb, c, now);
 	}
 	/* the queue is oldest first: only its head can be due */
-	while (lb->qhead &&
-	       vd_ev_now_us(ev) - lb->qhead->t_queued_us > lb->cfg.queue_timeout_ms * 1000) {
+	learn_patience(lb, vd_ev_now_us(ev));
+	while (lb->qhead && vd_ev_now_us(ev) - lb->qhead->t_queued_us > lb_queue_timeout_us(lb)) {
 		c = lb->qhead;
 		vd_hist_window_record(&lb->wait, now, (uint64_t)(vd_ev_now_us(ev) - c->t_queued_us));
 		lb_answer(c, 504, VD_LB_ERR_QUEUE_TIMEOUT);
@@ -188,6 +217,7 @@ vd_lb_config_default(struct vd_lb_config *cfg)
 	cfg->policy = VD_LB_LEAST_OUTSTANDING;
 	cfg->queue_limit = 1000;
 	cfg->queue_timeout_ms = 60000;
+	cfg->listen_fd = -1;
 }
 
 struct vd_lb *
@@ -201,6 +231,11 @@ vd_lb_new(struct vd_ev *ev, const struct vd_lb_config *cfg, struct vd_error *err
 	if (vd_net_addr(cfg->listen_host, cfg->listen_port, &sa, &len) < 0) {
 		vd_error_set(err, VD_EXIT_INPUT, "listen address '%s' is not an IP address",
 			     cfg->listen_host);
+		return NULL;
+	}
+	if (cfg->listen_fd >= 0 && !vd_net_is_listener(cfg->listen_fd, &sa)) {
+		vd_error_set(err, VD_EXIT_FAILURE, "the inherited socket does not listen on %s:%d",
+			     cfg->listen_host, cfg->listen_port);
 		return NULL;
 	}
 	if (!(lb = calloc(1, sizeof(*lb)))) {
@@ -229,16 +264,19 @@ vd_lb_new(struct vd_ev *ev, const struct vd_lb_config *cfg, struct vd_error *err
 	}
 	/* lb->wait and lb->total are zeroed: empty windows (vd/hist.h) */
 	lb->listener.fn = lb_accept_clients;
-	lb->listener.fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	lb->listener.fd = cfg->listen_fd >= 0
+				  ? cfg->listen_fd
+				  : socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (lb->listener.fd < 0 ||
-	    setsockopt(lb->listener.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(lb->listener.fd, (struct sockaddr *)&sa, len) < 0 ||
-	    listen(lb->listener.fd, 4096) < 0 ||
+	    (cfg->listen_fd < 0 &&
+	     (setsockopt(lb->listener.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	      bind(lb->listener.fd, (struct sockaddr *)&sa, len) < 0 ||
+	      listen(lb->listener.fd, 4096) < 0)) ||
 	    getsockname(lb->listener.fd, (struct sockaddr *)&sa, &len) < 0 ||
 	    vd_ev_add(ev, &lb->listener, EPOLLIN) < 0) {
 		vd_error_errno(err, errno, "cannot listen on %s:%d", cfg->listen_host,
 			       cfg->listen_port);
-		if (lb->listener.fd >= 0)
+		if (lb->listener.fd >= 0 && cfg->listen_fd < 0)
 			close(lb->listener.fd);
 		vd_signals_free(lb->sig);
 		free(lb);
@@ -310,12 +348,15 @@ void
 vd_lb_shutdown(struct vd_lb *lb, int64_t grace_ms)
 {
 	if (!lb->stopping) {
-		/* connections the kernel has taken already are served, not reset */
-		while (lb_accept_one(lb))
-			;
-		vd_ev_del(lb->ev, &lb->listener);
-		close(lb->listener.fd);
-		lb->listener.fd = -1;
+		/* connections the kernel has taken already are served, not reset
+		 * (none when the listener was passed on: they are the successor's) */
+		if (lb->listener.fd >= 0) {
+			while (lb_accept_one(lb))
+				;
+			vd_ev_del(lb->ev, &lb->listener);
+			close(lb->listener.fd);
+			lb->listener.fd = -1;
+		}
 		/* a response begun already may have sent some of its head as it
 		 * was (or all of it: there is no knowing, so it is not held) */
 		for (struct client *c = lb->clients; c; c = c->next)
@@ -455,6 +496,7 @@ vd_lb_stats(struct vd_lb *lb, struct vd_lb_stats *out, struct vd_error *err)
 	out->relayed = lb->relayed;
 	out->relayed_us = lb->relayed_us;
 	out->connections = lb->nclients;
+	out->patience_ms = lb->patience_us / 1000;
 	memcpy(out->responses, lb->responses, sizeof(out->responses));
 	memcpy(out->errors, lb->errors, sizeof(out->errors));
 	latency(&lb->wait, now, 10000, &out->wait10);
@@ -481,4 +523,20 @@ vd_lb_stats(struct vd_lb *lb, struct vd_lb_stats *out, struct vd_error *err)
 		latency(&r->total, now, 10000, &s->total10);
 	}
 	return 0;
+}
+
+int
+vd_lb_listen_fd(const struct vd_lb *lb)
+{
+	return lb->listener.fd;
+}
+
+void
+vd_lb_detach_listener(struct vd_lb *lb)
+{
+	if (lb->listener.fd < 0)
+		return;
+	vd_ev_del(lb->ev, &lb->listener);
+	close(lb->listener.fd);
+	lb->listener.fd = -1;
 }

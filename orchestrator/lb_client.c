@@ -268,6 +268,24 @@ answer_flush(struct client *c)
 	lb_client_close(c);
 }
 
+/*
+ * The wait a request joining the queue now can expect: the requests ahead of
+ * it, itself included, times the recent service time, over the requests the
+ * replicas up take at once. 0 while nothing is known (no response yet, no
+ * per-replica limit, no replica up).
+ */
+static int64_t
+expected_wait_us(const struct vd_lb *lb)
+{
+	int slots = 0;
+
+	if (!lb->cfg.max_inflight || !lb->service_us)
+		return 0;
+	for (size_t i = 0; i < lb->nreps; i++)
+		slots += lb->reps[i]->up && !lb->reps[i]->draining ? lb->cfg.max_inflight : 0;
+	return slots ? (int64_t)((lb->queued + 1) * lb->service_us / slots) : 0;
+}
+
 /* Answer STATUS ourselves and close; or just close when part of a response
  * was already relayed. */
 void
@@ -280,7 +298,7 @@ lb_answer(struct client *c, int status, enum vd_lb_error_kind why)
 		vd_signals_refuse(lb->sig, vd_ev_now_us(lb->ev));
 	unqueue(c);
 	drop_upstream(c);
-	if (c->response_started) {
+	if (c->response_started || c->gone) {
 		lb_client_close(c);
 		return;
 	}
@@ -288,6 +306,15 @@ lb_answer(struct client *c, int status, enum vd_lb_error_kind why)
 	for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++)
 		if (answers[i].status == status)
 			c->out = answers[i].text;
+	if (why == VD_LB_ERR_REFUSED_EARLY && c->cap > 200) {
+		/* when to try again: the wait it would have had, whole seconds */
+		int after = (int)(expected_wait_us(lb) / 1000000) + 1;
+
+		snprintf(c->buf, c->cap, "HTTP/1.1 503 Service Unavailable\r\nRetry-After: %d\r\n"
+			 "Content-Length: 20\r\nConnection: close\r\n\r\nservice unavailable\n",
+			 after);
+		c->out = c->buf;
+	}
 	c->outlen = strlen(c->out);
 	c->state = C_CLOSING;
 	answer_flush(c);
@@ -536,7 +563,8 @@ lb_forward(struct client *c)
 	}
 	vd_ev_set(lb->ev, &up->h, EPOLLIN);
 	if (c->msg_done) {
-		vd_ev_set(lb->ev, &c->h, 0); /* pipelined requests wait their turn */
+		/* pipelined requests wait their turn; the client leaving is seen */
+		vd_ev_set(lb->ev, &c->h, EPOLLRDHUP);
 		return;
 	}
 	/* more body to come: make room by dropping what went out */
@@ -608,6 +636,12 @@ lb_route(struct client *c)
 		lb_answer(c, 503, VD_LB_ERR_QUEUE_FULL);
 		return;
 	}
+	/* what would wait past queue_timeout (or the clients' patience) is told
+	 * so now, not then */
+	if (expected_wait_us(lb) > lb_queue_timeout_us(lb)) {
+		lb_answer(c, 503, VD_LB_ERR_REFUSED_EARLY);
+		return;
+	}
 	c->state = C_QUEUED;
 	c->t_queued_us = vd_ev_now_us(lb->ev);
 	c->cold = !lb_any_up(lb);
@@ -619,7 +653,7 @@ lb_route(struct client *c)
 	lb->qtail = c;
 	lb->queued++;
 	lb_levels(lb);
-	vd_ev_set(lb->ev, &c->h, 0);
+	vd_ev_set(lb->ev, &c->h, EPOLLRDHUP); /* only whether the client leaves */
 	if (lb->on_waiting && !lb_any_up(lb))
 		lb->on_waiting(lb->on_waiting_arg);
 }
@@ -714,12 +748,43 @@ client_read(struct client *c)
 	}
 }
 
+/*
+ * The client closed its side, or its connection broke, while its request
+ * waits in the queue (it is dropped, never sent) or is whole on a replica
+ * (the replica finishes it and its answer is dropped, or with
+ * abort_on_client_gone its connection is closed). Either way not a response.
+ */
+static void
+client_gone(struct client *c)
+{
+	struct vd_lb *lb = c->lb;
+
+	int64_t now = vd_ev_now_us(lb->ev);
+
+	lb->errors[VD_LB_ERR_CLIENT_GONE]++;
+	vd_signals_refuse(lb->sig, now); /* demand, not served */
+	lb->left[lb->nleft % PATIENCE_RING].at_us = now;
+	lb->left[lb->nleft++ % PATIENCE_RING].age_us = now - c->t_head_us;
+	if (c->state == C_QUEUED || lb->cfg.abort_on_client_gone || !c->up) {
+		lb_client_close(c);
+		lb_pump_queue(lb); /* an aborted request's place is free */
+		return;
+	}
+	c->gone = true;
+	vd_ev_set(lb->ev, &c->h, 0);
+}
+
 static void
 client_io(struct vd_ev *ev, struct vd_ev_handle *h, uint32_t events)
 {
 	struct client *c = (struct client *)h;
 
 	(void)ev;
+	if ((events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && !c->response_started &&
+	    (c->state == C_QUEUED || (c->state == C_UPSTREAM && c->msg_done))) {
+		client_gone(c);
+		return;
+	}
 	if (c->state == C_CLOSING) {
 		answer_flush(c);
 		return;

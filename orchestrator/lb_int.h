@@ -38,6 +38,8 @@
 #define UP_BUF 16384         /* an upstream connection's relay buffer */
 #define FREE_BUFS 256        /* client buffers kept for reuse */
 #define MAX_SKIP 8           /* hop-by-hop header lines left out */
+#define PATIENCE_RING 64     /* clients' leavings kept to learn their patience */
+#define PATIENCE_MIN 10      /* ... and how many in the last minute make it known */
 
 enum cstate {
 	C_IDLE,     /* keep-alive, no request */
@@ -80,6 +82,8 @@ struct client {
 	uint64_t wait_us; /* the request's time in the queue so far */
 	uint64_t cold_us; /* ... of which waiting for a first replica (none up) */
 	bool cold;        /* queued while no replica was up */
+	bool gone;        /* the client left while its request was on a replica:
+			     the replica finishes it, its answer is dropped */
 	int attempts;
 	bool response_started;
 	char xff[80];
@@ -144,6 +148,15 @@ struct vd_lb {
 	uint64_t relayed, relayed_us; /* responses relayed and their times, since the start */
 	struct vd_window wait, total;
 	struct vd_signals *sig; /* per second, for the autoscaler */
+	double service_us;      /* recent service time: a moving mean, 0 = none yet */
+	/* how long clients wait before they leave: the ages of the last
+	 * requests whose clients left (a ring), and their median over the last
+	 * minute once there are enough (0: not known) */
+	struct {
+		int64_t at_us, age_us;
+	} left[PATIENCE_RING];
+	unsigned nleft;
+	int64_t patience_us;
 	void (*on_waiting)(void *arg);
 	void *on_waiting_arg;
 };
@@ -232,6 +245,18 @@ static inline void
 lb_levels(struct vd_lb *lb)
 {
 	vd_signals_level(lb->sig, vd_ev_now_us(lb->ev), lb->inflight, lb->queued);
+}
+
+/* How long a request may wait in the queue: queue_timeout, or less when
+ * clients were seen to leave sooner, so that what is served is served to
+ * someone (nine tenths of their patience, less the service time). */
+static inline int64_t
+lb_queue_timeout_us(const struct vd_lb *lb)
+{
+	int64_t t = lb->cfg.queue_timeout_ms * 1000;
+	int64_t p = (int64_t)((double)lb->patience_us * 0.9 - lb->service_us);
+
+	return lb->patience_us && p > 0 && p < t ? p : t;
 }
 
 /* Count a response by its class: [1] 1xx ... [5] 5xx, [0] anything else. */

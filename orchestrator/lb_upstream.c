@@ -172,15 +172,20 @@ finish(struct client *c)
 	int64_t now_ms = vd_ev_now_ms(lb->ev);
 	uint64_t us = (uint64_t)(vd_ev_now_us(lb->ev) - c->t_head_us);
 	bool keep = c->keep_alive && http_should_keep_alive(&up->p) && !up->no_reuse &&
-		    !lb->stopping;
+		    !lb->stopping && !c->gone;
+	double service = (double)(us > c->wait_us ? us - c->wait_us : 0);
 
-	lb_count_response(lb, up->p.status_code);
-	lb->relayed++;
-	lb->relayed_us += us;
-	vd_hist_window_record(&lb->total, now_ms, us);
-	vd_signals_complete(lb->sig, vd_ev_now_us(lb->ev), c->wait_us, us, c->cold_us);
-	if (r)
-		vd_hist_window_record(&r->total, now_ms, us);
+	/* the replica's time, whoever was there to receive it */
+	lb->service_us = lb->service_us ? lb->service_us + (service - lb->service_us) / 8 : service;
+	if (!c->gone) { /* what clients received */
+		lb_count_response(lb, up->p.status_code);
+		lb->relayed++;
+		lb->relayed_us += us;
+		vd_hist_window_record(&lb->total, now_ms, us);
+		vd_signals_complete(lb->sig, vd_ev_now_us(lb->ev), c->wait_us, us, c->cold_us);
+		if (r)
+			vd_hist_window_record(&r->total, now_ms, us);
+	}
 	up->no_reuse |= !http_should_keep_alive(&up->p);
 	c->up = NULL;
 	if (up->r)
@@ -202,6 +207,8 @@ lb_relay(struct upstream *up)
 	struct client *c = up->c;
 	struct vd_lb *lb = c->lb;
 
+	if (c->gone) /* nobody to send it to: read on to its end */
+		up->off = up->len;
 	while (up->off < up->len) {
 		ssize_t n = send(c->h.fd, up->buf + up->off, up->len - up->off, MSG_NOSIGNAL);
 
@@ -226,7 +233,7 @@ lb_relay(struct upstream *up)
 		return;
 	}
 	vd_ev_set(lb->ev, &up->h, EPOLLIN);
-	vd_ev_set(lb->ev, &c->h, c->msg_done ? 0 : EPOLLIN);
+	vd_ev_set(lb->ev, &c->h, c->gone ? 0 : c->msg_done ? EPOLLRDHUP : EPOLLIN);
 }
 
 /* The replica failed this request before answering: try another one. */
@@ -254,6 +261,11 @@ lb_upstream_failed(struct upstream *up, enum vd_lb_error_kind why, bool blame)
 	if (blame && r && r->up)
 		lb_eject(lb, r);
 	lb_release_slot(c, r); /* last: it frees r once r is drained */
+	if (c->gone) {
+		lb_client_close(c);
+		lb_pump_queue(lb);
+		return;
+	}
 	if (c->idempotent && c->replayable && !c->response_started) {
 		/* start the head again from the top */
 		size_t blank = c->buf[c->head_len - 2] == '\r' ? 2 : 1;

@@ -51,6 +51,7 @@ static const struct vd_ytree_opts manifest_limits = {
 static const char *const backend_names[] = { "docker", "libvirt", NULL };
 static const char *const accel_names[] = { "auto", "kvm", "tcg", NULL };
 static const char *const policy_names[] = { "round-robin", "least-outstanding", "p2c", NULL };
+static const char *const client_gone_names[] = { "finish", "abort", NULL };
 static const char *const health_names[] = { "tcp", "http", NULL };
 
 static const char *
@@ -110,6 +111,7 @@ enum field {
 	F_RESOURCES, F_CPUS, F_MEMORY,
 	F_HEALTH, F_HTTP, F_TCP, F_INTERVAL, F_TIMEOUT, F_RETRIES, F_START_PERIOD,
 	F_BALANCER, F_LISTEN, F_POLICY, F_MAX_INFLIGHT, F_QUEUE_LIMIT, F_QUEUE_TIMEOUT,
+	F_ON_CLIENT_GONE,
 	F_AUTOSCALE, F_MIN, F_MAX, F_TARGET_P95, F_TARGET_QUEUE, F_UP_WINDOW, F_DOWN_WINDOW,
 	F_COOLDOWN, F_UP_COOLDOWN, F_TOLERANCE, F_UTILISATION,
 	F_UPDATE, F_MAX_SURGE, F_MAX_UNAVAILABLE,
@@ -525,6 +527,8 @@ static const struct vd_ykey balancer_keys[] = {
 	  .off = SVC(balancer.queue_limit), .min = 0, .max = 1000000 },
 	{ .name = "queue_timeout", .field = F_QUEUE_TIMEOUT, .type = VD_YDURATION,
 	  .off = SVC(balancer.queue_timeout_ms), .min = 1 },
+	{ .name = "on_client_gone", .field = F_ON_CLIENT_GONE, .type = VD_YENUM,
+	  .off = SVC(balancer.on_client_gone), .arg = client_gone_names },
 };
 
 static const struct vd_ykey autoscale_keys[] = {

@@ -59,6 +59,33 @@ vd_net_wait(int fd, short events, int64_t deadline)
 	}
 }
 
+bool
+vd_net_is_listener(int fd, const struct sockaddr_storage *want)
+{
+	struct sockaddr_storage sa;
+	socklen_t len = sizeof(sa), ilen = sizeof(int);
+	int listening = 0, type = 0;
+	const struct sockaddr_in *a4 = (const struct sockaddr_in *)&sa, *w4;
+	const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&sa, *w6;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ilen) < 0 || !listening ||
+	    (ilen = sizeof(int), getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &ilen)) < 0 ||
+	    type != SOCK_STREAM || getsockname(fd, (struct sockaddr *)&sa, &len) < 0)
+		return false;
+	if (!want)
+		return sa.ss_family == AF_UNIX;
+	if (sa.ss_family != want->ss_family)
+		return false;
+	w4 = (const struct sockaddr_in *)want;
+	w6 = (const struct sockaddr_in6 *)want;
+	if (sa.ss_family == AF_INET)
+		return a4->sin_addr.s_addr == w4->sin_addr.s_addr &&
+		       (!w4->sin_port || a4->sin_port == w4->sin_port);
+	return sa.ss_family == AF_INET6 &&
+	       memcmp(&a6->sin6_addr, &w6->sin6_addr, sizeof(a6->sin6_addr)) == 0 &&
+	       (!w6->sin6_port || a6->sin6_port == w6->sin6_port);
+}
+
 int
 vd_net_free_port(void)
 {

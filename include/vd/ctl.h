@@ -1,6 +1,8 @@
 /*
  * A small HTTP/1.1 server on the event loop, for the controller's control
- * socket (a unix socket) and its Prometheus metrics listener (TCP).
+ * socket (a unix socket) and its Prometheus metrics listener (TCP). A
+ * controller that takes over from another serves the listening sockets it
+ * inherited (vd_ctl_adopt); the one it replaces detaches them.
  *
  * Requests are few and small: each is read whole (head and body, the body up
  * to 8 MiB) before the handler sees it, and a connection answers one request
@@ -50,8 +52,25 @@ struct vd_ctl *vd_ctl_listen_unix(struct vd_ev *ev, const char *path, vd_ctl_han
 struct vd_ctl *vd_ctl_listen_tcp(struct vd_ev *ev, const char *host, int port,
 				 vd_ctl_handler_fn fn, void *arg, struct vd_error *err);
 
+/* Serve FD, a listening socket inherited from the process this one
+ * replaces: the unix socket at PATH (freeing unlinks PATH while it is still
+ * that file), or with PATH NULL a TCP socket. FD is taken on success and
+ * stays the caller's on failure: NULL with err when it is not a listening
+ * socket of that kind or PATH is gone. */
+struct vd_ctl *vd_ctl_adopt(struct vd_ev *ev, int fd, const char *path, vd_ctl_handler_fn fn,
+			    void *arg, struct vd_error *err);
+
 /* The TCP port listened on; 0 for a unix socket. */
 int vd_ctl_port(const struct vd_ctl *ctl);
+
+/* The listening socket, to pass to a process that takes over; -1 after
+ * vd_ctl_detach(). */
+int vd_ctl_listen_fd(const struct vd_ctl *ctl);
+
+/* Stop accepting and close this process's fd of the listening socket, but
+ * leave the socket (its queue, its file) to the process it was passed to:
+ * vd_ctl_free() will not unlink it. Connections in progress go on. */
+void vd_ctl_detach(struct vd_ctl *ctl);
 
 /* Close the listener and every connection. Streams in progress are cut: their
  * on_gone is called before this returns, and their reqs are invalid after.
@@ -99,6 +118,11 @@ void vd_ctl_stream_begin(struct vd_ctl_req *req, const char *content_type,
 /* Append LEN bytes of DATA to a stream (copied). Does nothing once the stream
  * is cut (on_gone is coming). */
 void vd_ctl_stream_write(struct vd_ctl_req *req, const char *data, size_t len);
+
+/* Take the request's connection out of the server, from the handler: the
+ * caller owns the fd (non-blocking, the request read whole) and answers on
+ * it itself; req is invalid after. -1 outside the handler. */
+int vd_ctl_take(struct vd_ctl_req *req);
 
 /* End a stream: what was written is still sent, then the connection closes.
  * The req is invalid afterwards, and on_gone will not be called (not even

@@ -38,6 +38,9 @@
 #include "vd/ev.h"
 #include "vd/signals.h"
 
+/* A client gone while its request is on a replica (balancer.on_client_gone). */
+enum vd_lb_client_gone { VD_LB_GONE_FINISH, VD_LB_GONE_ABORT };
+
 /* How a request picks its replica (the manifest's balancer.policy). */
 enum vd_lb_policy { VD_LB_ROUND_ROBIN, VD_LB_LEAST_OUTSTANDING, VD_LB_P2C };
 
@@ -58,6 +61,15 @@ struct vd_lb_config {
 	int64_t signal_span_ms;        /* the longest window vd_lb_signals() reads; 0 = 60 s */
 	bool hold_when_empty;          /* no replica up: queue requests (bounded by the
 					  queue's limit and timeout), not answer 503 */
+	bool abort_on_client_gone;     /* a client gone while its request is on a replica:
+					  close that connection (false: let the replica
+					  finish, its answer dropped) */
+	int listen_fd;                 /* >= 0: serve this listening socket (one a
+					  controller inherited from the one it
+					  replaced) instead of making one; it must
+					  listen on listen_host:listen_port, else
+					  vd_lb_new fails and the fd stays the
+					  caller's; taken on success. -1 by default */
 };
 
 /* Fill cfg with the defaults (listen 127.0.0.1:8000, least-outstanding,
@@ -117,6 +129,10 @@ enum vd_lb_error_kind {
 	VD_LB_ERR_HEADER_TOO_BIG, /* 431 */
 	VD_LB_ERR_CLIENT_TIMEOUT, /* 408: a request head did not come in time (idle
 				     keep-alive clients are closed uncounted) */
+	VD_LB_ERR_CLIENT_GONE,    /* the client left while its request waited in the
+				     queue (never sent) or was on a replica */
+	VD_LB_ERR_REFUSED_EARLY,  /* 503 with Retry-After: the wait it could expect
+				     was longer than queue_timeout */
 	VD_LB_ERR_KINDS
 };
 
@@ -152,6 +168,10 @@ struct vd_lb_stats {
 	size_t nreplicas;
 	struct vd_lb_replica_stats *replicas; /* free() */
 	uint64_t connections; /* client connections open now */
+	int64_t patience_ms;  /* the median wait after which clients left, over the
+				 last minute (10 at least); 0 = not known. While
+				 known, requests wait at most 0.9 of it less the
+				 service time (or queue_timeout when shorter) */
 };
 
 /* A snapshot of the numbers; out->replicas is the caller's to free(). -1,
@@ -175,5 +195,15 @@ void vd_lb_on_waiting(struct vd_lb *lb, void (*fn)(void *arg), void *arg);
 
 /* An error kind's name as the stats line prints it ("queue_full"), or "?". */
 const char *vd_lb_error_name(enum vd_lb_error_kind k);
+
+/* The listening socket, to pass to a process that takes over (it serves it
+ * with listen_fd); -1 once stopping. */
+int vd_lb_listen_fd(const struct vd_lb *lb);
+
+/* Stop accepting without emptying the listening socket's queue: the
+ * listener leaves the loop and this process's fd of it is closed, so the
+ * connections waiting in the kernel's queue stay for the process the
+ * socket was passed to. Then vd_lb_shutdown() for the rest. */
+void vd_lb_detach_listener(struct vd_lb *lb);
 
 #endif

@@ -75,6 +75,7 @@ struct vd_service {
 		int max_inflight; /* per replica; 0 = no limit */
 		int queue_limit;
 		int64_t queue_timeout_ms;
+		enum vd_lb_client_gone on_client_gone;
 	} balancer;
 	struct {
 		bool enabled;

@@ -1034,6 +1034,60 @@ test_restart(void **state)
 	t->done = true;
 }
 
+/* 5b. A controller started with --takeover while one runs takes over its
+ * lock and listening sockets (vdctl-controller(8), RESTARTS AND UPGRADES):
+ * under load, not a connection refused and not a request failed; the old
+ * one exits 0, and the new one answers status with the same replicas
+ * healthy, none restarted. */
+static void
+test_takeover(void **state)
+{
+	struct tctx *t = *state;
+	char *argv[] = { G.bin, (char *)"--state-dir", t->dir, (char *)"controller",
+			 (char *)"--takeover", NULL };
+	char ids[3][80];
+	struct vt_proc load;
+	pid_t old;
+	double t0;
+	bool reaped = false;
+	int st = 0;
+	json_t *s;
+
+	bring_up(t, &web3, NULL);
+	for (int i = 0; i < 3; i++)
+		replica_field(t, i, "id", ids[i], sizeof(ids[i]));
+	load_start(t, &load);
+	sleep_ms(2000);
+	old = t->ctl;
+	t0 = now_s();
+	t->ctl = spawn_logged(argv, t->log, false);
+	assert_true(t->ctl > 0);
+	for (int i = 0; i < STOP_S * 20 && !reaped; i++)
+		if (!(reaped = waitpid(old, &st, WNOHANG) == old))
+			sleep_ms(50);
+	if (!reaped) {
+		kill(old, SIGKILL);
+		waitpid(old, NULL, 0);
+		fail_msg("the old controller still runs %d s after the new one started", STOP_S);
+	}
+	printf("# the old controller exited %.2fs after the new one started\n", now_s() - t0);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	assert_int_equal(waitpid(t->ctl, &st, WNOHANG), 0); /* the new one runs */
+	assert_int_equal(load_check(t, &load, NULL), 0);
+
+	s = wait_ready(t, 3, WAIT_S);
+	for (int i = 0; i < 3; i++) {
+		json_t *r = replica_of(service_of(s, t->svc), i);
+
+		assert_string_equal(str(r, "id"), ids[i]);
+		assert_int_equal(num(r, "restarts"), 0);
+	}
+	json_decref(s);
+	assert_int_equal(get(t->port, "/ping", NULL), 200);
+	t->done = true;
+}
+
 /* 6. A replica that always crashes (svc exits 2 on an unknown flag) is
  * replaced with a growing back-off, 1 s, 2 s, 4 s..., not in a tight loop;
  * status shows the back-off left. */
@@ -1265,6 +1319,79 @@ test_autoscale_node_full(void **state)
 	t->done = true;
 }
 
+/* 19. A spike past what the replica serves, with clients that give up after
+ * 3 s: the balancer sees each one leave and drops its request when it is
+ * still queued; once ten have left it knows their patience, and from then
+ * on refuses at once (503) what would wait past it less the service time,
+ * or answers 504 then. One replica, 2 workers, 500 ms a request (4 a
+ * second); 12 a second for 10 s. Without this the replica would serve every
+ * request sent, most to clients long gone. */
+static void
+test_overload_clients_leave(void **state)
+{
+	static const struct spec one = {
+		.replicas = 1, .command = AS_CMD, .start_period = "5s", .balancer = true,
+		.balancer_opts = ", max_inflight: 2, queue_timeout: 30s",
+		.interval = "10m", /* no health check counts at the replica meanwhile */
+	};
+	struct tctx *t = *state;
+	struct vt_proc load;
+	struct vt_result r;
+	char results[128], *text, *body = NULL;
+	json_t *res, *sum, *st, *b, *errs;
+	long long before, after, ok, sent, timeouts, served, gone, early, late, patience;
+
+	bring_up(t, &one, NULL);
+	assert_int_equal(get(t->port, "/info", &body), 200);
+	before = json_integer_value(json_object_get(res = json_loads(body, 0, NULL), "requests"));
+	json_decref(res);
+	free(body);
+	load_start_profile(t, &load,
+			   "model: open\narrivals: constant\ntimeout: 3s\nphases:\n"
+			   "  - {duration: 10s, arrival_rate: 12}\n"
+			   "requests:\n  - {name: t, method: GET, path: \"/timeout?ms=500\"}\n");
+	vt_finish(&load, 60, &r);
+	assert_exit(&r, 0);
+	vt_result_clear(&r);
+	sleep_ms(1500); /* what is on the replica finishes */
+	body = NULL;
+	assert_int_equal(get(t->port, "/info", &body), 200);
+	after = json_integer_value(json_object_get(res = json_loads(body, 0, NULL), "requests"));
+	json_decref(res);
+	free(body);
+
+	snprintf(results, sizeof(results), "%s/res.json", t->dir);
+	text = vt_read_text(results);
+	assert_non_null(text);
+	res = json_loads(text, 0, NULL);
+	free(text);
+	sum = json_object_get(res, "summary");
+	sent = num(sum, "requests");
+	ok = num(json_object_get(sum, "codes"), "200");
+	timeouts = num(json_object_get(sum, "errors"), "ETIMEDOUT");
+	json_decref(res);
+	served = after - before - 1; /* the second /info counts itself */
+	st = status_json(t);
+	t->last = st;
+	b = json_object_get(service_of(st, t->svc), "balancer");
+	errs = json_object_get(b, "errors");
+	gone = num(errs, "client_gone");
+	early = num(errs, "refused_early");
+	late = num(errs, "queue_timeout");
+	patience = num(b, "client_patience_ms");
+	printf("# sent %lld, received %lld, gave up %lld; the replica served %lld; the balancer "
+	       "saw %lld leave, refused %lld early, %lld late; patience %lld ms\n",
+	       sent, ok, timeouts, served, gone, early, late, patience);
+	assert_true(timeouts > 0);        /* the spike did overload it */
+	assert_true(gone >= timeouts - 2); /* each one that left was seen leave */
+	assert_true(patience >= 2500 && patience <= 6000);
+	assert_true(early + late > 0);
+	assert_true(served >= ok);
+	assert_true(served <= sent / 2);
+	assert_true(served - ok <= sent / 4);
+	t->done = true;
+}
+
 /* The body of /metrics on port *arg has the lines of test 8. */
 static bool
 metrics_pred(struct tctx *t, json_t *st, const void *arg)
@@ -1336,6 +1463,9 @@ test_metrics(void **state)
 	assert_int_equal(get(port, "/metrics", &body), 200);
 	check_exposition(body);
 	snprintf(want, sizeof(want), "vdctl_response_seconds_count{service=\"%s\"} ", t->svc);
+	assert_has(body, want);
+	snprintf(want, sizeof(want),
+		 "vdctl_balancer_errors_total{service=\"%s\",kind=\"client_gone\"} 0\n", t->svc);
 	assert_has(body, want);
 	snprintf(want, sizeof(want), "vdctl_response_seconds_sum{service=\"%s\"} ", t->svc);
 	assert_has(body, want);
@@ -1539,6 +1669,7 @@ main(void)
 		T(test_kill_under_load, "kill"),
 		T(test_oom, "oom"),
 		T(test_restart, "restart"),
+		T(test_takeover, "takeover"),
 		T(test_crash_backoff, "crash"),
 		T(test_scale, "scale"),
 		T(test_metrics, "metrics"),
@@ -1550,6 +1681,7 @@ main(void)
 		T(test_autoscale_step, "asstep"),
 		T(test_autoscale_zero, "aszero"),
 		T(test_autoscale_node_full, "asfull"),
+		T(test_overload_clients_leave, "spike"),
 		T(test_dockerd_restart, "dockerd"), /* a dockerd of its own */
 	};
 

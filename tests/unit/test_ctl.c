@@ -221,6 +221,15 @@ handler(void *arg, struct vd_ctl_req *req)
 		vd_ctl_free(fx.ctl);
 		fx.ctl = NULL;
 		fx.freed = true;
+	} else if (strcmp(path, "/take") == 0) {
+		/* the connection taken out of the server, answered on its fd */
+		static const char ans[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
+					  "Connection: close\r\n\r\ntaken";
+		int fd = vd_ctl_take(req);
+
+		assert_true(fd >= 0);
+		assert_int_equal(write(fd, ans, sizeof(ans) - 1), sizeof(ans) - 1);
+		close(fd);
 	} else if (strcmp(path, "/silent") == 0) {
 		/* no answer: the server's 500 */
 	} else {
@@ -915,6 +924,74 @@ test_tcp(void **state)
 	assert_int_equal(err.code, VD_EXIT_INPUT);
 }
 
+/* A request on a connection made before the server adopted its listener. */
+struct queued_arg {
+	struct vt_conn *c;
+	struct vt_resp r;
+};
+
+static void *
+queued_client(void *arg)
+{
+	struct queued_arg *a = arg;
+
+	vt_request(a->c, "GET", "/json", NULL, NULL, 0, &a->r);
+	return NULL;
+}
+
+/* A listener handed to another server, as a controller that takes over
+ * gets it: the old server detaches (a connection made meanwhile waits in
+ * the queue; the socket file stays when it is freed), the new one adopts it
+ * and answers that connection, and unlinks the file when it goes. Not a
+ * listening socket: refused, the fd left alone. A connection taken out of
+ * the server is answered on its own fd. */
+static void
+test_adopt(void **state)
+{
+	struct vd_error err = VD_ERROR_INIT;
+	struct queued_arg q = { calloc(1, sizeof(struct vt_conn)), { 0 } };
+	struct raw_arg t = { .raw = "GET /take HTTP/1.1\r\nHost: x\r\n\r\n" };
+	struct vd_ctl *old;
+	struct stat st;
+	int fd, plain;
+
+	(void)state;
+	listen_unix();
+	old = fx.ctl;
+	fd = dup(vd_ctl_listen_fd(old)); /* what SCM_RIGHTS gives the other process */
+	assert_true(fd >= 0);
+	vd_ctl_detach(old);
+	assert_int_equal(vd_ctl_listen_fd(old), -1);
+	assert_non_null(q.c);
+	assert_int_equal(vt_conn_unix(q.c, fx.sock), 0);
+	vd_ctl_free(old);
+	fx.ctl = NULL;
+	assert_int_equal(stat(fx.sock, &st), 0);
+
+	plain = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_null(vd_ctl_adopt(fx.ev, plain, fx.sock, handler, &fx, &err));
+	assert_non_null(strstr(err.msg, "not a listening unix socket"));
+	assert_true(fcntl(plain, F_GETFD) >= 0); /* still open */
+	close(plain);
+	fx.ctl = vd_ctl_adopt(fx.ev, fd, fx.sock, handler, &fx, &err);
+	if (!fx.ctl)
+		fail_msg("vd_ctl_adopt: %s", err.msg);
+	run_clients(1, queued_client, &q, sizeof(q), NULL);
+	assert_int_equal(q.r.status, 200);
+	vt_resp_clear(&q.r);
+	vt_conn_close(q.c);
+	free(q.c);
+
+	run_clients(1, raw_client, &t, sizeof(t), NULL);
+	assert_int_equal(t.r.status, 200);
+	assert_string_equal(t.r.body, "taken");
+	vt_resp_clear(&t.r);
+
+	vd_ctl_free(fx.ctl);
+	fx.ctl = NULL;
+	assert_int_equal(stat(fx.sock, &st), -1);
+}
+
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 
 int
@@ -935,6 +1012,7 @@ main(void)
 		T(test_free_in_handler),
 		T(test_tcp),
 		T(test_head_timeout),
+		T(test_adopt),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -853,9 +853,11 @@ struct q_arg {
 	int port;
 	int i;            /* send turn */
 	const char *path;
-	int status;
+	int leave_ms;     /* > 0: close this long after sending, reading nothing */
+	int status;       /* -2: left */
 	long long started; /* at the backend */
 	char body[64];
+	bool retry_after; /* the answer had a Retry-After header */
 };
 
 static void *
@@ -872,9 +874,14 @@ q_client(void *arg)
 	a->status = open && vt_conn_sendstr(c, req) == 0 ? 0 : -1;
 	sleep_ms(30);
 	turn_pass();
+	if (a->status == 0 && a->leave_ms > 0) {
+		sleep_ms(a->leave_ms);
+		a->status = -2;
+	}
 	if (a->status == 0)
 		a->status = vt_read_response(c, &r, false);
 	a->started = json_num(r.body, "started_us");
+	a->retry_after = strstr(r.head, "\r\nRetry-After: ") != NULL;
 	if (r.body)
 		snprintf(a->body, sizeof(a->body), "%s", r.body);
 	vt_resp_clear(&r);
@@ -884,14 +891,20 @@ q_client(void *arg)
 }
 
 static void
-q_run(struct q_arg *a, int n)
+q_run_grace(struct q_arg *a, int n, int64_t grace_ms)
 {
 	turns.next = 0;
 	for (int i = 0; i < n; i++) {
 		a[i].port = lb_port();
 		a[i].i = i;
 	}
-	run_clients(n, q_client, a, sizeof(*a), 0);
+	run_clients(n, q_client, a, sizeof(*a), grace_ms);
+}
+
+static void
+q_run(struct q_arg *a, int n)
+{
+	q_run_grace(a, n, 0);
 }
 
 /* One replica taking one request at a time: the rest wait in the queue and
@@ -990,6 +1003,185 @@ test_queue_timeout(void **state)
 	assert_true(s.wait10.count >= 1);
 	assert_true(s.wait10.max >= 100000);
 	assert_int_equal(s.responses[5], 1);
+	free(s.replicas);
+}
+
+/* A client that leaves while its request waits in the queue: the request is
+ * dropped, never sent (the backend counts what it receives), and counted as
+ * client_gone, not as a response. */
+static void
+test_client_gone_queued(void **state)
+{
+	struct vd_lb_config cfg;
+	struct q_arg a[3] = { { .path = "/timeout?ms=600" },
+			      { .path = "/timeout?ms=10", .leave_ms = 100 },
+			      { .path = "/timeout?ms=10" } };
+	struct backend *b;
+	struct vd_lb_stats s;
+	long long n0, n1;
+
+	(void)state;
+	b = start(0, "a", "sync", 1);
+	vd_lb_config_default(&cfg);
+	cfg.max_inflight = 1;
+	balancer(&cfg);
+	n0 = backend_requests(b);
+	q_run(a, 3);
+	n1 = backend_requests(b);
+
+	assert_int_equal(a[0].status, 200);
+	assert_int_equal(a[1].status, -2);
+	assert_int_equal(a[2].status, 200);
+	assert_int_equal(n1 - n0, 3); /* a[0], a[2] and the second /info: not a[1] */
+	s = stats();
+	assert_int_equal(s.errors[VD_LB_ERR_CLIENT_GONE], 1);
+	assert_int_equal(s.responses[2], 2);
+	assert_int_equal(s.relayed, 2);
+	assert_int_equal(s.queued, 0);
+	free(s.replicas);
+}
+
+static int gone_inflight = -1; /* requests on replicas 700 ms into the run */
+
+static int64_t
+gone_sample(struct vd_ev *ev, void *arg)
+{
+	struct vd_lb_stats s = stats();
+
+	(void)ev;
+	(void)arg;
+	gone_inflight = s.inflight;
+	free(s.replicas);
+	return -1;
+}
+
+/* A client that leaves while its request is on a replica: by default the
+ * replica finishes it (its slot held until then) and the answer is dropped;
+ * with abort_on_client_gone its connection is closed at once, the slot
+ * freed. Neither counts as a response. */
+static void
+client_gone_inflight(bool abort)
+{
+	struct vd_lb_config cfg;
+	struct q_arg a[1] = { { .path = "/timeout?ms=1500", .leave_ms = 200 } };
+	struct q_arg after[1] = { { .path = "/ping" } };
+	struct vd_lb_stats s;
+
+	start(0, "a", "sync", 2);
+	vd_lb_config_default(&cfg);
+	cfg.max_inflight = 1;
+	cfg.abort_on_client_gone = abort;
+	balancer(&cfg);
+	gone_inflight = -1;
+	vd_ev_timer(fx.ev, 700, gone_sample, NULL);
+	q_run_grace(a, 1, 1800); /* past the replica's 1.5 s */
+	assert_int_equal(a[0].status, -2);
+	assert_int_equal(gone_inflight, abort ? 0 : 1);
+	s = stats();
+	assert_int_equal(s.errors[VD_LB_ERR_CLIENT_GONE], 1);
+	assert_int_equal(s.responses[2], 0);
+	assert_int_equal(s.relayed, 0);
+	assert_int_equal(s.inflight, 0);
+	assert_int_equal(s.total10.count, 0); /* no latency for nobody */
+	free(s.replicas);
+	/* and the balancer goes on */
+	q_run(after, 1);
+	assert_int_equal(after[0].status, 200);
+}
+
+static void
+test_client_gone_inflight(void **state)
+{
+	(void)state;
+	client_gone_inflight(false);
+}
+
+static void
+test_client_gone_abort(void **state)
+{
+	(void)state;
+	client_gone_inflight(true);
+}
+
+/* A request that could expect to wait past queue_timeout (those ahead of
+ * it, itself included, x the recent service time / the replicas' slots) is
+ * answered 503 with Retry-After at once; those that could not are queued
+ * and served. 400 ms a request, one at a time, 2.2 s: the 6th to queue
+ * would wait 2.4 s. */
+static void
+test_refused_early(void **state)
+{
+	struct vd_lb_config cfg;
+	struct q_arg warm[1] = { { .path = "/timeout?ms=400" } };
+	struct q_arg a[8] = { 0 };
+	struct vd_lb_stats s;
+
+	(void)state;
+	start(0, "a", "sync", 1);
+	vd_lb_config_default(&cfg);
+	cfg.max_inflight = 1;
+	cfg.queue_timeout_ms = 2200;
+	balancer(&cfg);
+	q_run(warm, 1); /* a service time to go by */
+	assert_int_equal(warm[0].status, 200);
+	for (int i = 0; i < 8; i++)
+		a[i].path = "/timeout?ms=400";
+	q_run(a, 8);
+
+	for (int i = 0; i < 6; i++) /* one on the replica, five queued */
+		assert_int_equal(a[i].status, 200);
+	for (int i = 6; i < 8; i++) {
+		assert_int_equal(a[i].status, 503);
+		assert_true(a[i].retry_after);
+		assert_string_equal(a[i].body, "service unavailable\n");
+	}
+	s = stats();
+	assert_int_equal(s.errors[VD_LB_ERR_REFUSED_EARLY], 2);
+	assert_int_equal(s.errors[VD_LB_ERR_QUEUE_TIMEOUT], 0);
+	assert_int_equal(s.responses[2], 7);
+	assert_int_equal(s.responses[5], 2);
+	free(s.replicas);
+}
+
+/* Clients that leave teach the balancer their patience (the median wait
+ * after which 10 or more left in the last minute): from then on a request
+ * waits at most that less the service time, and one that could expect to
+ * wait longer is refused at once. 300 ms a request, one at a time; twelve
+ * clients leave after 400 ms; then a request that would wait 300 ms (past
+ * 400 - 300) is refused early. */
+static void
+test_patience(void **state)
+{
+	struct vd_lb_config cfg;
+	struct q_arg warm[1] = { { .path = "/timeout?ms=300" } };
+	struct q_arg leave[7] = { 0 }, after[3] = { 0 };
+	struct vd_lb_stats s;
+
+	(void)state;
+	start(0, "a", "sync", 1);
+	vd_lb_config_default(&cfg);
+	cfg.max_inflight = 1;
+	balancer(&cfg);
+	q_run(warm, 1);
+	for (int round = 0; round < 2; round++) { /* six leave each time */
+		for (int i = 0; i < 7; i++)
+			leave[i] = (struct q_arg){ .path = "/timeout?ms=300", .leave_ms = 400 };
+		q_run_grace(leave, 7, 500); /* the replica is done with those it took */
+	}
+	s = stats();
+	assert_true(s.errors[VD_LB_ERR_CLIENT_GONE] >= 10);
+	assert_true(s.patience_ms >= 400 && s.patience_ms < 5000);
+	free(s.replicas);
+	for (int i = 0; i < 3; i++)
+		after[i].path = "/timeout?ms=300";
+	q_run(after, 3);
+	assert_int_equal(after[0].status, 200);
+	for (int i = 1; i < 3; i++) {
+		assert_int_equal(after[i].status, 503);
+		assert_true(after[i].retry_after);
+	}
+	s = stats();
+	assert_int_equal(s.errors[VD_LB_ERR_REFUSED_EARLY], 2);
 	free(s.replicas);
 }
 
@@ -2117,6 +2309,72 @@ test_stop_then_free(void **state)
 	assert_int_equal(a.status, -1); /* cut by the free, not answered */
 }
 
+/* A request on a connection made while no balancer accepted. */
+struct passed_arg {
+	struct vt_conn *c;
+	struct vt_resp r;
+};
+
+static void *
+passed_client(void *arg)
+{
+	struct passed_arg *a = arg;
+
+	vt_request(a->c, "GET", "/ping", NULL, NULL, 0, &a->r);
+	return NULL;
+}
+
+/* A listener passed on, as a controller that takes over gets it: the first
+ * balancer detaches it and stops (a connection made meanwhile waits in the
+ * queue, neither taken nor reset); a second one serves the same socket
+ * (listen_fd) and answers that connection. A socket that does not listen on
+ * the configured address is refused and left open. */
+static void
+test_listener_passed(void **state)
+{
+	struct vd_error err = VD_ERROR_INIT;
+	struct passed_arg a = { calloc(1, sizeof(struct vt_conn)), { 0 } };
+	struct vd_lb_config cfg;
+	struct vd_lb *old;
+	int fd, port;
+
+	(void)state;
+	start(0, "a", "async", 1);
+	balancer(NULL);
+	old = fx.lb;
+	port = vd_lb_port(old);
+	fd = dup(vd_lb_listen_fd(old)); /* what SCM_RIGHTS gives the other process */
+	assert_true(fd >= 0);
+	vd_lb_detach_listener(old);
+	assert_int_equal(vd_lb_listen_fd(old), -1);
+	assert_non_null(a.c);
+	assert_int_equal(vt_conn_tcp(a.c, port), 0);
+	vd_lb_shutdown(old, 0);
+	assert_int_equal(vd_lb_clients(old), 0);
+	vd_lb_free(old);
+	fx.lb = NULL;
+
+	vd_lb_config_default(&cfg);
+	cfg.listen_host = "127.0.0.2";
+	cfg.listen_port = port;
+	cfg.listen_fd = fd;
+	assert_null(vd_lb_new(fx.ev, &cfg, &err));
+	assert_non_null(strstr(err.msg, "does not listen on 127.0.0.2"));
+	assert_true(fcntl(fd, F_GETFD) >= 0); /* still open */
+	cfg.listen_host = "127.0.0.1";
+	fx.lb = vd_lb_new(fx.ev, &cfg, &err);
+	if (!fx.lb)
+		fail_msg("vd_lb_new: %s", err.msg);
+	assert_int_equal(vd_lb_port(fx.lb), port);
+	if (vd_lb_add_replica(fx.lb, "a", "127.0.0.1", fx.be[0].port, &err) < 0)
+		fail_msg("vd_lb_add_replica: %s", err.msg);
+	run_clients(1, passed_client, &a, sizeof(a), 0);
+	assert_int_equal(a.r.status, 200);
+	vt_resp_clear(&a.r);
+	vt_conn_close(a.c);
+	free(a.c);
+}
+
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 
 int
@@ -2130,6 +2388,11 @@ main(void)
 		T(test_queue_fifo),
 		T(test_queue_full),
 		T(test_queue_timeout),
+		T(test_client_gone_queued),
+		T(test_client_gone_inflight),
+		T(test_client_gone_abort),
+		T(test_refused_early),
+		T(test_patience),
 		T(test_backend_killed),
 		T(test_ejected_comes_back),
 		T(test_add_and_drain),
@@ -2147,6 +2410,7 @@ main(void)
 		T(test_stop_head_begun),
 		T(test_stop_body_streams),
 		T(test_stop_then_free),
+		T(test_listener_passed),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

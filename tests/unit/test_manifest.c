@@ -219,7 +219,8 @@ test_section_defaults(void **state)
 	got = vd_manifest_to_json(m);
 	want = json_loads(
 		"{\"listen\": \"[::1]:8000\", \"policy\": \"least-outstanding\","
-		" \"max_inflight\": 0, \"queue_limit\": 1000, \"queue_timeout_ms\": 60000}", 0,
+		" \"max_inflight\": 0, \"queue_limit\": 1000, \"queue_timeout_ms\": 60000,"
+		" \"on_client_gone\": \"finish\"}", 0,
 		NULL);
 	assert_true(json_equal(json_object_get(json_array_get(got, 0), "balancer"), want));
 	json_decref(want);
@@ -345,8 +346,10 @@ test_reference_manifest(void **state)
 		"accel", "command", "env", "port", "replicas", "resources", "cpus", "memory",
 		"health", "http", "tcp", "interval", "timeout", "retries", "start_period",
 		"balancer", "listen", "policy", "max_inflight", "queue_limit", "queue_timeout",
+		"on_client_gone",
 		"autoscale", "min", "max", "target_p95", "target_queue", "up_window",
-		"down_window", "cooldown", "up_cooldown", "tolerance", "utilisation", "update", "max_surge", "max_unavailable",
+		"down_window", "cooldown", "up_cooldown", "tolerance", "utilisation", "update",
+		"max_surge", "max_unavailable",
 	};
 	struct vd_error err = VD_ERROR_INIT;
 	struct vd_diags diags = VD_DIAGS_INIT;
@@ -416,9 +419,9 @@ assert_same_service(const struct vd_service *a, const struct vd_service *b)
 {
 	/* A new field changes these sizes: compare it below, and give it a key in
 	 * the table of orchestrator/manifest.c, which both reads and writes it. */
-	_Static_assert(sizeof(struct vd_service) == 304, "compare every field");
+	_Static_assert(sizeof(struct vd_service) == 312, "compare every field");
 	_Static_assert(sizeof(a->vm) == 40 && sizeof(a->health) == 48 &&
-			       sizeof(a->balancer) == 40 && sizeof(a->autoscale) == 80 &&
+			       sizeof(a->balancer) == 48 && sizeof(a->autoscale) == 80 &&
 			       sizeof(a->update) == 8,
 		       "compare every field");
 
@@ -449,6 +452,7 @@ assert_same_service(const struct vd_service *a, const struct vd_service *b)
 	SAME(balancer.max_inflight);
 	SAME(balancer.queue_limit);
 	SAME(balancer.queue_timeout_ms);
+	SAME(balancer.on_client_gone);
 	SAME(autoscale.enabled);
 	SAME(autoscale.min);
 	SAME(autoscale.max);
