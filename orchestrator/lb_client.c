@@ -563,8 +563,9 @@ lb_forward(struct client *c)
 	}
 	vd_ev_set(lb->ev, &up->h, EPOLLIN);
 	if (c->msg_done) {
-		/* pipelined requests wait their turn; the client leaving is seen */
-		vd_ev_set(lb->ev, &c->h, EPOLLRDHUP);
+		/* a pipelined request waits its turn (client_io); no syscall when
+		 * the mask is CLIENT_WATCH already, as it is but after a wait */
+		vd_ev_set(lb->ev, &c->h, CLIENT_WATCH);
 		return;
 	}
 	/* more body to come: make room by dropping what went out */
@@ -573,7 +574,7 @@ lb_forward(struct client *c)
 		c->len = c->parsed = c->sent = 0;
 		c->head_len = 0;
 	}
-	vd_ev_set(lb->ev, &c->h, EPOLLIN);
+	vd_ev_set(lb->ev, &c->h, CLIENT_WATCH);
 }
 
 /* Put the request on replica r. */
@@ -697,9 +698,9 @@ lb_client_next(struct client *c, int64_t now_ms)
 	c->t_activity_ms = now_ms;
 	c->t_head_us = vd_ev_now_us(lb->ev); /* the next head's clock */
 	buf_release(c);
-	vd_ev_set(lb->ev, &c->h, EPOLLIN);
+	vd_ev_set(lb->ev, &c->h, CLIENT_WATCH);
 	if (rest && parse_request(c) && c->state == C_HEAD)
-		vd_ev_set(lb->ev, &c->h, EPOLLIN);
+		vd_ev_set(lb->ev, &c->h, CLIENT_WATCH);
 }
 
 static void
@@ -785,6 +786,12 @@ client_io(struct vd_ev *ev, struct vd_ev_handle *h, uint32_t events)
 		client_gone(c);
 		return;
 	}
+	if ((events & EPOLLIN) && c->state == C_UPSTREAM && c->msg_done) {
+		/* the next request, pipelined, while this one is on a replica: it
+		 * waits in the socket; only the client leaving is watched */
+		vd_ev_set(c->lb->ev, &c->h, EPOLLRDHUP);
+		return;
+	}
 	if (c->state == C_CLOSING) {
 		answer_flush(c);
 		return;
@@ -826,7 +833,7 @@ lb_accept_one(struct vd_lb *lb)
 	else
 		inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, c->ip, sizeof(c->ip));
 	reset_request(c);
-	if (vd_ev_add(lb->ev, &c->h, EPOLLIN) < 0) {
+	if (vd_ev_add(lb->ev, &c->h, CLIENT_WATCH) < 0) {
 		close(fd);
 		free(c);
 		return true;

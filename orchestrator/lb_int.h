@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -38,6 +39,10 @@
 #define UP_BUF 16384         /* an upstream connection's relay buffer */
 #define FREE_BUFS 256        /* client buffers kept for reuse */
 #define MAX_SKIP 8           /* hop-by-hop header lines left out */
+/* What a client's connection is watched for while it is not writing an
+ * answer: a request (or its body), and its leaving. The same mask from one
+ * request to the next, so that keep-alive costs no epoll_ctl per request. */
+#define CLIENT_WATCH (EPOLLIN | EPOLLRDHUP)
 #define PATIENCE_RING 64     /* clients' leavings kept to learn their patience */
 #define PATIENCE_MIN 10      /* ... and how many in the last minute make it known */
 

@@ -233,7 +233,7 @@ lb_relay(struct upstream *up)
 		return;
 	}
 	vd_ev_set(lb->ev, &up->h, EPOLLIN);
-	vd_ev_set(lb->ev, &c->h, c->gone ? 0 : c->msg_done ? EPOLLRDHUP : EPOLLIN);
+	vd_ev_set(lb->ev, &c->h, c->gone ? 0 : CLIENT_WATCH);
 }
 
 /* The replica failed this request before answering: try another one. */
